@@ -1,0 +1,432 @@
+//! The HTTP probe: one fresh connection per request, hyper's HTTP/1.1 client over a stream we
+//! dial ourselves so that every phase is timed, redirects followed by hand (each hop a fresh,
+//! timed connection), and the body read against a hard size limit.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::Method;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::expect::{HttpExpect, Response};
+use crate::net::{self, Failure, IpFamily};
+use crate::outcome::{Facts, Outcome, Phases, Reason};
+use crate::timing::TimedIo;
+use crate::tls::{self, TlsClient};
+
+/// Largest response head (status line and headers) we accept: endless headers are an attack.
+const MAX_HEAD: usize = 64 * 1024;
+/// Largest proxy CONNECT answer we read.
+const MAX_CONNECT_HEAD: usize = 16 * 1024;
+
+/// One request, before redirects.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub url: Url,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+}
+
+/// How requests travel: shared by the HTTP probe and each step of a flow.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    pub follow_redirects: bool,
+    pub max_redirects: u32,
+    pub max_body: u64,
+    pub ip: IpFamily,
+    pub proxy: Option<Url>,
+    pub tls: TlsClient,
+    /// Overrides SNI and the name the certificate is checked against.
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+    /// For https: the effective certificate expiry must be this many days away (`cert_min_days`).
+    pub cert_min_days: Option<f64>,
+}
+
+/// A `kind = "http"` probe.
+#[derive(Debug, Clone)]
+pub struct HttpSpec {
+    pub request: Request,
+    pub transport: Transport,
+    pub timeout: Duration,
+    pub expect: HttpExpect,
+}
+
+/// Run one HTTP probe. `scheduled` is when the run was due: a late start counts as latency, and
+/// the timeout (DNS included) runs from there.
+pub async fn run_http(spec: &HttpSpec, scheduled: Instant) -> Outcome {
+    let mut phases = Phases::default();
+    let mut facts = Facts::default();
+    let mut addr = None;
+    let deadline = scheduled + spec.timeout;
+    let result = tokio::time::timeout_at(deadline, async {
+        let resp = exchange(&spec.request, &spec.transport, &mut phases, &mut facts, &mut addr).await?;
+        spec.expect.evaluate(&resp, &mut facts)?;
+        let took = scheduled.elapsed();
+        if let Some(limit) = spec.expect.latency_under {
+            if took > limit {
+                return Err(Failure::new(
+                    Reason::Latency,
+                    format!("took {}, expected under {}", ms(took), ms(limit)),
+                ));
+            }
+        }
+        Ok(format!("status {}", resp.status))
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(Failure::new(
+            Reason::Timeout,
+            format!("no complete answer within {}", ms(spec.timeout)),
+        ))
+    });
+    let result = match addr {
+        Some(a) => result
+            .map(|e| format!("{e} from {a}"))
+            .map_err(|f| Failure::new(f.reason, format!("{}; address {a}", f.evidence))),
+        None => result,
+    };
+    crate::finish(scheduled, phases, facts, result)
+}
+
+pub(crate) fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 1000.0 {
+        format!("{:.2}s", ms / 1000.0)
+    } else {
+        format!("{ms:.1}ms")
+    }
+}
+
+/// Send `req`, follow redirects, read the final body. Phases and facts accumulate as we go, so a
+/// timeout still reports what was reached.
+pub(crate) async fn exchange(
+    req: &Request,
+    transport: &Transport,
+    phases: &mut Phases,
+    facts: &mut Facts,
+    addr: &mut Option<SocketAddr>,
+) -> Result<Response, Failure> {
+    let mut url = req.url.clone();
+    let mut method = req.method.clone();
+    let mut body = req.body.clone();
+    let mut headers = req.headers.clone();
+    facts.redirects = 0;
+    loop {
+        let resp = one_hop(&url, &method, &headers, body.clone(), transport, phases, facts, addr).await?;
+        let status = resp.status;
+        facts.status = Some(status);
+        let location = resp
+            .headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+        let (true, true, Some(location)) = (transport.follow_redirects, is_redirect, location) else {
+            return Ok(resp);
+        };
+        if facts.redirects >= transport.max_redirects {
+            return Err(Failure::new(
+                Reason::RedirectLimit,
+                format!(
+                    "more than {} redirects; last: {status} to {location}",
+                    transport.max_redirects
+                ),
+            ));
+        }
+        let next = url.join(&location).map_err(|e| {
+            Failure::new(Reason::Protocol, format!("redirect to invalid location {location:?}: {e}"))
+        })?;
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(Failure::new(
+                Reason::Protocol,
+                format!("redirect to unsupported scheme {:?}", next.scheme()),
+            ));
+        }
+        facts.redirects += 1;
+        // As browsers do: 303, and 301/302 after a POST, become a GET without a body.
+        if status == 303 || (matches!(status, 301 | 302) && method == Method::POST) {
+            method = Method::GET;
+            body = None;
+            headers.remove(header::CONTENT_TYPE);
+        }
+        // Credentials stay with the origin they were meant for.
+        if next.host_str() != url.host_str() || next.port_or_known_default() != url.port_or_known_default() {
+            headers.remove(header::AUTHORIZATION);
+            headers.remove(header::COOKIE);
+            headers.remove(header::PROXY_AUTHORIZATION);
+        }
+        url = next;
+    }
+}
+
+/// Either side of the TLS fork, as one stream type.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+#[allow(clippy::too_many_arguments)]
+async fn one_hop(
+    url: &Url,
+    method: &Method,
+    headers: &HeaderMap,
+    body: Option<Bytes>,
+    transport: &Transport,
+    phases: &mut Phases,
+    facts: &mut Facts,
+    addr_out: &mut Option<SocketAddr>,
+) -> Result<Response, Failure> {
+    let https = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(Failure::new(
+                Reason::Protocol,
+                format!("unsupported scheme {other:?}"),
+            ))
+        }
+    };
+    let host = url
+        .host_str()
+        .ok_or_else(|| Failure::new(Reason::Protocol, "URL has no host"))?
+        .to_string();
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| Failure::new(Reason::Protocol, "URL has no port"))?;
+
+    // Dial the target, or the proxy.
+    let (dial_host, dial_port) = match &transport.proxy {
+        Some(p) => (
+            p.host_str().unwrap_or_default().to_string(),
+            p.port_or_known_default().unwrap_or(3128),
+        ),
+        None => (host.clone(), port),
+    };
+    let addr = net::resolve(&dial_host, dial_port, transport.ip, &mut phases.resolve).await?;
+    *addr_out = Some(addr);
+    facts.ip_protocol = Some(net::family_number(&addr));
+    let mut tcp = net::connect(addr, &mut phases.connect).await?;
+    if let (Some(proxy), true) = (&transport.proxy, https) {
+        let start = Instant::now();
+        let tunnel = connect_tunnel(&mut tcp, proxy, &host, port).await;
+        phases.connect += start.elapsed();
+        tunnel?;
+    }
+
+    facts.ssl = https;
+    let stream: Box<dyn Io> = if https {
+        let name = transport.server_name.as_deref().unwrap_or(&host);
+        let (stream, tls) = transport.tls.handshake(tcp, name, &mut phases.tls).await?;
+        facts.cert_not_after = Some(tls.leaf_not_after);
+        let verdict = tls::check_certificate(&tls, !transport.insecure_skip_verify, transport.cert_min_days);
+        facts.tls = Some(tls);
+        verdict?;
+        Box::new(stream)
+    } else {
+        Box::new(tcp)
+    };
+
+    let target = if transport.proxy.is_some() && !https {
+        url.as_str().to_string()
+    } else {
+        let mut t = url.path().to_string();
+        if let Some(q) = url.query() {
+            t.push('?');
+            t.push_str(q);
+        }
+        t
+    };
+    let mut builder = http::Request::builder().method(method.clone()).uri(target);
+    let req_headers = builder.headers_mut().expect("fresh builder has headers");
+    req_headers.insert(header::HOST, host_header(url)?);
+    req_headers.insert(header::USER_AGENT, HeaderValue::from_static(concat!("vantage/", env!("CARGO_PKG_VERSION"))));
+    req_headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+    // Each run is a fresh connection: say so, and the server need not keep it.
+    req_headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let (Some(proxy), false) = (&transport.proxy, https) {
+        if let Some(auth) = proxy_authorization(proxy) {
+            req_headers.insert(header::PROXY_AUTHORIZATION, auth);
+        }
+    }
+    for (name, value) in headers {
+        req_headers.insert(name.clone(), value.clone());
+    }
+    let request = builder
+        .body(Full::new(body.unwrap_or_default()))
+        .map_err(|e| Failure::new(Reason::Protocol, format!("building request: {e}")))?;
+
+    let (io, marks) = TimedIo::new(stream);
+    let mut conn_builder = hyper::client::conn::http1::Builder::new();
+    conn_builder.max_buf_size(MAX_HEAD);
+    let (mut sender, conn) = conn_builder
+        .handshake::<_, Full<Bytes>>(TokioIo::new(io))
+        .await
+        .map_err(|e| hyper_failure(&e))?;
+    let driver = AbortOnDrop(tokio::spawn(conn));
+
+    let sent = Instant::now();
+    let response = sender.send_request(request).await.map_err(|e| hyper_failure(&e))?;
+    let head_at = Instant::now();
+    let m = *marks.lock().unwrap_or_else(|e| e.into_inner());
+    let written = m.request_written.unwrap_or(sent);
+    let first_byte = m.first_byte.unwrap_or(head_at);
+    phases.processing += first_byte.saturating_duration_since(written);
+
+    facts.http_version = Some(
+        match response.version() {
+            http::Version::HTTP_10 => "1.0",
+            http::Version::HTTP_11 => "1.1",
+            http::Version::HTTP_2 => "2",
+            _ => "other",
+        }
+        .to_string(),
+    );
+    let (parts, mut incoming) = response.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared {
+        if len > transport.max_body {
+            phases.transfer += first_byte.elapsed();
+            return Err(Failure::new(
+                Reason::BodyTooLarge,
+                format!(
+                    "status {}; declared body of {len} bytes exceeds max_body of {} bytes",
+                    parts.status.as_u16(),
+                    transport.max_body
+                ),
+            ));
+        }
+    }
+    let mut buf = BytesMut::new();
+    let read = async {
+        while let Some(frame) = incoming.frame().await {
+            let frame = frame.map_err(|e| hyper_failure(&e))?;
+            if let Ok(data) = frame.into_data() {
+                if (buf.len() + data.len()) as u64 > transport.max_body {
+                    return Err(Failure::new(
+                        Reason::BodyTooLarge,
+                        format!(
+                            "status {}; body exceeds max_body of {} bytes",
+                            parts.status.as_u16(),
+                            transport.max_body
+                        ),
+                    ));
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    }
+    .await;
+    phases.transfer += first_byte.elapsed();
+    drop(driver);
+    read?;
+    facts.content_length = Some(buf.len() as u64);
+    Ok(Response {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: buf.freeze(),
+    })
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn host_header(url: &Url) -> Result<HeaderValue, Failure> {
+    let host = url.host_str().unwrap_or_default();
+    let value = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    HeaderValue::from_str(&value).map_err(|_| Failure::new(Reason::Protocol, "invalid host"))
+}
+
+fn proxy_authorization(proxy: &Url) -> Option<HeaderValue> {
+    if proxy.username().is_empty() {
+        return None;
+    }
+    let user = percent_decode(proxy.username());
+    let pass = percent_decode(proxy.password().unwrap_or_default());
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    HeaderValue::from_str(&format!("Basic {token}")).ok()
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Open a CONNECT tunnel through an HTTP proxy.
+async fn connect_tunnel(tcp: &mut TcpStream, proxy: &Url, host: &str, port: u16) -> Result<(), Failure> {
+    let mut req = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
+    if let Some(auth) = proxy_authorization(proxy) {
+        req.push_str("Proxy-Authorization: ");
+        req.push_str(auth.to_str().unwrap_or_default());
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    tcp.write_all(req.as_bytes())
+        .await
+        .map_err(|e| Failure::new(Reason::Connect, format!("proxy CONNECT: {e}")))?;
+    let mut head = Vec::with_capacity(512);
+    let mut byte = [0u8; 1];
+    // Byte by byte so nothing of the tunnelled stream is consumed; the head is tiny.
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= MAX_CONNECT_HEAD {
+            return Err(Failure::new(Reason::Protocol, "proxy CONNECT answer too large"));
+        }
+        let n = tcp
+            .read(&mut byte)
+            .await
+            .map_err(|e| Failure::new(Reason::Connect, format!("proxy CONNECT: {e}")))?;
+        if n == 0 {
+            return Err(Failure::new(Reason::Connect, "proxy closed the connection during CONNECT"));
+        }
+        head.push(byte[0]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let status = line.split_whitespace().nth(1).unwrap_or_default();
+    if status != "200" {
+        let first = line.lines().next().unwrap_or_default();
+        return Err(Failure::new(Reason::Connect, format!("proxy refused CONNECT: {first}")));
+    }
+    Ok(())
+}
+
+fn hyper_failure(e: &hyper::Error) -> Failure {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    let what = if detail.contains("too large") {
+        "response head too large"
+    } else if e.is_parse() || e.is_parse_status() {
+        "malformed HTTP response"
+    } else if e.is_incomplete_message() {
+        "connection closed before a complete response"
+    } else {
+        "HTTP exchange failed"
+    };
+    Failure::new(Reason::Protocol, format!("{what} ({detail})"))
+}

@@ -1,0 +1,65 @@
+//! vantage's probes: plain specs in, [`Outcome`]s out.
+//!
+//! The main design decision: a probe never returns an error. Whatever the target does — refuse,
+//! hang, drip bytes, send garbage, present a bad certificate — the run ends in an `Outcome` with a
+//! reason from a fixed set and evidence a human can act on, within the probe's timeout, which is
+//! measured from the *scheduled* start. Connections are dialled by hand (no pooling, no hidden
+//! retries) so that the phase timings describe one honest, fresh connection.
+//!
+//! This crate knows HTTP, TLS and response parsing. It knows nothing of the daemon's config types
+//! or of metrics: callers build specs and map outcomes.
+
+pub mod expect;
+pub mod http;
+pub mod net;
+pub mod outcome;
+mod timing;
+pub mod tls;
+
+pub use expect::{HttpExpect, JsonAssertion, JsonOp, Response, StatusPattern};
+pub use http::{run_http, HttpSpec, Request, Transport};
+pub use net::IpFamily;
+pub use outcome::{
+    CertInfo, Facts, HealthCheck, HealthFacts, Outcome, Phases, Reason, StepFacts, TlsFacts,
+    VerifyResult,
+};
+pub use tls::{run_tls, TlsClient, TlsExpect, TlsOptions, TlsSpec, TlsVersion};
+
+use tokio::time::Instant;
+
+/// Errors building a probe (never running one).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading PEM file {0}: {1}")]
+    Pem(String, String),
+    #[error("TLS setup: {0}")]
+    Tls(String),
+}
+
+/// Close a run: the duration runs from the scheduled start.
+pub(crate) fn finish(
+    scheduled: Instant,
+    phases: Phases,
+    facts: Facts,
+    result: Result<String, net::Failure>,
+) -> Outcome {
+    let duration = scheduled.elapsed();
+    match result {
+        Ok(evidence) => Outcome {
+            success: true,
+            reason: None,
+            duration,
+            phases,
+            evidence,
+            facts,
+        },
+        Err(f) => Outcome {
+            success: false,
+            reason: Some(f.reason),
+            duration,
+            phases,
+            evidence: f.evidence,
+            facts,
+        },
+    }
+}

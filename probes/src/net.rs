@@ -1,0 +1,103 @@
+//! Resolution and connection, timed, shared by every probe kind.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::outcome::Reason;
+
+/// Which address family a probe may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpFamily {
+    #[default]
+    Any,
+    Ipv4,
+    Ipv6,
+}
+
+impl IpFamily {
+    fn allows(self, ip: &IpAddr) -> bool {
+        match self {
+            IpFamily::Any => true,
+            IpFamily::Ipv4 => ip.is_ipv4(),
+            IpFamily::Ipv6 => ip.is_ipv6(),
+        }
+    }
+}
+
+/// Why a run stopped early: becomes the outcome's reason and evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Failure {
+    pub reason: Reason,
+    pub evidence: String,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, evidence: impl Into<String>) -> Self {
+        Self {
+            reason,
+            evidence: evidence.into(),
+        }
+    }
+}
+
+/// Resolve `host` to one address of the wanted family. IP literals skip DNS.
+pub(crate) async fn resolve(
+    host: &str,
+    port: u16,
+    family: IpFamily,
+    spent: &mut Duration,
+) -> Result<SocketAddr, Failure> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        if !family.allows(&ip) {
+            return Err(Failure::new(
+                Reason::Dns,
+                format!("address {ip} is not of the required family {family:?}"),
+            ));
+        }
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let start = Instant::now();
+    let result = tokio::net::lookup_host((bare, port)).await;
+    *spent += start.elapsed();
+    let addrs = result.map_err(|e| Failure::new(Reason::Dns, format!("resolving {bare}: {e}")))?;
+    let mut seen = 0;
+    for addr in addrs {
+        seen += 1;
+        if family.allows(&addr.ip()) {
+            return Ok(addr);
+        }
+    }
+    let what = if seen == 0 {
+        format!("resolving {bare}: no addresses")
+    } else {
+        format!("resolving {bare}: no address of the required family {family:?}")
+    };
+    Err(Failure::new(Reason::Dns, what))
+}
+
+/// Open a fresh TCP connection.
+pub(crate) async fn connect(addr: SocketAddr, spent: &mut Duration) -> Result<TcpStream, Failure> {
+    let start = Instant::now();
+    let result = TcpStream::connect(addr).await;
+    *spent += start.elapsed();
+    let stream =
+        result.map_err(|e| Failure::new(Reason::Connect, format!("connecting to {addr}: {e}")))?;
+    // Probes write a whole request at once: Nagle would only add latency to the measurement.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// 4 or 6.
+pub(crate) fn family_number(addr: &SocketAddr) -> u8 {
+    if addr.is_ipv4() {
+        4
+    } else {
+        6
+    }
+}
