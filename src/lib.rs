@@ -1,1 +1,13 @@
+//! vantage: a synthetic prober and SLO evaluator.
+//!
+//! The main design decision: one config, one meaning, three uses. `vantage check` (a CI gate),
+//! `vantage run` (a daemon) and Prometheus all see the same probes, built once from a validated
+//! [`config::Config`], run by the `vantage-probes` crate, and reported through a [`secret::Redactor`]
+//! so that nothing read from the environment ever leaves the process.
 
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod report;
+pub mod secret;

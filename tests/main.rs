@@ -1,1 +1,9 @@
+//! The one integration test binary: loopback fixtures, real processes, no network.
 
+mod check_cli;
+mod config_errors;
+mod examples;
+mod fixtures;
+mod http_probe;
+mod support;
+mod tls_probe;

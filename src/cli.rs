@@ -1,0 +1,232 @@
+//! The command line: `check`, `validate`, `probe` and `demo`, each returning an exit code
+//! (0 ok, 1 a probe failed, 2 bad config or usage).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tracing::{error, info, warn};
+
+use crate::check::{self, CheckOptions};
+use crate::config::{self, Kind, Probe};
+use crate::logging::LogFormat;
+use crate::report::{self, Format, Report};
+use crate::secret::SharedRedactor;
+
+/// Exit codes.
+pub const OK: u8 = 0;
+pub const FAILED: u8 = 1;
+pub const USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "vantage", version, about = "Synthetic prober and SLO evaluator")]
+pub struct Cli {
+    /// Log level or filter (e.g. `debug`, `vantage=debug,hyper=info`).
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    /// Log format; default text on a terminal, json otherwise.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every probe once (or N times) and report; exit 1 when any failed.
+    Check(CheckArgs),
+    /// Load and validate the config, printing every problem.
+    Validate(ConfigArg),
+    /// Probe one URL without a config.
+    Probe(ProbeArgs),
+    /// The embedded demo (arrives with the daemon).
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Config file.
+    #[arg(short, long, default_value = "vantage.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only these probes (names or globs); repeatable.
+    #[arg(long = "probe", value_name = "NAME")]
+    pub probes: Vec<String>,
+    /// Runs per probe, one after the other.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub runs: u32,
+    /// Pause between runs of the same probe.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub spacing: Duration,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write the report here instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Most probe runs in flight at once.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// URL (http) or host:port / https URL (tls).
+    pub url: String,
+    #[arg(long, value_enum, default_value = "http")]
+    pub kind: KindArg,
+    /// Limit for the whole run.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KindArg {
+    Http,
+    Tls,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    config::raw::parse_duration(s)
+}
+
+impl Cli {
+    /// Run the chosen command to completion.
+    pub async fn execute(self, redactor: SharedRedactor) -> ExitCode {
+        let code = match self.command {
+            Command::Check(args) => check_cmd(args, &redactor).await,
+            Command::Validate(args) => validate_cmd(&args.config),
+            Command::Probe(args) => probe_cmd(args).await,
+            Command::Demo => {
+                println!(
+                    "vantage demo is coming soon: it arrives with the daemon (`vantage run`).\n\
+                     Meanwhile try `vantage check -c deploy/examples/vantage.toml` or \
+                     `vantage probe https://example.com`."
+                );
+                OK
+            }
+        };
+        ExitCode::from(code)
+    }
+}
+
+fn load(path: &Path, redactor: Option<&SharedRedactor>) -> Result<config::Config, u8> {
+    match config::load(path) {
+        Ok(c) => {
+            if let Some(shared) = redactor {
+                if let Ok(mut r) = shared.write() {
+                    r.extend(&c.redactor);
+                }
+            }
+            for w in &c.warnings {
+                warn!(warning = %w, "Config warning.");
+            }
+            Ok(c)
+        }
+        Err(e) => {
+            // Printed plainly (not as a log line): this is the command's answer.
+            let _ = writeln!(std::io::stderr(), "{e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "{} problem{} in {}",
+                e.errors.len(),
+                if e.errors.len() == 1 { "" } else { "s" },
+                path.display()
+            );
+            Err(USAGE)
+        }
+    }
+}
+
+fn validate_cmd(path: &Path) -> u8 {
+    match load(path, None) {
+        Ok(c) => {
+            println!("{}: ok, {} probes", path.display(), c.probes.len());
+            OK
+        }
+        Err(code) => code,
+    }
+}
+
+async fn check_cmd(args: CheckArgs, redactor: &SharedRedactor) -> u8 {
+    let config = match load(&args.config.config, Some(redactor)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let probes = match check::select(config.probes, &args.probes) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("{e}.");
+            return USAGE;
+        }
+    };
+    let options = CheckOptions {
+        runs: args.runs,
+        spacing: args.spacing,
+        concurrency: args.concurrency as usize,
+    };
+    info!(probes = probes.len(), runs = options.runs, "Checking.");
+    let results = check::run(probes, &options, &config.redactor).await;
+    let report = Report {
+        results,
+        multi_run: args.runs > 1,
+    };
+    let rendered = config.redactor.redact(&report.render(args.format)).into_owned();
+    let annotations = if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        config.redactor.redact(&report.github_annotations()).into_owned()
+    } else {
+        String::new()
+    };
+    let to_stdout = args.output.is_none();
+    if let Some(path) = &args.output {
+        if let Err(e) = std::fs::write(path, &rendered) {
+            error!(path = %path.display(), error = %e, "Cannot write the report.");
+            return USAGE;
+        }
+    } else {
+        let _ = std::io::stdout().write_all(rendered.as_bytes());
+    }
+    // GitHub reads workflow commands from stdout; keep machine formats on stdout parseable.
+    if !annotations.is_empty() {
+        if to_stdout && args.format != Format::Text {
+            let _ = std::io::stderr().write_all(annotations.as_bytes());
+        } else {
+            let _ = std::io::stdout().write_all(annotations.as_bytes());
+        }
+    }
+    let _ = std::io::stdout().flush();
+    if report.failed() > 0 {
+        FAILED
+    } else {
+        OK
+    }
+}
+
+async fn probe_cmd(args: ProbeArgs) -> u8 {
+    let kind = match args.kind {
+        KindArg::Http => Kind::Http,
+        KindArg::Tls => Kind::Tls,
+    };
+    let probe = match Probe::adhoc(&args.url, kind, args.timeout) {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "vantage probe: {e}");
+            return USAGE;
+        }
+    };
+    let outcome = probe.run(tokio::time::Instant::now()).await;
+    print!("{}", report::describe(kind.as_str(), &probe.target, &outcome));
+    if outcome.success {
+        OK
+    } else {
+        FAILED
+    }
+}

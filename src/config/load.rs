@@ -1,0 +1,463 @@
+//! Reading config files: TOML parsing, `include`, `${ENV}` interpolation, and turning every
+//! problem into a located [`Diagnostic`].
+//!
+//! Files are parsed into toml's spanned document tree first, and each section (each `[[probe]]`
+//! on its own) is deserialized separately, so one broken probe does not hide the errors of the
+//! next: `vantage validate` reports them all.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use super::raw::{RawDefaults, RawProbe};
+use crate::secret::{Redactor, Secret};
+
+/// One located problem (or warning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file's position in reading order, to sort diagnostics by file.
+    pub file_order: usize,
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+    }
+}
+
+/// The config's files, kept to turn byte offsets into lines and columns.
+#[derive(Debug, Default)]
+pub struct Sources {
+    files: Vec<(String, PathBuf, String)>,
+}
+
+/// Which file a span belongs to.
+pub type FileId = usize;
+
+impl Sources {
+    fn add(&mut self, display: String, path: PathBuf, text: String) -> FileId {
+        self.files.push((display, path, text));
+        self.files.len() - 1
+    }
+
+    pub fn text(&self, file: FileId) -> &str {
+        &self.files[file].2
+    }
+
+    /// The directory relative paths in `file` are resolved against.
+    pub fn dir(&self, file: FileId) -> PathBuf {
+        self.files[file]
+            .1
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    pub fn diag(&self, file: FileId, offset: usize, message: impl Into<String>) -> Diagnostic {
+        let (display, _, text) = &self.files[file];
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = text[line_start..offset].chars().count() + 1;
+        Diagnostic {
+            file_order: file,
+            file: display.clone(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+}
+
+/// A value and the file and byte range it came from.
+#[derive(Debug)]
+pub struct Located<T> {
+    pub file: FileId,
+    pub span: std::ops::Range<usize>,
+    pub value: T,
+}
+
+/// Everything read from the config files, before validation.
+#[derive(Debug, Default)]
+pub struct RawConfig {
+    pub sources: Sources,
+    pub defaults: Option<Located<RawDefaults>>,
+    pub probes: Vec<Located<RawProbe>>,
+    pub redactor: Redactor,
+}
+
+const MAIN_KEYS: &[&str] = &["include", "defaults", "probe"];
+const INCLUDED_KEYS: &[&str] = &["include", "probe"];
+/// Bounds the include graph: a config is a handful of files, not thousands.
+const MAX_FILES: usize = 256;
+
+/// Read `path` and everything it includes. Problems go to `errors`; whatever could be read is
+/// returned so validation can still report more.
+pub fn read(path: &Path, env: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<Diagnostic>) -> RawConfig {
+    let mut raw = RawConfig::default();
+    let mut seen = HashSet::new();
+    let mut queue = vec![(path.to_path_buf(), path.display().to_string(), true)];
+    while let Some((path, display, main)) = queue.pop() {
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
+        if !seen.insert(canonical) {
+            continue;
+        }
+        if seen.len() > MAX_FILES {
+            errors.push(Diagnostic {
+                file_order: raw.sources.files.len(),
+                file: display,
+                line: 1,
+                col: 1,
+                message: format!("more than {MAX_FILES} config files included"),
+            });
+            break;
+        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(Diagnostic {
+                    file_order: raw.sources.files.len(),
+                    file: display,
+                    line: 1,
+                    col: 1,
+                    message: format!("cannot read config file: {e}"),
+                });
+                continue;
+            }
+        };
+        let file = raw.sources.add(display, path, text);
+        let includes = read_file(&mut raw, file, main, env, errors);
+        // Reverse so files are read in the order written (the queue pops from the back).
+        queue.extend(includes.into_iter().rev().map(|p| {
+            let d = p.display().to_string();
+            (p, d, false)
+        }));
+    }
+    raw
+}
+
+/// Parse one file into `raw`; return the files it includes.
+fn read_file(
+    raw: &mut RawConfig,
+    file: FileId,
+    main: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<PathBuf> {
+    // Borrow the text from a clone: the tree borrows it while `raw` is mutated.
+    let text = raw.sources.text(file).to_string();
+    let (root, parse_errors) = DeTable::parse_recoverable(&text);
+    if !parse_errors.is_empty() {
+        for e in parse_errors {
+            let at = e.span().map_or(0, |s| s.start);
+            errors.push(raw.sources.diag(file, at, humanize(e.message())));
+        }
+        return Vec::new();
+    }
+    let mut root = root.into_inner();
+    let allowed = if main { MAIN_KEYS } else { INCLUDED_KEYS };
+    let mut includes = Vec::new();
+    for (key, value) in root.iter_mut() {
+        let span = value.span();
+        interpolate(value, file, &raw.sources, env, &mut raw.redactor, errors);
+        let value = std::mem::replace(value, Spanned::new(span.clone(), DeValue::Boolean(false)));
+        match key.get_ref().as_ref() {
+            "include" if allowed.contains(&"include") => {
+                if let Some(globs) = deserialize::<Vec<Spanned<String>>>(value, file, &raw.sources, errors) {
+                    includes.extend(expand_includes(&globs, file, &raw.sources, errors));
+                }
+            }
+            "defaults" if allowed.contains(&"defaults") => {
+                if let Some(d) = deserialize::<RawDefaults>(value, file, &raw.sources, errors) {
+                    raw.defaults = Some(Located { file, span, value: d });
+                }
+            }
+            "probe" => match value.into_inner() {
+                DeValue::Array(items) => {
+                    for item in items.iter() {
+                        let span = item.span();
+                        if let Some(p) = deserialize::<RawProbe>(item.clone(), file, &raw.sources, errors) {
+                            raw.probes.push(Located { file, span, value: p });
+                        }
+                    }
+                }
+                _ => errors.push(raw.sources.diag(
+                    file,
+                    span.start,
+                    "\"probe\" must be an array of tables, written [[probe]]",
+                )),
+            },
+            other => {
+                let message = if !main && MAIN_KEYS.contains(&other) {
+                    format!("key {other:?} is only allowed in the main config file")
+                } else {
+                    format!("unknown key {other:?}, expected one of: {}", allowed.join(", "))
+                };
+                errors.push(raw.sources.diag(file, key.span().start, message));
+            }
+        }
+    }
+    includes
+}
+
+/// Deserialize one section. serde stops at the first problem, so after each error the offending
+/// entry is removed and the rest is tried again: every problem of the section is reported, and
+/// what remains still reaches validation, which may find more.
+fn deserialize<T: DeserializeOwned>(
+    mut value: Spanned<DeValue<'_>>,
+    file: FileId,
+    sources: &Sources,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    let fallback = value.span().start;
+    let mut removed = false;
+    // Each retry removes one entry, so this is bounded by the number of entries; the cap is a
+    // second guard against a surprise in the parser.
+    for _ in 0..256 {
+        match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                // A required key we removed ourselves is not the user's problem.
+                let consequence = removed && e.message().starts_with("missing field");
+                if !consequence {
+                    let at = e.span().map_or(fallback, |s| s.start);
+                    errors.push(sources.diag(file, at, humanize(e.message())));
+                }
+                let Some(span) = e.span() else { return None };
+                if consequence || !remove_entry_at(&mut value, span.start) {
+                    return None;
+                }
+                removed = true;
+            }
+        }
+    }
+    None
+}
+
+/// Remove the innermost table entry whose key or value covers `offset`.
+fn remove_entry_at(value: &mut Spanned<DeValue<'_>>, offset: usize) -> bool {
+    let covers = |r: &std::ops::Range<usize>| r.start <= offset && offset < r.end.max(r.start + 1);
+    match value.get_mut() {
+        DeValue::Table(table) => {
+            let mut target = None;
+            for (key, item) in table.iter_mut() {
+                if covers(&key.span()) {
+                    target = Some(key.clone());
+                    break;
+                }
+                if covers(&item.span()) {
+                    if remove_entry_at(item, offset) {
+                        return true;
+                    }
+                    target = Some(key.clone());
+                    break;
+                }
+            }
+            if let Some(key) = target {
+                return table.remove(&key).is_some();
+            }
+            // A table opened by a `[a.b]` header spans only its header: look inside anyway.
+            table
+                .iter_mut()
+                .any(|(_, item)| matches!(item.get_ref(), DeValue::Table(_)) && remove_entry_at(item, offset))
+        }
+        DeValue::Array(items) => items.iter_mut().any(|i| remove_entry_at(i, offset)),
+        _ => false,
+    }
+}
+
+/// Paths matched by the `include` globs, relative to the including file, sorted per glob.
+fn expand_includes(
+    globs: &[Spanned<String>],
+    file: FileId,
+    sources: &Sources,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<PathBuf> {
+    let dir = sources.dir(file);
+    let mut out = Vec::new();
+    for g in globs {
+        let pattern = dir.join(g.get_ref());
+        let pattern = pattern.to_string_lossy();
+        match glob::glob(&pattern) {
+            Ok(paths) => {
+                let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+                found.sort();
+                out.extend(found);
+            }
+            Err(e) => errors.push(sources.diag(
+                file,
+                g.span().start,
+                format!("invalid include pattern {:?}: {e}", g.get_ref()),
+            )),
+        }
+    }
+    out
+}
+
+/// Replace `${NAME}` in every string below `value` with the environment variable `NAME`.
+/// `$${` writes a literal `${`. The variable's value becomes a secret.
+fn interpolate(
+    value: &mut Spanned<DeValue<'_>>,
+    file: FileId,
+    sources: &Sources,
+    env: &dyn Fn(&str) -> Option<String>,
+    redactor: &mut Redactor,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let span = value.span();
+    match value.get_mut() {
+        DeValue::String(s) => {
+            if !s.contains("${") {
+                return;
+            }
+            match expand(s, env) {
+                Ok((text, secrets)) => {
+                    for secret in secrets {
+                        redactor.add(secret);
+                    }
+                    *s = std::borrow::Cow::Owned(text);
+                }
+                Err(message) => errors.push(sources.diag(file, span.start, message)),
+            }
+        }
+        DeValue::Array(items) => {
+            for item in items.iter_mut() {
+                interpolate(item, file, sources, env, redactor, errors);
+            }
+        }
+        DeValue::Table(table) => {
+            for (_, item) in table.iter_mut() {
+                interpolate(item, file, sources, env, redactor, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Expand one string. Errors name the variable, never a value.
+pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, Vec<Secret>), String> {
+    let mut out = String::with_capacity(s.len());
+    let mut secrets = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let Some(end) = after.find('}') else {
+                return Err("unterminated \"${\" in string: write \"$${\" for a literal".into());
+            };
+            let name = &after[..end];
+            let valid = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(format!("invalid environment variable name {name:?} in \"${{...}}\""));
+            }
+            let Some(value) = env(name) else {
+                return Err(format!("environment variable {name} is not set"));
+            };
+            out.push_str(&value);
+            secrets.push(Secret::new(value));
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok((out, secrets))
+}
+
+/// Rephrase serde's wording in the words of a config file: keys, not fields.
+pub fn humanize(message: &str) -> String {
+    fn expected(rest: &str) -> String {
+        let rest = rest.replace('`', "");
+        if let Some(list) = rest.strip_prefix(", expected one of ") {
+            format!(", expected one of: {list}")
+        } else if let Some(one) = rest.strip_prefix(", expected ") {
+            format!(", expected {one}")
+        } else {
+            rest
+        }
+    }
+    let message = message.trim();
+    for (prefix, what) in [("unknown field `", "key"), ("unknown variant `", "value")] {
+        if let Some((name, rest)) = message.strip_prefix(prefix).and_then(|r| r.split_once('`')) {
+            if rest.contains("there are no fields") {
+                return format!("unknown {what} {name:?}: this table takes no keys");
+            }
+            return format!("unknown {what} {name:?}{}", expected(rest));
+        }
+    }
+    if let Some((key, _)) = message.strip_prefix("missing field `").and_then(|r| r.split_once('`')) {
+        return format!("missing key {key:?}");
+    }
+    message.replace('`', "\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "TOKEN" => Some("s3cr3t".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn expands_variables() {
+        let (text, secrets) = expand("Bearer ${TOKEN}!", &env).unwrap();
+        assert_eq!(text, "Bearer s3cr3t!");
+        assert_eq!(secrets.len(), 1);
+        assert_eq!(expand("$${TOKEN} $5 a$", &env).unwrap().0, "${TOKEN} $5 a$");
+        assert_eq!(expand("${EMPTY}", &env).unwrap().0, "");
+    }
+
+    #[test]
+    fn names_missing_variable_without_values() {
+        let err = expand("${NOPE}", &env).unwrap_err();
+        assert!(err.contains("NOPE"), "{err}");
+        assert!(expand("${TOKEN", &env).is_err());
+        assert!(expand("${1X}", &env).is_err());
+        assert!(expand("${}", &env).is_err());
+    }
+
+    #[test]
+    fn humanizes_serde_messages() {
+        assert_eq!(
+            humanize("unknown field `intervall`, expected one of `interval`, `timeout`"),
+            "unknown key \"intervall\", expected one of: interval, timeout"
+        );
+        assert_eq!(humanize("missing field `name`"), "missing key \"name\"");
+    }
+
+    #[test]
+    fn lines_and_columns() {
+        let mut s = Sources::default();
+        let f = s.add("a.toml".into(), "a.toml".into(), "x = 1\n  yé = 2\n".into());
+        let d = s.diag(f, 11, "m");
+        assert_eq!((d.line, d.col), (2, 5));
+        assert_eq!(d.to_string(), "a.toml:2:5: m");
+        // Inside a multi-byte character: the character's own column.
+        assert_eq!(s.diag(f, 10, "m").col, 4);
+        assert_eq!(s.diag(f, 9999, "m").line, 3);
+    }
+}

@@ -1,0 +1,283 @@
+//! The config as written: serde structs, `deny_unknown_fields` everywhere, no `flatten`.
+//! Single-value checks (durations, sizes, statuses) live in the types themselves, so a bad value
+//! is reported at its own line and column by the TOML deserializer.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+use vantage_probes::{IpFamily, StatusPattern, TlsVersion};
+
+/// A duration written with a unit: `"250ms"`, `"30s"`, `"1h"`, `"30d"`. A bare number is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string with a unit, like \"30s\" or \"250ms\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Dur, E> {
+                parse_duration(s).map(Dur).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!(
+            "duration {s:?} has no unit: write it like \"{t}s\" or \"{t}ms\""
+        ));
+    }
+    humantime::parse_duration(t).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// A byte size: `"10MiB"`, `"512KB"`, or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size like \"10MiB\" or a number of bytes")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Size, E> {
+                s.trim()
+                    .parse::<bytesize::ByteSize>()
+                    .map(|b| Size(b.as_u64()))
+                    .map_err(|_| {
+                        E::custom(format!(
+                            "invalid size {s:?}: expected a number with a unit like \"10MiB\" or \"512KB\""
+                        ))
+                    })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `status = 200`, `status = "2xx"` or `status = [200, "3xx"]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSpec(pub Vec<StatusPattern>);
+
+impl<'de> Deserialize<'de> for StatusSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        fn one<E: de::Error>(s: &str) -> Result<StatusPattern, E> {
+            StatusPattern::parse(s).ok_or_else(|| {
+                E::custom(format!(
+                    "invalid status {s:?}: expected a code from 100 to 599 or a class like \"2xx\""
+                ))
+            })
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = StatusSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a status code, a class like \"2xx\", or a list of them")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StatusSpec, E> {
+                one(&v.to_string()).map(|p| StatusSpec(vec![p]))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StatusSpec, E> {
+                one(&v.to_string()).map(|p| StatusSpec(vec![p]))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<StatusSpec, E> {
+                one(s).map(|p| StatusSpec(vec![p]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StatusSpec, A::Error> {
+                let mut out = Vec::new();
+                while let Some(item) = seq.next_element::<StatusSpec>()? {
+                    out.extend(item.0);
+                }
+                if out.is_empty() {
+                    return Err(de::Error::custom("status list is empty"));
+                }
+                Ok(StatusSpec(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[defaults]`: inherited by every probe unless it sets its own.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    /// How often each probe runs (default 30s).
+    pub interval: Option<Spanned<Dur>>,
+    /// Limit for one run, DNS included (default 10s).
+    pub timeout: Option<Spanned<Dur>>,
+    /// Labels added to every probe's series.
+    pub labels: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+/// The kinds of probe this version runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Http,
+    Tls,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Http => "http",
+            Kind::Tls => "tls",
+        }
+    }
+}
+
+/// `tls = { ... }` on a probe.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM file of CA certificates to trust instead of the system roots.
+    pub ca: Option<Spanned<String>>,
+    /// SNI and the name the certificate must be valid for.
+    pub server_name: Option<Spanned<String>>,
+    /// Do not fail on a certificate that does not verify (facts are still collected).
+    pub insecure_skip_verify: Option<Spanned<bool>>,
+    /// PEM client certificate chain for mutual TLS.
+    pub client_cert: Option<Spanned<String>>,
+    /// PEM private key for `client_cert`.
+    pub client_key: Option<Spanned<String>>,
+}
+
+/// One `[[probe]]`. Keys of every kind live here; validation rejects keys of another kind.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbe {
+    /// Unique, `[a-z0-9_-]+`; the `probe` label.
+    pub name: Spanned<String>,
+    /// `http` or `tls`.
+    pub kind: Spanned<Kind>,
+    /// http: the URL to request.
+    pub url: Option<Spanned<String>>,
+    /// http: request method (default GET).
+    pub method: Option<Spanned<String>>,
+    /// http: request headers.
+    pub headers: Option<BTreeMap<String, Spanned<String>>>,
+    /// http: request body as text.
+    pub body: Option<Spanned<String>>,
+    /// http: request body as JSON (sets content-type).
+    pub json: Option<Spanned<toml::Value>>,
+    /// http: follow redirects (default true).
+    pub follow_redirects: Option<Spanned<bool>>,
+    /// http: most redirects followed before `redirect_limit` (default 10).
+    pub max_redirects: Option<Spanned<u32>>,
+    /// http: longest accepted body (default 10MiB); longer fails with `body_too_large`.
+    pub max_body: Option<Spanned<Size>>,
+    /// `any`, `ipv4` or `ipv6`.
+    pub ip: Option<Spanned<IpFamily>>,
+    /// http: an http:// proxy (CONNECT for https targets).
+    pub proxy: Option<Spanned<String>>,
+    /// TLS settings for https and tls probes.
+    pub tls: Option<Spanned<RawTls>>,
+    /// tls: `host:port` to connect to.
+    pub target: Option<Spanned<String>>,
+    /// tls: SNI and hostname check (default: host of target).
+    pub server_name: Option<Spanned<String>>,
+    pub interval: Option<Spanned<Dur>>,
+    pub timeout: Option<Spanned<Dur>>,
+    pub labels: Option<BTreeMap<String, Spanned<String>>>,
+    pub expect: Option<Spanned<RawExpect>>,
+}
+
+/// `[probe.expect]`: every condition must hold.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpect {
+    /// http: accepted statuses (default "2xx").
+    pub status: Option<Spanned<StatusSpec>>,
+    /// http: strings the body must contain.
+    pub body_contains: Option<Spanned<Vec<String>>>,
+    /// http: regexes the body must match.
+    pub body_regex: Option<Vec<Spanned<String>>>,
+    /// http: regexes the body must not match.
+    pub body_not_regex: Option<Vec<Spanned<String>>>,
+    /// http: header name → regex one of its values must match.
+    pub headers: Option<BTreeMap<String, Spanned<String>>>,
+    /// http: JSONPath assertions.
+    pub json: Option<Vec<Spanned<RawJsonAssertion>>>,
+    /// http: read the body as a health document.
+    pub health: Option<Spanned<bool>>,
+    /// http: the whole run must take less than this.
+    pub latency_under: Option<Spanned<Dur>>,
+    /// http (https): the effective certificate expiry must be at least this many days away.
+    pub cert_min_days: Option<Spanned<f64>>,
+    /// tls: the effective certificate expiry must be at least this many days away.
+    pub min_days_remaining: Option<Spanned<f64>>,
+    /// tls: chain and hostname must verify (default true).
+    pub verify: Option<Spanned<bool>>,
+    /// tls: lowest acceptable protocol version, "1.2" or "1.3".
+    pub min_version: Option<Spanned<TlsVersion>>,
+}
+
+/// `{ path = "$.status", equals = "healthy" }`: exactly one operator.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJsonAssertion {
+    pub path: Spanned<String>,
+    pub equals: Option<toml::Value>,
+    pub not_equals: Option<toml::Value>,
+    pub matches: Option<Spanned<String>>,
+    pub exists: Option<bool>,
+    pub lt: Option<f64>,
+    pub gt: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_units() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert!(parse_duration("30").unwrap_err().contains("no unit"));
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        let s: Size = toml::from_str::<BTreeMap<String, Size>>("a = \"10MiB\"").unwrap()["a"];
+        assert_eq!(s.0, 10 * 1024 * 1024);
+        assert!(toml::from_str::<BTreeMap<String, Size>>("a = -1").is_err());
+        assert!(toml::from_str::<BTreeMap<String, Size>>("a = \"lots\"").is_err());
+    }
+
+    #[test]
+    fn statuses() {
+        let parse = |s: &str| toml::from_str::<BTreeMap<String, StatusSpec>>(s).map(|m| m["a"].clone());
+        assert_eq!(parse("a = 200").unwrap().0, vec![StatusPattern::Code(200)]);
+        assert_eq!(
+            parse("a = [200, \"3xx\"]").unwrap().0,
+            vec![StatusPattern::Code(200), StatusPattern::Class(3)]
+        );
+        assert!(parse("a = 700").is_err());
+        assert!(parse("a = []").is_err());
+        assert!(parse("a = true").is_err());
+    }
+}

@@ -1,0 +1,332 @@
+//! Loopback fixtures: a misbehaving HTTP server, a garbage speaker, TLS servers, and a PKI made
+//! at run time (a committed certificate would be a time bomb for a certificate prober).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A server on 127.0.0.1; stops when dropped.
+pub struct Target {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Target {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve<F, Fut>(handler: F) -> Target
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handler = Arc::new(handler);
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let h = handler.clone();
+            conns.spawn(async move { h(stream).await });
+            while conns.try_join_next().is_some() {}
+        }
+    });
+    Target { addr, task }
+}
+
+/// The HTTP target. Behaviour by path: see `respond`.
+pub async fn http_target() -> Target {
+    serve(|s| async move { handle_http(s).await }).await
+}
+
+/// Same paths over TLS with the given chain.
+pub async fn https_target(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Target {
+    let acceptor = tls_acceptor(chain, key);
+    serve(move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(5), acceptor.accept(s)).await {
+                handle_http(tls).await;
+            }
+        }
+    })
+    .await
+}
+
+/// Completes a TLS handshake and then closes.
+pub async fn tls_target(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Target {
+    let acceptor = tls_acceptor(chain, key);
+    serve(move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            if let Ok(Ok(mut tls)) = tokio::time::timeout(Duration::from_secs(5), acceptor.accept(s)).await {
+                let mut buf = [0u8; 64];
+                let _ = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf)).await;
+            }
+        }
+    })
+    .await
+}
+
+fn tls_acceptor(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> tokio_rustls::TlsAcceptor {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// Writes bytes that are not HTTP (nor TLS), then closes.
+pub async fn garbage_target() -> Target {
+    serve(|mut s| async move {
+        let _ = s.write_all(b"\x00\xff\xfeSSH-2.0-garbage\r\n\x16\x03not http at all\r\n\r\n").await;
+        let _ = s.shutdown().await;
+    })
+    .await
+}
+
+/// Accepts and closes at once, mid-handshake for TLS clients.
+pub async fn closing_target() -> Target {
+    serve(|mut s| async move {
+        let mut buf = [0u8; 16];
+        let _ = s.read(&mut buf).await;
+        drop(s);
+    })
+    .await
+}
+
+/// A port with nothing listening (bound, then released).
+pub async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    addr
+}
+
+async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+async fn handle_http<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
+    let Some(head) = read_head(&mut s).await else { return };
+    let mut path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    // Absolute-form (as sent to a proxy): answer by the path part.
+    if let Some(rest) = path.strip_prefix("http://") {
+        path = rest.find('/').map_or("/".to_string(), |i| rest[i..].to_string());
+    }
+    let route = path.split('?').next().unwrap_or_default();
+    let segments: Vec<&str> = route.trim_start_matches('/').split('/').collect();
+    let json = [("content-type", "application/json")];
+    let out = match segments.as_slice() {
+        ["ok"] => response(200, &[("content-type", "text/plain")], b"all is healthy here"),
+        ["json"] => response(200, &json, br#"{"status":"healthy","n":3,"items":[{"s":"a"},{"s":"b"}]}"#),
+        ["status", code] => response(code.parse().unwrap_or(500), &[], b"status page"),
+        ["redirect", n] => match n.parse::<u32>().unwrap_or(0) {
+            0 => response(200, &[], b"arrived"),
+            n => response(302, &[("location", &format!("/redirect/{}", n - 1))], b""),
+        },
+        ["loop"] => response(302, &[("location", "/loop")], b""),
+        ["big"] => response(200, &[], &vec![b'x'; 2 * 1024 * 1024]),
+        ["big-chunked"] => {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").await;
+            let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "y".repeat(64 * 1024));
+            for _ in 0..64 {
+                if s.write_all(chunk.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            let _ = s.write_all(b"0\r\n\r\n").await;
+            return;
+        }
+        ["hang"] => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
+        }
+        ["drip"] => {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n").await;
+            for _ in 0..1000 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if s.write_all(b"x").await.is_err() {
+                    return;
+                }
+            }
+            return;
+        }
+        ["endless-headers"] => {
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\n").await;
+            let line = format!("x-filler: {}\r\n", "a".repeat(1000));
+            for _ in 0..100_000 {
+                if s.write_all(line.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            return;
+        }
+        ["delay", ms] => {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+            response(200, &[], b"late but fine")
+        }
+        ["health", state] => {
+            let body = match *state {
+                "degraded" => r#"{"status":"degraded","checks":[{"name":"db","status":"pass"},{"name":"cache","status":"warn","message":"slow"}]}"#,
+                "unhealthy" => r#"{"status":"unhealthy","checks":[{"name":"db","status":"fail"}]}"#,
+                _ => r#"{"status":"healthy","checks":[{"name":"db","status":"pass"}]}"#,
+            };
+            response(200, &json, body.as_bytes())
+        }
+        ["echo"] => response(200, &[], head.as_bytes()),
+        _ => response(404, &[], b"not found"),
+    };
+    let _ = s.write_all(&out).await;
+    let _ = s.shutdown().await;
+}
+
+/// A certificate authority made for one test.
+pub struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+    pub dir: tempfile::TempDir,
+}
+
+/// A leaf certificate's chain (leaf first) and key.
+pub struct Leaf {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    /// Leaf notAfter, Unix seconds.
+    pub not_after: i64,
+}
+
+impl Leaf {
+    pub fn key(&self) -> PrivateKeyDer<'static> {
+        self.key.clone_key()
+    }
+}
+
+fn now() -> time::OffsetDateTime {
+    // Whole seconds: X.509 times have no fraction, and tests compare to the second.
+    let t = time::OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap()
+}
+
+fn ca_params(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.not_before = now() - time::Duration::days(1);
+    p.not_after = now() + time::Duration::days(3650);
+    p
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let ca = CertifiedIssuer::self_signed(ca_params("vantage test CA"), KeyPair::generate().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        Pki { ca, dir }
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn params(names: &[&str], not_before_days: i64, not_after_days: i64) -> (CertificateParams, i64) {
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
+        p.not_before = now() + time::Duration::days(not_before_days);
+        p.not_after = now() + time::Duration::days(not_after_days);
+        let t = p.not_after.unix_timestamp();
+        (p, t)
+    }
+
+    /// A leaf for `names`, valid from `not_before_days` to `not_after_days` relative to now.
+    pub fn leaf(&self, names: &[&str], not_before_days: i64, not_after_days: i64) -> Leaf {
+        let (p, not_after) = Self::params(names, not_before_days, not_after_days);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.ca).unwrap();
+        Leaf {
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            not_after,
+        }
+    }
+
+    /// A leaf signed by an intermediate (which expires in `intermediate_days`) signed by the CA.
+    pub fn leaf_via_intermediate(&self, names: &[&str], leaf_days: i64, intermediate_days: i64) -> (Leaf, i64) {
+        let mut ip = ca_params("vantage test intermediate");
+        ip.not_after = now() + time::Duration::days(intermediate_days);
+        let inter_not_after = ip.not_after.unix_timestamp();
+        let inter = CertifiedIssuer::signed_by(ip, KeyPair::generate().unwrap(), &self.ca).unwrap();
+        let (p, not_after) = Self::params(names, -1, leaf_days);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &inter).unwrap();
+        (
+            Leaf {
+                chain: vec![cert.der().clone(), inter.der().clone()],
+                key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                not_after,
+            },
+            inter_not_after,
+        )
+    }
+
+    /// A self-signed leaf (no CA).
+    pub fn self_signed(names: &[&str], days: i64) -> Leaf {
+        let (p, not_after) = Self::params(names, -1, days);
+        let key = KeyPair::generate().unwrap();
+        let cert = p.self_signed(&key).unwrap();
+        Leaf {
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            not_after,
+        }
+    }
+}
