@@ -50,7 +50,11 @@ pub struct RunResult {
 /// A run's duration counts from when it got its concurrency slot: in a one-shot check, waiting
 /// for our own slot is not the target's latency (the default bound is high enough that a
 /// typical check never waits). The daemon's scheduler measures from the scheduled start.
-pub async fn run(probes: Vec<Arc<Probe>>, options: &CheckOptions, redactor: &Redactor) -> Vec<RunResult> {
+pub async fn run(
+    probes: Vec<Arc<Probe>>,
+    options: &CheckOptions,
+    redactor: &Redactor,
+) -> Vec<RunResult> {
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for (index, probe) in probes.into_iter().enumerate() {

@@ -22,7 +22,11 @@ pub const FAILED: u8 = 1;
 pub const USAGE: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "vantage", version, about = "Synthetic prober and SLO evaluator")]
+#[command(
+    name = "vantage",
+    version,
+    about = "Synthetic prober and SLO evaluator"
+)]
 pub struct Cli {
     /// Log level or filter (e.g. `debug`, `vantage=debug,hyper=info`).
     #[arg(long, global = true, default_value = "info")]
@@ -179,9 +183,15 @@ async fn check_cmd(args: CheckArgs, redactor: &SharedRedactor) -> u8 {
         results,
         multi_run: args.runs > 1,
     };
-    let rendered = config.redactor.redact(&report.render(args.format)).into_owned();
+    let rendered = config
+        .redactor
+        .redact(&report.render(args.format))
+        .into_owned();
     let annotations = if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
-        config.redactor.redact(&report.github_annotations()).into_owned()
+        config
+            .redactor
+            .redact(&report.github_annotations())
+            .into_owned()
     } else {
         String::new()
     };
@@ -223,7 +233,10 @@ async fn probe_cmd(args: ProbeArgs) -> u8 {
         }
     };
     let outcome = probe.run(tokio::time::Instant::now()).await;
-    print!("{}", report::describe(kind.as_str(), &probe.target, &outcome));
+    print!(
+        "{}",
+        report::describe(kind.as_str(), &probe.target, &outcome)
+    );
     if outcome.success {
         OK
     } else {

@@ -14,7 +14,10 @@ fn main() -> ExitCode {
         eprintln!("vantage: {e}");
         return ExitCode::from(USAGE);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vantage: cannot start the async runtime: {e}");

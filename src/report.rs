@@ -54,7 +54,12 @@ impl Report {
     /// One block per run, then `N passed, N failed`.
     pub fn text(&self) -> String {
         let mut out = String::new();
-        let width = self.results.iter().map(|r| self.label(r).len()).max().unwrap_or(0);
+        let width = self
+            .results
+            .iter()
+            .map(|r| self.label(r).len())
+            .max()
+            .unwrap_or(0);
         for r in &self.results {
             let o = &r.outcome;
             let verdict = if o.success { "PASS" } else { "FAIL" };
@@ -124,7 +129,8 @@ impl Report {
                 .collect(),
             slos: Vec::new(),
         };
-        let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        let mut s = serde_json::to_string_pretty(&doc)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         s.push('\n');
         s
     }
@@ -203,7 +209,9 @@ impl Report {
 
 /// Workflow command data: `%`, CR and LF are encoded.
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Workflow command properties also encode `:` and `,`.
@@ -231,7 +239,9 @@ pub fn phases_line(p: &Phases) -> String {
 
 fn date(unix: i64) -> String {
     match u64::try_from(unix) {
-        Ok(secs) => humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string(),
+        Ok(secs) => {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+        }
         Err(_) => format!("{unix} (before 1970)"),
     }
 }
@@ -259,7 +269,10 @@ pub fn details(o: &Outcome) -> Vec<String> {
             tls.version,
             tls.cipher,
             tls.verify_result,
-            tls.verify_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+            tls.verify_detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
         ));
         if let Some(leaf) = tls.chain.first() {
             lines.push(format!(
@@ -283,7 +296,11 @@ pub fn details(o: &Outcome) -> Vec<String> {
         ));
     }
     if let Some(h) = &f.health {
-        let checks: Vec<String> = h.checks.iter().map(|c| format!("{} {}", c.name, c.status)).collect();
+        let checks: Vec<String> = h
+            .checks
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.status))
+            .collect();
         lines.push(format!("health: {} [{}]", h.status, checks.join(", ")));
     }
     lines

@@ -41,8 +41,13 @@ body_regex = ["^nothing-like-this"]
 
 fn closing_line(text: &str) -> (usize, usize) {
     let last = text.lines().last().unwrap();
-    let (p, f) = last.split_once(" passed, ").unwrap_or_else(|| panic!("bad closing line {last:?}"));
-    (p.parse().unwrap(), f.trim_end_matches(" failed").parse().unwrap())
+    let (p, f) = last
+        .split_once(" passed, ")
+        .unwrap_or_else(|| panic!("bad closing line {last:?}"));
+    (
+        p.parse().unwrap(),
+        f.trim_end_matches(" failed").parse().unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -56,7 +61,9 @@ async fn reports_agree_and_exit_codes() {
     assert_eq!(text.code, 1, "{}", text.stderr);
     assert_eq!(closing_line(&text.stdout), (1, 2), "{}", text.stdout);
     assert!(text.stdout.contains("FAIL  down"));
-    assert!(text.stdout.contains("http_status: status 503, expected 200"));
+    assert!(text
+        .stdout
+        .contains("http_status: status 503, expected 200"));
 
     let json = vantage(&["check", "--format", "json"], &env, dir).await;
     assert_eq!(json.code, 1);
@@ -79,7 +86,18 @@ async fn reports_agree_and_exit_codes() {
     assert!(doc["slos"].as_array().unwrap().is_empty());
 
     let out_file = dir.join("report.xml");
-    let junit = vantage(&["check", "--format", "junit", "--output", out_file.to_str().unwrap()], &env, dir).await;
+    let junit = vantage(
+        &[
+            "check",
+            "--format",
+            "junit",
+            "--output",
+            out_file.to_str().unwrap(),
+        ],
+        &env,
+        dir,
+    )
+    .await;
     assert_eq!(junit.code, 1);
     assert!(junit.stdout.is_empty());
     let xml = std::fs::read_to_string(&out_file).unwrap();
@@ -105,7 +123,10 @@ async fn reports_agree_and_exit_codes() {
                         .find(|a| a.key.as_ref() == b"message")
                         .map(|a| String::from_utf8_lossy(&a.value).into_owned())
                         .unwrap();
-                    assert!(msg.contains("processing"), "phases in failure message: {msg}");
+                    assert!(
+                        msg.contains("processing"),
+                        "phases in failure message: {msg}"
+                    );
                 }
                 _ => {}
             },
@@ -125,22 +146,42 @@ async fn reports_agree_and_exit_codes() {
 
     let unknown = vantage(&["check", "--probe", "nope"], &env, dir).await;
     assert_eq!(unknown.code, 2);
-    assert!(unknown.stderr.contains("no probe matches"), "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("no probe matches"),
+        "{}",
+        unknown.stderr
+    );
 
-    let runs = vantage(&["check", "--runs", "3", "--probe", "healthy", "--format", "json"], &env, dir).await;
+    let runs = vantage(
+        &[
+            "check", "--runs", "3", "--probe", "healthy", "--format", "json",
+        ],
+        &env,
+        dir,
+    )
+    .await;
     let doc: serde_json::Value = serde_json::from_str(&runs.stdout).unwrap();
-    let run_numbers: Vec<u64> = doc["probes"].as_array().unwrap().iter().map(|p| p["run"].as_u64().unwrap()).collect();
+    let run_numbers: Vec<u64> = doc["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["run"].as_u64().unwrap())
+        .collect();
     assert_eq!(run_numbers, [1, 2, 3]);
 
     let missing_env = vantage(&["check"], &[], dir).await;
     assert_eq!(missing_env.code, 2);
-    assert!(missing_env.stderr.contains("environment variable TOKEN is not set"));
+    assert!(missing_env
+        .stderr
+        .contains("environment variable TOKEN is not set"));
 
     let usage = vantage(&["check", "--runs", "0"], &env, dir).await;
     assert_eq!(usage.code, 2);
     let no_file = vantage(&["check", "-c", "nope.toml"], &env, dir).await;
     assert_eq!(no_file.code, 2);
-    assert!(no_file.stderr.contains("nope.toml:1:1: cannot read config file"));
+    assert!(no_file
+        .stderr
+        .contains("nope.toml:1:1: cannot read config file"));
 }
 
 #[tokio::test]
@@ -150,16 +191,27 @@ async fn token_never_appears_in_any_output() {
     let dir = cfg.dir.path();
     let env = [("TOKEN", TOKEN), ("GITHUB_ACTIONS", "true")];
     for format in ["text", "json", "junit"] {
-        for log in [&["--log-level", "trace"][..], &["--log-level", "trace", "--log-format", "text"][..]] {
+        for log in [
+            &["--log-level", "trace"][..],
+            &["--log-level", "trace", "--log-format", "text"][..],
+        ] {
             let mut args = vec!["check", "--format", format];
             args.extend_from_slice(log);
             let out = vantage(&args, &env, dir).await;
             assert_eq!(out.code, 1);
-            assert!(!out.stdout.contains(TOKEN), "{format}: token in stdout:\n{}", out.stdout);
+            assert!(
+                !out.stdout.contains(TOKEN),
+                "{format}: token in stdout:\n{}",
+                out.stdout
+            );
             assert!(!out.stderr.contains(TOKEN), "{format}: token in stderr");
             // The echo target did send the token back: it was redacted, not absent.
             if format != "junit" {
-                assert!(out.stdout.contains("Bearer ***"), "{format}: {}", out.stdout);
+                assert!(
+                    out.stdout.contains("Bearer ***"),
+                    "{format}: {}",
+                    out.stdout
+                );
             }
         }
     }
@@ -169,11 +221,27 @@ async fn token_never_appears_in_any_output() {
 async fn github_annotations() {
     let t = http_target().await;
     let cfg = write_config(&config(&t));
-    let out = vantage(&["check"], &[("TOKEN", TOKEN), ("GITHUB_ACTIONS", "true")], cfg.dir.path()).await;
-    let annotations: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("::error ")).collect();
+    let out = vantage(
+        &["check"],
+        &[("TOKEN", TOKEN), ("GITHUB_ACTIONS", "true")],
+        cfg.dir.path(),
+    )
+    .await;
+    let annotations: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error "))
+        .collect();
     assert_eq!(annotations.len(), 2, "{}", out.stdout);
-    assert!(annotations[0].starts_with("::error title=vantage%3A probe down failed (http_status)::"));
-    let json = vantage(&["check", "--format", "json"], &[("TOKEN", TOKEN), ("GITHUB_ACTIONS", "true")], cfg.dir.path()).await;
+    assert!(
+        annotations[0].starts_with("::error title=vantage%3A probe down failed (http_status)::")
+    );
+    let json = vantage(
+        &["check", "--format", "json"],
+        &[("TOKEN", TOKEN), ("GITHUB_ACTIONS", "true")],
+        cfg.dir.path(),
+    )
+    .await;
     serde_json::from_str::<serde_json::Value>(&json.stdout).expect("annotations keep stdout JSON");
     assert!(json.stderr.contains("::error title="));
 }

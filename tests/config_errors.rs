@@ -35,17 +35,29 @@ async fn validate_reports_every_problem_with_location() {
     let cfg = write_config(THREE_PROBLEMS);
     let out = vantage(&["validate", "-c", "vantage.toml"], &[], cfg.dir.path()).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/validate_errors.txt");
+    let golden =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/validate_errors.txt");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &out.stderr).unwrap();
     }
     let want = std::fs::read_to_string(&golden).unwrap();
-    assert_eq!(out.stderr, want, "validate output differs from {}", golden.display());
+    assert_eq!(
+        out.stderr,
+        want,
+        "validate output differs from {}",
+        golden.display()
+    );
     // The points the acceptance names, spelled out.
-    assert!(out.stderr.contains("vantage.toml:9:1: unknown key \"intervall\", expected one of: name, kind, url"));
+    assert!(out
+        .stderr
+        .contains("vantage.toml:9:1: unknown key \"intervall\", expected one of: name, kind, url"));
     assert!(out.stderr.contains("interval, timeout"));
-    assert!(out.stderr.contains("duplicate probe name \"api\", first defined at vantage.toml:6:8"));
-    assert!(out.stderr.contains("environment variable MISSING_TOKEN is not set"));
+    assert!(out
+        .stderr
+        .contains("duplicate probe name \"api\", first defined at vantage.toml:6:8"));
+    assert!(out
+        .stderr
+        .contains("environment variable MISSING_TOKEN is not set"));
 }
 
 #[tokio::test]
@@ -76,7 +88,9 @@ kind = "http"
 url = "http://exa mple.com/${TOKEN}"
 "#,
     );
-    let err = load_in(&cfg.path, &[("TOKEN", "tok-SECRET-42")]).unwrap_err().to_string();
+    let err = load_in(&cfg.path, &[("TOKEN", "tok-SECRET-42")])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("invalid URL"), "{err}");
     assert!(!err.contains("tok-SECRET-42"), "{err}");
     assert!(err.contains("***"), "{err}");
@@ -97,7 +111,11 @@ fn includes_are_relative_and_located() {
     )
     .unwrap();
     let main = dir.path().join("vantage.toml");
-    std::fs::write(&main, "include = [\"probes/*.toml\"]\n[defaults]\ninterval = \"1m\"\n").unwrap();
+    std::fs::write(
+        &main,
+        "include = [\"probes/*.toml\"]\n[defaults]\ninterval = \"1m\"\n",
+    )
+    .unwrap();
     let err = load_in(&main, &[]).unwrap_err().to_string();
     assert!(err.contains("b.toml:5:1: unknown key \"foo\""), "{err}");
     std::fs::write(
@@ -168,7 +186,12 @@ fn hostile_files_give_errors_not_panics() {
         b"probe = [1, 2]".to_vec(),
         b"[[probe]]\nname = \"a\"\nkind = \"http\"\nurl = \"${\"".to_vec(),
         "a = ".repeat(10_000).into_bytes(),
-        "x = ".to_string().into_bytes().into_iter().chain("[".repeat(5_000).into_bytes()).collect(),
+        "x = "
+            .to_string()
+            .into_bytes()
+            .into_iter()
+            .chain("[".repeat(5_000).into_bytes())
+            .collect(),
         b"[defaults]\ninterval = \"-5s\"".to_vec(),
         b"[defaults]\ninterval = \"99999999999999999999d\"".to_vec(),
     ];

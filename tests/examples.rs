@@ -10,7 +10,10 @@ fn every_example_config_loads() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
             // Examples read their secrets from the environment; give them placeholder values.
-            let env = [("API_TOKEN", "example-token"), ("VANTAGE_TOKEN", "example-token")];
+            let env = [
+                ("API_TOKEN", "example-token"),
+                ("VANTAGE_TOKEN", "example-token"),
+            ];
             if let Err(e) = load_in(&path, &env) {
                 panic!("{} does not load:\n{e}", path.display());
             }

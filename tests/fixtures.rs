@@ -45,7 +45,9 @@ where
     let task = tokio::spawn(async move {
         let mut conns = tokio::task::JoinSet::new();
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let h = handler.clone();
             conns.spawn(async move { h(stream).await });
             while conns.try_join_next().is_some() {}
@@ -60,12 +62,17 @@ pub async fn http_target() -> Target {
 }
 
 /// Same paths over TLS with the given chain.
-pub async fn https_target(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Target {
+pub async fn https_target(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Target {
     let acceptor = tls_acceptor(chain, key);
     serve(move |s| {
         let acceptor = acceptor.clone();
         async move {
-            if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(5), acceptor.accept(s)).await {
+            if let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(5), acceptor.accept(s)).await
+            {
                 handle_http(tls).await;
             }
         }
@@ -74,12 +81,17 @@ pub async fn https_target(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDe
 }
 
 /// Completes a TLS handshake and then closes.
-pub async fn tls_target(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Target {
+pub async fn tls_target(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Target {
     let acceptor = tls_acceptor(chain, key);
     serve(move |s| {
         let acceptor = acceptor.clone();
         async move {
-            if let Ok(Ok(mut tls)) = tokio::time::timeout(Duration::from_secs(5), acceptor.accept(s)).await {
+            if let Ok(Ok(mut tls)) =
+                tokio::time::timeout(Duration::from_secs(5), acceptor.accept(s)).await
+            {
                 let mut buf = [0u8; 64];
                 let _ = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf)).await;
             }
@@ -88,7 +100,10 @@ pub async fn tls_target(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<
     .await
 }
 
-fn tls_acceptor(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> tokio_rustls::TlsAcceptor {
+fn tls_acceptor(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> tokio_rustls::TlsAcceptor {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -102,7 +117,9 @@ fn tls_acceptor(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>
 /// Writes bytes that are not HTTP (nor TLS), then closes.
 pub async fn garbage_target() -> Target {
     serve(|mut s| async move {
-        let _ = s.write_all(b"\x00\xff\xfeSSH-2.0-garbage\r\n\x16\x03not http at all\r\n\r\n").await;
+        let _ = s
+            .write_all(b"\x00\xff\xfeSSH-2.0-garbage\r\n\x16\x03not http at all\r\n\r\n")
+            .await;
         let _ = s.shutdown().await;
     })
     .await
@@ -133,7 +150,10 @@ async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Option<String> {
         if buf.len() > 64 * 1024 {
             return None;
         }
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await.ok()?.ok()?;
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
         if n == 0 {
             return None;
         }
@@ -143,7 +163,10 @@ async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> Option<String> {
 }
 
 fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
+    let mut out = format!(
+        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -154,18 +177,30 @@ fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
 }
 
 async fn handle_http<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
-    let Some(head) = read_head(&mut s).await else { return };
+    let Some(head) = read_head(&mut s).await else {
+        return;
+    };
     let mut path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
     // Absolute-form (as sent to a proxy): answer by the path part.
     if let Some(rest) = path.strip_prefix("http://") {
-        path = rest.find('/').map_or("/".to_string(), |i| rest[i..].to_string());
+        path = rest
+            .find('/')
+            .map_or("/".to_string(), |i| rest[i..].to_string());
     }
     let route = path.split('?').next().unwrap_or_default();
     let segments: Vec<&str> = route.trim_start_matches('/').split('/').collect();
     let json = [("content-type", "application/json")];
     let out = match segments.as_slice() {
-        ["ok"] => response(200, &[("content-type", "text/plain")], b"all is healthy here"),
-        ["json"] => response(200, &json, br#"{"status":"healthy","n":3,"items":[{"s":"a"},{"s":"b"}]}"#),
+        ["ok"] => response(
+            200,
+            &[("content-type", "text/plain")],
+            b"all is healthy here",
+        ),
+        ["json"] => response(
+            200,
+            &json,
+            br#"{"status":"healthy","n":3,"items":[{"s":"a"},{"s":"b"}]}"#,
+        ),
         ["status", code] => response(code.parse().unwrap_or(500), &[], b"status page"),
         ["redirect", n] => match n.parse::<u32>().unwrap_or(0) {
             0 => response(200, &[], b"arrived"),
@@ -174,7 +209,9 @@ async fn handle_http<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
         ["loop"] => response(302, &[("location", "/loop")], b""),
         ["big"] => response(200, &[], &vec![b'x'; 2 * 1024 * 1024]),
         ["big-chunked"] => {
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n").await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await;
             let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "y".repeat(64 * 1024));
             for _ in 0..64 {
                 if s.write_all(chunk.as_bytes()).await.is_err() {
@@ -189,7 +226,9 @@ async fn handle_http<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
             return;
         }
         ["drip"] => {
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n").await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")
+                .await;
             for _ in 0..1000 {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 if s.write_all(b"x").await.is_err() {
@@ -214,7 +253,9 @@ async fn handle_http<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
         }
         ["health", state] => {
             let body = match *state {
-                "degraded" => r#"{"status":"degraded","checks":[{"name":"db","status":"pass"},{"name":"cache","status":"warn","message":"slow"}]}"#,
+                "degraded" => {
+                    r#"{"status":"degraded","checks":[{"name":"db","status":"pass"},{"name":"cache","status":"warn","message":"slow"}]}"#
+                }
                 "unhealthy" => r#"{"status":"unhealthy","checks":[{"name":"db","status":"fail"}]}"#,
                 _ => r#"{"status":"healthy","checks":[{"name":"db","status":"pass"}]}"#,
             };
@@ -264,7 +305,11 @@ fn ca_params(cn: &str) -> CertificateParams {
 
 impl Pki {
     pub fn new() -> Pki {
-        let ca = CertifiedIssuer::self_signed(ca_params("vantage test CA"), KeyPair::generate().unwrap()).unwrap();
+        let ca = CertifiedIssuer::self_signed(
+            ca_params("vantage test CA"),
+            KeyPair::generate().unwrap(),
+        )
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
         Pki { ca, dir }
@@ -278,9 +323,15 @@ impl Pki {
         self.dir.path()
     }
 
-    fn params(names: &[&str], not_before_days: i64, not_after_days: i64) -> (CertificateParams, i64) {
-        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
+    fn params(
+        names: &[&str],
+        not_before_days: i64,
+        not_after_days: i64,
+    ) -> (CertificateParams, i64) {
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+        p.distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
         p.not_before = now() + time::Duration::days(not_before_days);
         p.not_after = now() + time::Duration::days(not_after_days);
         let t = p.not_after.unix_timestamp();
@@ -300,7 +351,12 @@ impl Pki {
     }
 
     /// A leaf signed by an intermediate (which expires in `intermediate_days`) signed by the CA.
-    pub fn leaf_via_intermediate(&self, names: &[&str], leaf_days: i64, intermediate_days: i64) -> (Leaf, i64) {
+    pub fn leaf_via_intermediate(
+        &self,
+        names: &[&str],
+        leaf_days: i64,
+        intermediate_days: i64,
+    ) -> (Leaf, i64) {
         let mut ip = ca_params("vantage test intermediate");
         ip.not_after = now() + time::Duration::days(intermediate_days);
         let inter_not_after = ip.not_after.unix_timestamp();

@@ -25,8 +25,13 @@ pub fn write_config_in(dir: tempfile::TempDir, text: &str) -> Cfg {
 }
 
 pub fn load_in(path: &Path, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    config::load_with_env(path, &move |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    config::load_with_env(path, &move |name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
 }
 
 pub fn load(text: &str) -> Config {
@@ -42,7 +47,10 @@ pub async fn run_all(config: Config) -> Vec<(String, Outcome)> {
 }
 
 pub fn outcome<'a>(all: &'a [(String, Outcome)], name: &str) -> &'a Outcome {
-    &all.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no probe {name}")).1
+    &all.iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no probe {name}"))
+        .1
 }
 
 pub struct Output {

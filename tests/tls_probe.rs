@@ -65,9 +65,17 @@ async fn certificate_health_model() {
     let check = |name: &str, reason: Option<Reason>, verify: VerifyResult, evidence: &str| {
         let o = outcome(&all, name);
         assert_eq!(o.reason, reason, "{name}: {o:#?}");
-        let tls = o.facts.tls.as_ref().unwrap_or_else(|| panic!("{name}: no TLS facts"));
+        let tls = o
+            .facts
+            .tls
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no TLS facts"));
         assert_eq!(tls.verify_result, verify, "{name}");
-        assert!(o.evidence.contains(evidence), "{name}: {:?} lacks {evidence:?}", o.evidence);
+        assert!(
+            o.evidence.contains(evidence),
+            "{name}: {:?} lacks {evidence:?}",
+            o.evidence
+        );
         let leaf = leaves.iter().find(|(n, _)| *n == name).unwrap().1;
         // The certificate's exact notAfter, to the second, in the facts.
         assert_eq!(o.facts.cert_not_after, Some(leaf.not_after), "{name}");
@@ -79,22 +87,68 @@ async fn certificate_health_model() {
     assert_eq!(t.version, "1.3");
     assert!(t.chain[0].sans.contains(&"localhost".to_string()));
     assert_eq!(t.chain[0].fingerprint_sha256.len(), 64);
-    check("soon-30", Some(Reason::CertExpiring), VerifyResult::Ok, "required at least 30 days");
+    check(
+        "soon-30",
+        Some(Reason::CertExpiring),
+        VerifyResult::Ok,
+        "required at least 30 days",
+    );
     check("soon-5", None, VerifyResult::Ok, "certificate expires in ");
-    let t = check("expired", Some(Reason::TlsVerify), VerifyResult::Expired, "expired");
+    let t = check(
+        "expired",
+        Some(Reason::TlsVerify),
+        VerifyResult::Expired,
+        "expired",
+    );
     assert_eq!(t.verified_chain_not_after, None);
     assert_eq!(t.effective_not_after, expired.not_after);
-    check("not-yet", Some(Reason::TlsVerify), VerifyResult::NotYetValid, "not_yet_valid");
-    check("wrong-host", Some(Reason::TlsVerify), VerifyResult::HostnameMismatch, "hostname_mismatch");
-    check("self-signed", Some(Reason::TlsVerify), VerifyResult::UnknownIssuer, "unknown_issuer");
-    check("self-signed-noverify", None, VerifyResult::UnknownIssuer, "TLS 1.3");
-    let t = check("intermediate", None, VerifyResult::Ok, "certificate expires in ");
+    check(
+        "not-yet",
+        Some(Reason::TlsVerify),
+        VerifyResult::NotYetValid,
+        "not_yet_valid",
+    );
+    check(
+        "wrong-host",
+        Some(Reason::TlsVerify),
+        VerifyResult::HostnameMismatch,
+        "hostname_mismatch",
+    );
+    check(
+        "self-signed",
+        Some(Reason::TlsVerify),
+        VerifyResult::UnknownIssuer,
+        "unknown_issuer",
+    );
+    check(
+        "self-signed-noverify",
+        None,
+        VerifyResult::UnknownIssuer,
+        "TLS 1.3",
+    );
+    let t = check(
+        "intermediate",
+        None,
+        VerifyResult::Ok,
+        "certificate expires in ",
+    );
     assert_eq!(t.effective_not_after, inter_not_after);
     assert_eq!(t.verified_chain_not_after, Some(inter_not_after));
     assert_eq!(t.earliest_not_after, inter_not_after);
-    let t = check("stale-extra", None, VerifyResult::Ok, "certificate expires in 4");
-    assert_eq!(t.earliest_not_after, stale.not_after, "earliest counts every presented cert");
-    assert_eq!(t.effective_not_after, with_stale.not_after, "effective ignores the stale one");
+    let t = check(
+        "stale-extra",
+        None,
+        VerifyResult::Ok,
+        "certificate expires in 4",
+    );
+    assert_eq!(
+        t.earliest_not_after, stale.not_after,
+        "earliest counts every presented cert"
+    );
+    assert_eq!(
+        t.effective_not_after, with_stale.not_after,
+        "effective ignores the stale one"
+    );
 }
 
 #[tokio::test]
@@ -114,7 +168,11 @@ async fn https_probes_collect_certificates() {
     cfg += &(probe("min-30", server.https_url("/ok"), "") + "[probe.expect]\ncert_min_days = 30\n");
     cfg += &(probe("min-5", server.https_url("/ok"), "") + "[probe.expect]\ncert_min_days = 5\n");
     cfg += &probe("expired", expired_server.https_url("/ok"), "");
-    cfg += &probe("expired-insecure", expired_server.https_url("/ok"), ", insecure_skip_verify = true");
+    cfg += &probe(
+        "expired-insecure",
+        expired_server.https_url("/ok"),
+        ", insecure_skip_verify = true",
+    );
     let (_pki, all) = run_in(pki, &cfg).await;
 
     let o = outcome(&all, "plain");
@@ -128,10 +186,16 @@ async fn https_probes_collect_certificates() {
     assert_eq!(o.reason, Some(Reason::TlsVerify));
     assert!(o.evidence.contains("expired"));
     assert_eq!(o.facts.cert_not_after, Some(expired.not_after));
-    assert_eq!(o.facts.status, None, "no request is sent over an unverified connection");
+    assert_eq!(
+        o.facts.status, None,
+        "no request is sent over an unverified connection"
+    );
     let o = outcome(&all, "expired-insecure");
     assert!(o.success, "{o:#?}");
-    assert_eq!(o.facts.tls.as_ref().unwrap().verify_result, VerifyResult::Expired);
+    assert_eq!(
+        o.facts.tls.as_ref().unwrap().verify_result,
+        VerifyResult::Expired
+    );
 }
 
 #[tokio::test]

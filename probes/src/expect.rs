@@ -11,6 +11,7 @@ use serde_json_path::JsonPath;
 
 use crate::net::Failure;
 use crate::outcome::{Facts, HealthCheck, HealthFacts, Reason};
+use crate::secret::Redactor;
 
 /// One accepted status: an exact code or a class such as `2xx`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +25,9 @@ impl StatusPattern {
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim();
         if let Ok(code) = s.parse::<u16>() {
-            return (100..=599).contains(&code).then_some(StatusPattern::Code(code));
+            return (100..=599)
+                .contains(&code)
+                .then_some(StatusPattern::Code(code));
         }
         let b = s.as_bytes();
         if b.len() == 3 && (b'1'..=b'5').contains(&b[0]) && b[1..].eq_ignore_ascii_case(b"xx") {
@@ -72,8 +75,13 @@ pub struct JsonAssertion {
 }
 
 impl JsonAssertion {
-    /// `Err` holds why it does not hold.
-    pub fn check(&self, doc: &Value) -> Result<(), String> {
+    /// `Err` holds why it does not hold, with secrets masked.
+    pub fn check(&self, doc: &Value, redactor: &Redactor) -> Result<(), String> {
+        self.check_raw(doc, redactor)
+    }
+
+    fn check_raw(&self, doc: &Value, redactor: &Redactor) -> Result<(), String> {
+        let short = |v: &Value| short(v, redactor);
         let nodes = self.path.query(doc).all();
         let p = &self.path_text;
         if let JsonOp::Exists(want) = self.op {
@@ -126,8 +134,8 @@ fn as_text(v: &Value) -> String {
     }
 }
 
-fn short(v: &Value) -> String {
-    let mut s = v.to_string();
+fn short(v: &Value, redactor: &Redactor) -> String {
+    let mut s = redactor.redact(&v.to_string()).into_owned();
     if s.len() > 120 {
         let mut cut = 117;
         while !s.is_char_boundary(cut) {
@@ -186,15 +194,19 @@ impl Response {
     }
 }
 
-/// The first bytes of a body, printable, for evidence.
-pub fn excerpt(body: &[u8]) -> String {
+/// The first bytes of a body, printable, for evidence. Secrets are masked before the text is
+/// shortened, so the cut can never leave a prefix of one behind.
+pub fn excerpt(body: &[u8], redactor: &Redactor) -> String {
     const MAX: usize = 160;
-    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
+    let window = &body[..body.len().min(MAX + redactor.longest())];
+    let text = String::from_utf8_lossy(window);
+    let text = redactor.redact(&text);
     let mut out: String = text
         .chars()
+        .take(MAX)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if body.len() > MAX {
+    if text.chars().count() > MAX || body.len() > window.len() {
         out.push_str("...");
     }
     format!("body {:?}", out.trim())
@@ -202,7 +214,12 @@ pub fn excerpt(body: &[u8]) -> String {
 
 impl HttpExpect {
     /// Check the response (not latency: that needs the whole run). Records regex and health facts.
-    pub(crate) fn evaluate(&self, resp: &Response, facts: &mut Facts) -> Result<(), Failure> {
+    pub(crate) fn evaluate(
+        &self,
+        resp: &Response,
+        facts: &mut Facts,
+        redactor: &Redactor,
+    ) -> Result<(), Failure> {
         let accepted: &[StatusPattern] = if self.status.is_empty() {
             &[StatusPattern::Class(2)]
         } else {
@@ -216,7 +233,7 @@ impl HttpExpect {
                     "status {}, expected {}; {}",
                     resp.status,
                     want.join(" or "),
-                    excerpt(&resp.body)
+                    excerpt(&resp.body, redactor)
                 ),
             ));
         }
@@ -244,7 +261,10 @@ impl HttpExpect {
             if !text.contains(needle.as_str()) {
                 return Err(Failure::new(
                     Reason::AssertionBody,
-                    format!("body does not contain {needle:?}; {}", excerpt(&resp.body)),
+                    format!(
+                        "body does not contain {needle:?}; {}",
+                        excerpt(&resp.body, redactor)
+                    ),
                 ));
             }
         }
@@ -253,7 +273,11 @@ impl HttpExpect {
                 facts.failed_due_to_regex = true;
                 return Err(Failure::new(
                     Reason::AssertionBody,
-                    format!("body does not match /{}/; {}", re.as_str(), excerpt(&resp.body)),
+                    format!(
+                        "body does not match /{}/; {}",
+                        re.as_str(),
+                        excerpt(&resp.body, redactor)
+                    ),
                 ));
             }
         }
@@ -262,7 +286,11 @@ impl HttpExpect {
                 facts.failed_due_to_regex = true;
                 return Err(Failure::new(
                     Reason::AssertionBody,
-                    format!("body matches /{}/ at {:?}", re.as_str(), excerpt(m.as_str().as_bytes())),
+                    format!(
+                        "body matches /{}/ at {:?}",
+                        re.as_str(),
+                        excerpt(m.as_str().as_bytes(), redactor)
+                    ),
                 ));
             }
         }
@@ -270,17 +298,17 @@ impl HttpExpect {
             let doc: Value = serde_json::from_slice(&resp.body).map_err(|e| {
                 Failure::new(
                     Reason::AssertionJson,
-                    format!("body is not JSON ({e}); {}", excerpt(&resp.body)),
+                    format!("body is not JSON ({e}); {}", excerpt(&resp.body, redactor)),
                 )
             })?;
             for assertion in &self.json {
                 assertion
-                    .check(&doc)
+                    .check(&doc, redactor)
                     .map_err(|why| Failure::new(Reason::AssertionJson, why))?;
             }
         }
         if self.health {
-            let health = parse_health(&resp.body)?;
+            let health = parse_health(&resp.body, redactor)?;
             let verdict = judge_health(&health);
             facts.health = Some(health);
             verdict?;
@@ -305,17 +333,23 @@ struct HealthDocCheck {
 const MAX_HEALTH_CHECKS: usize = 256;
 
 /// Read a health document: `{"status": "healthy|degraded|unhealthy", "checks": [{name, status}]}`.
-pub(crate) fn parse_health(body: &[u8]) -> Result<HealthFacts, Failure> {
+pub(crate) fn parse_health(body: &[u8], redactor: &Redactor) -> Result<HealthFacts, Failure> {
     let doc: HealthDoc = serde_json::from_slice(body).map_err(|e| {
         Failure::new(
             Reason::AssertionHealth,
-            format!("body is not a health document ({e}); {}", excerpt(body)),
+            format!(
+                "body is not a health document ({e}); {}",
+                excerpt(body, redactor)
+            ),
         )
     })?;
     if doc.checks.len() > MAX_HEALTH_CHECKS {
         return Err(Failure::new(
             Reason::AssertionHealth,
-            format!("health document lists {} checks, more than {MAX_HEALTH_CHECKS}", doc.checks.len()),
+            format!(
+                "health document lists {} checks, more than {MAX_HEALTH_CHECKS}",
+                doc.checks.len()
+            ),
         ));
     }
     Ok(HealthFacts {
@@ -382,36 +416,73 @@ mod tests {
 
     #[test]
     fn json_ops() {
-        let doc: Value = serde_json::json!({"status": "ok", "n": 3, "items": [{"s": "a"}, {"s": "b"}]});
-        assert!(assertion("$.status", JsonOp::Equals("ok".into())).check(&doc).is_ok());
-        assert!(assertion("$.n", JsonOp::Equals(3.0.into())).check(&doc).is_ok());
-        assert!(assertion("$.n", JsonOp::Lt(4.0)).check(&doc).is_ok());
-        assert!(assertion("$.n", JsonOp::Gt(4.0)).check(&doc).is_err());
-        assert!(assertion("$.missing", JsonOp::Exists(false)).check(&doc).is_ok());
-        assert!(assertion("$.missing", JsonOp::Equals(1.into())).check(&doc).is_err());
+        let doc: Value =
+            serde_json::json!({"status": "ok", "n": 3, "items": [{"s": "a"}, {"s": "b"}]});
+        assert!(assertion("$.status", JsonOp::Equals("ok".into()))
+            .check(&doc, &Redactor::default())
+            .is_ok());
+        assert!(assertion("$.n", JsonOp::Equals(3.0.into()))
+            .check(&doc, &Redactor::default())
+            .is_ok());
+        assert!(assertion("$.n", JsonOp::Lt(4.0))
+            .check(&doc, &Redactor::default())
+            .is_ok());
+        assert!(assertion("$.n", JsonOp::Gt(4.0))
+            .check(&doc, &Redactor::default())
+            .is_err());
+        assert!(assertion("$.missing", JsonOp::Exists(false))
+            .check(&doc, &Redactor::default())
+            .is_ok());
+        assert!(assertion("$.missing", JsonOp::Equals(1.into()))
+            .check(&doc, &Redactor::default())
+            .is_err());
         let err = assertion("$.items[*].s", JsonOp::Equals("a".into()))
-            .check(&doc)
+            .check(&doc, &Redactor::default())
             .unwrap_err();
         assert!(err.contains("\"b\""), "{err}");
         let re = Regex::new("^[ab]$").unwrap();
-        assert!(assertion("$.items[*].s", JsonOp::Matches(re)).check(&doc).is_ok());
+        assert!(assertion("$.items[*].s", JsonOp::Matches(re))
+            .check(&doc, &Redactor::default())
+            .is_ok());
     }
 
     #[test]
     fn health_documents() {
-        let ok = parse_health(br#"{"status":"degraded","checks":[{"name":"db","status":"warn"}]}"#).unwrap();
+        let ok = parse_health(
+            br#"{"status":"degraded","checks":[{"name":"db","status":"warn"}]}"#,
+            &Redactor::default(),
+        )
+        .unwrap();
         assert!(judge_health(&ok).is_ok());
-        let bad = parse_health(br#"{"status":"healthy","checks":[{"name":"db","status":"fail"}]}"#).unwrap();
+        let bad = parse_health(
+            br#"{"status":"healthy","checks":[{"name":"db","status":"fail"}]}"#,
+            &Redactor::default(),
+        )
+        .unwrap();
         assert!(judge_health(&bad).unwrap_err().evidence.contains("db"));
-        assert!(parse_health(b"<html>").is_err());
-        assert!(parse_health(br#"{"status": 5}"#).is_err());
+        assert!(parse_health(b"<html>", &Redactor::default()).is_err());
+        assert!(parse_health(br#"{"status": 5}"#, &Redactor::default()).is_err());
+    }
+
+    #[test]
+    fn excerpt_masks_secrets_before_cutting() {
+        let mut r = Redactor::default();
+        r.add(crate::secret::Secret::new("SECRET-TOKEN-VALUE".into()));
+        let mut body = vec![b'a'; 150];
+        body.extend_from_slice(b"SECRET-TOKEN-VALUE and more");
+        let e = excerpt(&body, &r);
+        assert!(!e.contains("SECRET"), "{e}");
+        assert!(e.contains("***"), "{e}");
     }
 
     #[test]
     fn excerpt_is_short_and_printable() {
         let body = vec![b'a'; 1000];
-        assert!(excerpt(&body).len() < 200);
-        assert_eq!(excerpt(b"a\r\nb"), "body \"a  b\"");
-        assert_eq!(excerpt(&[0xff, 0xfe]), "body \"\u{fffd}\u{fffd}\"");
+        assert!(excerpt(&body, &Redactor::default()).len() < 200);
+        assert_eq!(excerpt(b"a\r\nb", &Redactor::default()), "body \"a  b\"");
+        assert_eq!(
+            excerpt(&[0xff, 0xfe], &Redactor::default()),
+            "body \"\u{fffd}\u{fffd}\""
+        );
     }
 }

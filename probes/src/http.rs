@@ -19,6 +19,7 @@ use url::Url;
 use crate::expect::{HttpExpect, Response};
 use crate::net::{self, Failure, IpFamily};
 use crate::outcome::{Facts, Outcome, Phases, Reason};
+use crate::secret::Redactor;
 use crate::timing::TimedIo;
 use crate::tls::{self, TlsClient};
 
@@ -59,6 +60,8 @@ pub struct HttpSpec {
     pub transport: Transport,
     pub timeout: Duration,
     pub expect: HttpExpect,
+    /// Secrets to mask in evidence (body excerpts may echo them).
+    pub redactor: Redactor,
 }
 
 /// Run one HTTP probe. `scheduled` is when the run was due: a late start counts as latency, and
@@ -69,8 +72,15 @@ pub async fn run_http(spec: &HttpSpec, scheduled: Instant) -> Outcome {
     let mut addr = None;
     let deadline = scheduled + spec.timeout;
     let result = tokio::time::timeout_at(deadline, async {
-        let resp = exchange(&spec.request, &spec.transport, &mut phases, &mut facts, &mut addr).await?;
-        spec.expect.evaluate(&resp, &mut facts)?;
+        let resp = exchange(
+            &spec.request,
+            &spec.transport,
+            &mut phases,
+            &mut facts,
+            &mut addr,
+        )
+        .await?;
+        spec.expect.evaluate(&resp, &mut facts, &spec.redactor)?;
         let took = scheduled.elapsed();
         if let Some(limit) = spec.expect.latency_under {
             if took > limit {
@@ -122,7 +132,17 @@ pub(crate) async fn exchange(
     let mut headers = req.headers.clone();
     facts.redirects = 0;
     loop {
-        let resp = one_hop(&url, &method, &headers, body.clone(), transport, phases, facts, addr).await?;
+        let resp = one_hop(
+            &url,
+            &method,
+            &headers,
+            body.clone(),
+            transport,
+            phases,
+            facts,
+            addr,
+        )
+        .await?;
         let status = resp.status;
         facts.status = Some(status);
         let location = resp
@@ -131,7 +151,8 @@ pub(crate) async fn exchange(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
-        let (true, true, Some(location)) = (transport.follow_redirects, is_redirect, location) else {
+        let (true, true, Some(location)) = (transport.follow_redirects, is_redirect, location)
+        else {
             return Ok(resp);
         };
         if facts.redirects >= transport.max_redirects {
@@ -144,7 +165,10 @@ pub(crate) async fn exchange(
             ));
         }
         let next = url.join(&location).map_err(|e| {
-            Failure::new(Reason::Protocol, format!("redirect to invalid location {location:?}: {e}"))
+            Failure::new(
+                Reason::Protocol,
+                format!("redirect to invalid location {location:?}: {e}"),
+            )
         })?;
         if !matches!(next.scheme(), "http" | "https") {
             return Err(Failure::new(
@@ -160,7 +184,9 @@ pub(crate) async fn exchange(
             headers.remove(header::CONTENT_TYPE);
         }
         // Credentials stay with the origin they were meant for.
-        if next.host_str() != url.host_str() || next.port_or_known_default() != url.port_or_known_default() {
+        if next.host_str() != url.host_str()
+            || next.port_or_known_default() != url.port_or_known_default()
+        {
             headers.remove(header::AUTHORIZATION);
             headers.remove(header::COOKIE);
             headers.remove(header::PROXY_AUTHORIZATION);
@@ -226,7 +252,11 @@ async fn one_hop(
         let name = transport.server_name.as_deref().unwrap_or(&host);
         let (stream, tls) = transport.tls.handshake(tcp, name, &mut phases.tls).await?;
         facts.cert_not_after = Some(tls.leaf_not_after);
-        let verdict = tls::check_certificate(&tls, !transport.insecure_skip_verify, transport.cert_min_days);
+        let verdict = tls::check_certificate(
+            &tls,
+            !transport.insecure_skip_verify,
+            transport.cert_min_days,
+        );
         facts.tls = Some(tls);
         verdict?;
         Box::new(stream)
@@ -247,7 +277,10 @@ async fn one_hop(
     let mut builder = http::Request::builder().method(method.clone()).uri(target);
     let req_headers = builder.headers_mut().expect("fresh builder has headers");
     req_headers.insert(header::HOST, host_header(url)?);
-    req_headers.insert(header::USER_AGENT, HeaderValue::from_static(concat!("vantage/", env!("CARGO_PKG_VERSION"))));
+    req_headers.insert(
+        header::USER_AGENT,
+        HeaderValue::from_static(concat!("vantage/", env!("CARGO_PKG_VERSION"))),
+    );
     req_headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
     // Each run is a fresh connection: say so, and the server need not keep it.
     req_headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -273,7 +306,10 @@ async fn one_hop(
     let driver = AbortOnDrop(tokio::spawn(conn));
 
     let sent = Instant::now();
-    let response = sender.send_request(request).await.map_err(|e| hyper_failure(&e))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| hyper_failure(&e))?;
     let head_at = Instant::now();
     let m = *marks.lock().unwrap_or_else(|e| e.into_inner());
     let written = m.request_written.unwrap_or(sent);
@@ -375,7 +411,12 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Open a CONNECT tunnel through an HTTP proxy.
-async fn connect_tunnel(tcp: &mut TcpStream, proxy: &Url, host: &str, port: u16) -> Result<(), Failure> {
+async fn connect_tunnel(
+    tcp: &mut TcpStream,
+    proxy: &Url,
+    host: &str,
+    port: u16,
+) -> Result<(), Failure> {
     let mut req = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
     if let Some(auth) = proxy_authorization(proxy) {
         req.push_str("Proxy-Authorization: ");
@@ -391,14 +432,20 @@ async fn connect_tunnel(tcp: &mut TcpStream, proxy: &Url, host: &str, port: u16)
     // Byte by byte so nothing of the tunnelled stream is consumed; the head is tiny.
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() >= MAX_CONNECT_HEAD {
-            return Err(Failure::new(Reason::Protocol, "proxy CONNECT answer too large"));
+            return Err(Failure::new(
+                Reason::Protocol,
+                "proxy CONNECT answer too large",
+            ));
         }
         let n = tcp
             .read(&mut byte)
             .await
             .map_err(|e| Failure::new(Reason::Connect, format!("proxy CONNECT: {e}")))?;
         if n == 0 {
-            return Err(Failure::new(Reason::Connect, "proxy closed the connection during CONNECT"));
+            return Err(Failure::new(
+                Reason::Connect,
+                "proxy closed the connection during CONNECT",
+            ));
         }
         head.push(byte[0]);
     }
@@ -406,7 +453,10 @@ async fn connect_tunnel(tcp: &mut TcpStream, proxy: &Url, host: &str, port: u16)
     let status = line.split_whitespace().nth(1).unwrap_or_default();
     if status != "200" {
         let first = line.lines().next().unwrap_or_default();
-        return Err(Failure::new(Reason::Connect, format!("proxy refused CONNECT: {first}")));
+        return Err(Failure::new(
+            Reason::Connect,
+            format!("proxy refused CONNECT: {first}"),
+        ));
     }
     Ok(())
 }

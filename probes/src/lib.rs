@@ -13,6 +13,7 @@ pub mod expect;
 pub mod http;
 pub mod net;
 pub mod outcome;
+pub mod secret;
 mod timing;
 pub mod tls;
 
@@ -23,6 +24,7 @@ pub use outcome::{
     CertInfo, Facts, HealthCheck, HealthFacts, Outcome, Phases, Reason, StepFacts, TlsFacts,
     VerifyResult,
 };
+pub use secret::{Redactor, Secret};
 pub use tls::{run_tls, TlsClient, TlsExpect, TlsOptions, TlsSpec, TlsVersion};
 
 use tokio::time::Instant;

@@ -55,7 +55,8 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
 
 /// Read the first private key of a PEM file.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| Error::Pem(path.display().to_string(), e.to_string()))
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| Error::Pem(path.display().to_string(), e.to_string()))
 }
 
 /// TLS protocol versions, ordered.
@@ -102,7 +103,10 @@ impl Anchors {
             let anchor = anchor.to_owned();
             if let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) {
                 not_after.insert(
-                    (anchor.subject.to_vec(), anchor.subject_public_key_info.to_vec()),
+                    (
+                        anchor.subject.to_vec(),
+                        anchor.subject_public_key_info.to_vec(),
+                    ),
                     cert.validity().not_after.timestamp(),
                 );
             }
@@ -168,14 +172,16 @@ impl ServerCertVerifier for SignatureOnly {
 #[derive(Clone)]
 pub struct TlsClient {
     connector: TlsConnector,
-    anchors: Arc<Anchors>,
+    /// `None`: the system roots, loaded on first use (an http:// probe never needs them, and
+    /// reading them costs milliseconds at start-up).
+    anchors: Option<Arc<Anchors>>,
     algs: WebPkiSupportedAlgorithms,
 }
 
 impl std::fmt::Debug for TlsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsClient")
-            .field("anchors", &self.anchors.anchors.len())
+            .field("custom_ca", &self.anchors.is_some())
             .finish()
     }
 }
@@ -203,9 +209,9 @@ impl TlsClient {
                 if anchors.anchors.is_empty() {
                     return Err(Error::Tls("no usable CA certificate".into()));
                 }
-                Arc::new(anchors)
+                Some(Arc::new(anchors))
             }
-            None => Anchors::system(),
+            None => None,
         };
         Ok(Self {
             connector: TlsConnector::from(Arc::new(config)),
@@ -230,7 +236,9 @@ impl TlsClient {
         *spent += start.elapsed();
         let stream = result.map_err(|e| {
             let detail = match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => "connection closed during the handshake".into(),
+                std::io::ErrorKind::UnexpectedEof => {
+                    "connection closed during the handshake".into()
+                }
                 _ => e.to_string(),
             };
             Failure::new(Reason::TlsHandshake, format!("TLS handshake: {detail}"))
@@ -275,7 +283,11 @@ impl TlsClient {
             ));
         };
         let leaf_not_after = leaf.not_after;
-        let earliest_not_after = infos.iter().map(|c| c.not_after).min().unwrap_or(leaf_not_after);
+        let earliest_not_after = infos
+            .iter()
+            .map(|c| c.not_after)
+            .min()
+            .unwrap_or(leaf_not_after);
 
         let (verify_result, verify_detail, verified_chain_not_after) =
             match self.verify_chain(leaf_der, &chain[1..], name) {
@@ -304,10 +316,11 @@ impl TlsClient {
     ) -> Result<i64, (VerifyResult, String)> {
         let ee = EndEntityCert::try_from(leaf)
             .map_err(|e| (VerifyResult::Other, format!("leaf certificate: {e}")))?;
+        let anchors = self.anchors.clone().unwrap_or_else(Anchors::system);
         let path = ee
             .verify_for_usage(
                 self.algs.all,
-                &self.anchors.anchors,
+                &anchors.anchors,
                 intermediates,
                 UnixTime::now(),
                 KeyUsage::server_auth(),
@@ -329,7 +342,7 @@ impl TlsClient {
             anchor.subject.to_vec(),
             anchor.subject_public_key_info.to_vec(),
         );
-        if let Some(t) = self.anchors.not_after.get(&key) {
+        if let Some(t) = anchors.not_after.get(&key) {
             earliest = earliest.min(*t);
         }
         Ok(earliest)
@@ -348,8 +361,12 @@ fn classify(e: &webpki::Error) -> VerifyResult {
 
 fn parse_server_name(name: &str) -> Result<ServerName<'static>, Failure> {
     let bare = name.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(bare.to_string())
-        .map_err(|_| Failure::new(Reason::TlsHandshake, format!("invalid TLS server name {name:?}")))
+    ServerName::try_from(bare.to_string()).map_err(|_| {
+        Failure::new(
+            Reason::TlsHandshake,
+            format!("invalid TLS server name {name:?}"),
+        )
+    })
 }
 
 fn not_after(der: &CertificateDer<'_>) -> Option<i64> {
@@ -366,8 +383,12 @@ fn cert_info(der: &CertificateDer<'_>) -> Option<CertInfo> {
                 x509_parser::extensions::GeneralName::DNSName(d) => sans.push((*d).to_string()),
                 x509_parser::extensions::GeneralName::IPAddress(b) => {
                     let ip = match b.len() {
-                        4 => <[u8; 4]>::try_from(*b).ok().map(|a| std::net::IpAddr::from(a).to_string()),
-                        16 => <[u8; 16]>::try_from(*b).ok().map(|a| std::net::IpAddr::from(a).to_string()),
+                        4 => <[u8; 4]>::try_from(*b)
+                            .ok()
+                            .map(|a| std::net::IpAddr::from(a).to_string()),
+                        16 => <[u8; 16]>::try_from(*b)
+                            .ok()
+                            .map(|a| std::net::IpAddr::from(a).to_string()),
                         _ => None,
                     };
                     sans.extend(ip);
@@ -474,7 +495,10 @@ async fn tls_inner(
             format!(
                 "negotiated TLS {} is below the required {}; {summary}",
                 tls.version,
-                spec.expect.min_version.map(TlsVersion::as_str).unwrap_or_default()
+                spec.expect
+                    .min_version
+                    .map(TlsVersion::as_str)
+                    .unwrap_or_default()
             ),
         ));
     }

@@ -29,7 +29,11 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
     }
 }
 
@@ -105,7 +109,11 @@ const MAX_FILES: usize = 256;
 
 /// Read `path` and everything it includes. Problems go to `errors`; whatever could be read is
 /// returned so validation can still report more.
-pub fn read(path: &Path, env: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<Diagnostic>) -> RawConfig {
+pub fn read(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<Diagnostic>,
+) -> RawConfig {
     let mut raw = RawConfig::default();
     let mut seen = HashSet::new();
     let mut queue = vec![(path.to_path_buf(), path.display().to_string(), true)];
@@ -175,21 +183,33 @@ fn read_file(
         let value = std::mem::replace(value, Spanned::new(span.clone(), DeValue::Boolean(false)));
         match key.get_ref().as_ref() {
             "include" if allowed.contains(&"include") => {
-                if let Some(globs) = deserialize::<Vec<Spanned<String>>>(value, file, &raw.sources, errors) {
+                if let Some(globs) =
+                    deserialize::<Vec<Spanned<String>>>(value, file, &raw.sources, errors)
+                {
                     includes.extend(expand_includes(&globs, file, &raw.sources, errors));
                 }
             }
             "defaults" if allowed.contains(&"defaults") => {
                 if let Some(d) = deserialize::<RawDefaults>(value, file, &raw.sources, errors) {
-                    raw.defaults = Some(Located { file, span, value: d });
+                    raw.defaults = Some(Located {
+                        file,
+                        span,
+                        value: d,
+                    });
                 }
             }
             "probe" => match value.into_inner() {
                 DeValue::Array(items) => {
                     for item in items.iter() {
                         let span = item.span();
-                        if let Some(p) = deserialize::<RawProbe>(item.clone(), file, &raw.sources, errors) {
-                            raw.probes.push(Located { file, span, value: p });
+                        if let Some(p) =
+                            deserialize::<RawProbe>(item.clone(), file, &raw.sources, errors)
+                        {
+                            raw.probes.push(Located {
+                                file,
+                                span,
+                                value: p,
+                            });
                         }
                     }
                 }
@@ -203,7 +223,10 @@ fn read_file(
                 let message = if !main && MAIN_KEYS.contains(&other) {
                     format!("key {other:?} is only allowed in the main config file")
                 } else {
-                    format!("unknown key {other:?}, expected one of: {}", allowed.join(", "))
+                    format!(
+                        "unknown key {other:?}, expected one of: {}",
+                        allowed.join(", ")
+                    )
                 };
                 errors.push(raw.sources.diag(file, key.span().start, message));
             }
@@ -235,7 +258,7 @@ fn deserialize<T: DeserializeOwned>(
                     let at = e.span().map_or(fallback, |s| s.start);
                     errors.push(sources.diag(file, at, humanize(e.message())));
                 }
-                let Some(span) = e.span() else { return None };
+                let span = e.span()?;
                 if consequence || !remove_entry_at(&mut value, span.start) {
                     return None;
                 }
@@ -269,9 +292,9 @@ fn remove_entry_at(value: &mut Spanned<DeValue<'_>>, offset: usize) -> bool {
                 return table.remove(&key).is_some();
             }
             // A table opened by a `[a.b]` header spans only its header: look inside anyway.
-            table
-                .iter_mut()
-                .any(|(_, item)| matches!(item.get_ref(), DeValue::Table(_)) && remove_entry_at(item, offset))
+            table.iter_mut().any(|(_, item)| {
+                matches!(item.get_ref(), DeValue::Table(_)) && remove_entry_at(item, offset)
+            })
         }
         DeValue::Array(items) => items.iter_mut().any(|i| remove_entry_at(i, offset)),
         _ => false,
@@ -347,7 +370,10 @@ fn interpolate(
 }
 
 /// Expand one string. Errors name the variable, never a value.
-pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, Vec<Secret>), String> {
+pub fn expand(
+    s: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Vec<Secret>), String> {
     let mut out = String::with_capacity(s.len());
     let mut secrets = Vec::new();
     let mut rest = s;
@@ -366,7 +392,9 @@ pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(String, 
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit());
             if !valid {
-                return Err(format!("invalid environment variable name {name:?} in \"${{...}}\""));
+                return Err(format!(
+                    "invalid environment variable name {name:?} in \"${{...}}\""
+                ));
             }
             let Some(value) = env(name) else {
                 return Err(format!("environment variable {name} is not set"));
@@ -404,7 +432,10 @@ pub fn humanize(message: &str) -> String {
             return format!("unknown {what} {name:?}{}", expected(rest));
         }
     }
-    if let Some((key, _)) = message.strip_prefix("missing field `").and_then(|r| r.split_once('`')) {
+    if let Some((key, _)) = message
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split_once('`'))
+    {
         return format!("missing key {key:?}");
     }
     message.replace('`', "\"")

@@ -39,8 +39,21 @@ const MAX_MAX_REDIRECTS: u32 = 50;
 const MAX_NAME_LEN: usize = 128;
 /// Label names vantage itself puts on probe series; a user label may not shadow them.
 const RESERVED_LABELS: &[&str] = &[
-    "probe", "kind", "phase", "reason", "result", "quantile", "window", "step", "check", "le",
-    "instance", "job", "slo", "severity", "alertname",
+    "probe",
+    "kind",
+    "phase",
+    "reason",
+    "result",
+    "quantile",
+    "window",
+    "step",
+    "check",
+    "le",
+    "instance",
+    "job",
+    "slo",
+    "severity",
+    "alertname",
 ];
 
 /// A validated config, ready to run.
@@ -140,6 +153,7 @@ impl Probe {
                         transport,
                         timeout,
                         expect: HttpExpect::default(),
+                        redactor: Redactor::default(),
                     })),
                 })
             }
@@ -153,7 +167,8 @@ impl Probe {
                     _ => target.to_string(),
                 };
                 let (host, port) = parse_host_port(&hostport)?;
-                let client = TlsClient::new(&TlsOptions::default(), &[]).map_err(|e| e.to_string())?;
+                let client =
+                    TlsClient::new(&TlsOptions::default(), &[]).map_err(|e| e.to_string())?;
                 Ok(Probe {
                     name,
                     kind,
@@ -182,7 +197,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Load and validate `path` with an explicit environment (tests).
-pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub fn load_with_env(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let mut errors = Vec::new();
     let raw = load::read(path, env, &mut errors);
     let config = resolve(&raw, &mut errors);
@@ -200,13 +218,15 @@ pub fn load_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Resul
 /// Collects located problems while resolving one file's items.
 struct Ctx<'a> {
     sources: &'a Sources,
+    redactor: &'a Redactor,
     file: FileId,
     errors: &'a mut Vec<Diagnostic>,
 }
 
 impl Ctx<'_> {
     fn err(&mut self, offset: usize, message: impl Into<String>) {
-        self.errors.push(self.sources.diag(self.file, offset, message));
+        self.errors
+            .push(self.sources.diag(self.file, offset, message));
     }
 }
 
@@ -217,17 +237,20 @@ struct Defaults {
 }
 
 fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
-    let defaults = resolve_defaults(raw.defaults.as_ref(), &raw.sources, errors);
+    let defaults = resolve_defaults(raw.defaults.as_ref(), raw, errors);
     let mut probes = Vec::new();
     let mut seen: HashMap<String, Diagnostic> = HashMap::new();
     for item in &raw.probes {
         let mut ctx = Ctx {
             sources: &raw.sources,
+            redactor: &raw.redactor,
             file: item.file,
             errors,
         };
         let name = item.value.name.get_ref();
-        let here = raw.sources.diag(item.file, item.value.name.span().start, "");
+        let here = raw
+            .sources
+            .diag(item.file, item.value.name.span().start, "");
         if let Some(first) = seen.get(name) {
             ctx.err(
                 item.value.name.span().start,
@@ -250,7 +273,11 @@ fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
     }
 }
 
-fn resolve_defaults(d: Option<&Located<RawDefaults>>, sources: &Sources, errors: &mut Vec<Diagnostic>) -> Defaults {
+fn resolve_defaults(
+    d: Option<&Located<RawDefaults>>,
+    raw: &load::RawConfig,
+    errors: &mut Vec<Diagnostic>,
+) -> Defaults {
     let mut out = Defaults {
         interval: DEFAULT_INTERVAL,
         timeout: DEFAULT_TIMEOUT,
@@ -258,7 +285,8 @@ fn resolve_defaults(d: Option<&Located<RawDefaults>>, sources: &Sources, errors:
     };
     let Some(d) = d else { return out };
     let mut ctx = Ctx {
-        sources,
+        sources: &raw.sources,
+        redactor: &raw.redactor,
         file: d.file,
         errors,
     };
@@ -274,7 +302,11 @@ fn resolve_defaults(d: Option<&Located<RawDefaults>>, sources: &Sources, errors:
     out
 }
 
-fn resolve_labels(labels: &BTreeMap<String, Spanned<String>>, at: usize, ctx: &mut Ctx<'_>) -> BTreeMap<String, String> {
+fn resolve_labels(
+    labels: &BTreeMap<String, Spanned<String>>,
+    at: usize,
+    ctx: &mut Ctx<'_>,
+) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (k, v) in labels {
         let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -287,7 +319,10 @@ fn resolve_labels(labels: &BTreeMap<String, Spanned<String>>, at: usize, ctx: &m
         } else if RESERVED_LABELS.contains(&k.as_str()) {
             ctx.err(
                 v.span().start,
-                format!("label name {k:?} is reserved by vantage; reserved: {}", RESERVED_LABELS.join(", ")),
+                format!(
+                    "label name {k:?} is reserved by vantage; reserved: {}",
+                    RESERVED_LABELS.join(", ")
+                ),
             );
         } else {
             out.insert(k.clone(), v.get_ref().clone());
@@ -320,13 +355,26 @@ fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usi
         ("max_body", at(&p.max_body)),
         ("proxy", at(&p.proxy)),
     ];
-    let headers_at = p
-        .headers
-        .as_ref()
-        .map(|h| h.values().next().map_or(p.name.span().start, |v| v.span().start));
-    let tls_only = [("target", at(&p.target)), ("server_name", at(&p.server_name))];
-    out.extend(http_only.into_iter().chain([("headers", headers_at)]).filter_map(|(k, a)| a.map(|a| (k, a, Kind::Http))));
-    out.extend(tls_only.into_iter().filter_map(|(k, a)| a.map(|a| (k, a, Kind::Tls))));
+    let headers_at = p.headers.as_ref().map(|h| {
+        h.values()
+            .next()
+            .map_or(p.name.span().start, |v| v.span().start)
+    });
+    let tls_only = [
+        ("target", at(&p.target)),
+        ("server_name", at(&p.server_name)),
+    ];
+    out.extend(
+        http_only
+            .into_iter()
+            .chain([("headers", headers_at)])
+            .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Http))),
+    );
+    out.extend(
+        tls_only
+            .into_iter()
+            .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Tls))),
+    );
     if let Some(e) = e {
         let ex_headers = e
             .headers
@@ -335,10 +383,28 @@ fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usi
         let http_expect = [
             ("expect.status", at(&e.status)),
             ("expect.body_contains", at(&e.body_contains)),
-            ("expect.body_regex", e.body_regex.as_ref().and_then(|v| v.first()).map(|s| s.span().start)),
-            ("expect.body_not_regex", e.body_not_regex.as_ref().and_then(|v| v.first()).map(|s| s.span().start)),
+            (
+                "expect.body_regex",
+                e.body_regex
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .map(|s| s.span().start),
+            ),
+            (
+                "expect.body_not_regex",
+                e.body_not_regex
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .map(|s| s.span().start),
+            ),
             ("expect.headers", ex_headers),
-            ("expect.json", e.json.as_ref().and_then(|v| v.first()).map(|s| s.span().start)),
+            (
+                "expect.json",
+                e.json
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .map(|s| s.span().start),
+            ),
             ("expect.health", at(&e.health)),
             ("expect.latency_under", at(&e.latency_under)),
             ("expect.cert_min_days", at(&e.cert_min_days)),
@@ -348,8 +414,16 @@ fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usi
             ("expect.verify", at(&e.verify)),
             ("expect.min_version", at(&e.min_version)),
         ];
-        out.extend(http_expect.into_iter().filter_map(|(k, a)| a.map(|a| (k, a, Kind::Http))));
-        out.extend(tls_expect.into_iter().filter_map(|(k, a)| a.map(|a| (k, a, Kind::Tls))));
+        out.extend(
+            http_expect
+                .into_iter()
+                .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Http))),
+        );
+        out.extend(
+            tls_expect
+                .into_iter()
+                .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Tls))),
+        );
     }
     out
 }
@@ -369,13 +443,23 @@ fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>) -> Option
         if only != kind {
             ctx.err(
                 at,
-                format!("key {key:?} applies to kind {:?}, not to kind {:?}", only.as_str(), kind.as_str()),
+                format!(
+                    "key {key:?} applies to kind {:?}, not to kind {:?}",
+                    only.as_str(),
+                    kind.as_str()
+                ),
             );
         }
     }
 
-    let interval = p.interval.as_ref().map_or(defaults.interval, |i| i.get_ref().0);
-    let timeout = p.timeout.as_ref().map_or(defaults.timeout, |t| t.get_ref().0);
+    let interval = p
+        .interval
+        .as_ref()
+        .map_or(defaults.interval, |i| i.get_ref().0);
+    let timeout = p
+        .timeout
+        .as_ref()
+        .map_or(defaults.timeout, |t| t.get_ref().0);
     let timing_at = p
         .timeout
         .as_ref()
@@ -421,7 +505,10 @@ fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>) -> Option
 fn parse_url(s: &str) -> Result<Url, String> {
     let url = Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("URL scheme {:?} is not supported, expected http or https", url.scheme()));
+        return Err(format!(
+            "URL scheme {:?} is not supported, expected http or https",
+            url.scheme()
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!("URL {s:?} has no host"));
@@ -493,7 +580,10 @@ fn tls_options(t: Option<&Spanned<RawTls>>, ctx: &mut Ctx<'_>) -> TlsOptions {
             }
         }
         (None, None) => {}
-        _ => ctx.err(t_at, "client_cert and client_key go together: set both or neither"),
+        _ => ctx.err(
+            t_at,
+            "client_cert and client_key go together: set both or neither",
+        ),
     }
     options
 }
@@ -503,10 +593,17 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
         ctx.err(p.name.span().start, "probe of kind \"http\" needs a url");
         return None;
     };
-    let url = parse_url(url_s.get_ref()).map_err(|e| ctx.err(url_s.span().start, e)).ok();
+    let url = parse_url(url_s.get_ref())
+        .map_err(|e| ctx.err(url_s.span().start, e))
+        .ok();
     let method = match &p.method {
         Some(m) => Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes())
-            .map_err(|_| ctx.err(m.span().start, format!("invalid HTTP method {:?}", m.get_ref())))
+            .map_err(|_| {
+                ctx.err(
+                    m.span().start,
+                    format!("invalid HTTP method {:?}", m.get_ref()),
+                )
+            })
             .ok(),
         None => Some(Method::GET),
     };
@@ -544,32 +641,50 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
         },
         (None, None) => None,
     };
-    let max_redirects = p.max_redirects.as_ref().map_or(DEFAULT_MAX_REDIRECTS, |m| *m.get_ref());
+    let max_redirects = p
+        .max_redirects
+        .as_ref()
+        .map_or(DEFAULT_MAX_REDIRECTS, |m| *m.get_ref());
     if max_redirects > MAX_MAX_REDIRECTS {
         let at = p.max_redirects.as_ref().map_or(0, |m| m.span().start);
-        ctx.err(at, format!("max_redirects of {max_redirects} is above the limit of {MAX_MAX_REDIRECTS}"));
+        ctx.err(
+            at,
+            format!("max_redirects of {max_redirects} is above the limit of {MAX_MAX_REDIRECTS}"),
+        );
     }
-    let max_body = p.max_body.as_ref().map_or(DEFAULT_MAX_BODY, |m| m.get_ref().0);
+    let max_body = p
+        .max_body
+        .as_ref()
+        .map_or(DEFAULT_MAX_BODY, |m| m.get_ref().0);
     if max_body > MAX_MAX_BODY {
         let at = p.max_body.as_ref().map_or(0, |m| m.span().start);
-        ctx.err(at, format!("max_body of {max_body} bytes is above the limit of 1GiB"));
+        ctx.err(
+            at,
+            format!("max_body of {max_body} bytes is above the limit of 1GiB"),
+        );
     }
-    let proxy = p.proxy.as_ref().and_then(|px| match Url::parse(px.get_ref()) {
-        Ok(u) if u.scheme() == "http" && u.has_host() => Some(u),
-        Ok(_) => {
-            ctx.err(px.span().start, "proxy must be an http:// URL");
-            None
-        }
-        Err(e) => {
-            ctx.err(px.span().start, format!("invalid proxy URL: {e}"));
-            None
-        }
-    });
+    let proxy = p
+        .proxy
+        .as_ref()
+        .and_then(|px| match Url::parse(px.get_ref()) {
+            Ok(u) if u.scheme() == "http" && u.has_host() => Some(u),
+            Ok(_) => {
+                ctx.err(px.span().start, "proxy must be an http:// URL");
+                None
+            }
+            Err(e) => {
+                ctx.err(px.span().start, format!("invalid proxy URL: {e}"));
+                None
+            }
+        });
     let options = tls_options(p.tls.as_ref(), ctx);
     let tls = match http_tls_client(&options) {
         Ok(c) => Some(c),
         Err(e) => {
-            let at = p.tls.as_ref().map_or(p.name.span().start, |t| t.span().start);
+            let at = p
+                .tls
+                .as_ref()
+                .map_or(p.name.span().start, |t| t.span().start);
             ctx.err(at, e.to_string());
             None
         }
@@ -589,7 +704,9 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
         ip: p.ip.as_ref().map_or(IpFamily::Any, |i| *i.get_ref()),
         proxy,
         tls,
-        server_name: raw_tls.and_then(|t| t.server_name.as_ref()).map(|s| s.get_ref().clone()),
+        server_name: raw_tls
+            .and_then(|t| t.server_name.as_ref())
+            .map(|s| s.get_ref().clone()),
         insecure_skip_verify: raw_tls
             .and_then(|t| t.insecure_skip_verify.as_ref())
             .is_some_and(|i| *i.get_ref()),
@@ -608,6 +725,7 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
             transport,
             timeout,
             expect,
+            redactor: ctx.redactor.clone(),
         })),
     ))
 }
@@ -617,8 +735,16 @@ fn compile_regex(s: &Spanned<String>, ctx: &mut Ctx<'_>) -> Option<Regex> {
         .map_err(|e| {
             // regex's message draws a caret diagram over several lines; keep its last line.
             let text = e.to_string();
-            let why = text.lines().last().unwrap_or_default().trim_start_matches("error: ").to_string();
-            ctx.err(s.span().start, format!("invalid regex {:?}: {why}", s.get_ref()))
+            let why = text
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
+            ctx.err(
+                s.span().start,
+                format!("invalid regex {:?}: {why}", s.get_ref()),
+            )
         })
         .ok()
 }
@@ -631,9 +757,23 @@ fn resolve_http_expect(e: Option<&Spanned<RawExpect>>, ctx: &mut Ctx<'_>) -> Opt
     if let Some(s) = &e.status {
         out.status = s.get_ref().0.clone();
     }
-    out.body_contains = e.body_contains.as_ref().map(|b| b.get_ref().clone()).unwrap_or_default();
-    out.body_regex = e.body_regex.iter().flatten().filter_map(|r| compile_regex(r, ctx)).collect();
-    out.body_not_regex = e.body_not_regex.iter().flatten().filter_map(|r| compile_regex(r, ctx)).collect();
+    out.body_contains = e
+        .body_contains
+        .as_ref()
+        .map(|b| b.get_ref().clone())
+        .unwrap_or_default();
+    out.body_regex = e
+        .body_regex
+        .iter()
+        .flatten()
+        .filter_map(|r| compile_regex(r, ctx))
+        .collect();
+    out.body_not_regex = e
+        .body_not_regex
+        .iter()
+        .flatten()
+        .filter_map(|r| compile_regex(r, ctx))
+        .collect();
     for (name, re) in e.headers.iter().flatten() {
         if HeaderName::from_bytes(name.as_bytes()).is_err() {
             ctx.err(re.span().start, format!("invalid header name {name:?}"));
@@ -642,7 +782,12 @@ fn resolve_http_expect(e: Option<&Spanned<RawExpect>>, ctx: &mut Ctx<'_>) -> Opt
             out.headers.push((name.to_ascii_lowercase(), r));
         }
     }
-    out.json = e.json.iter().flatten().filter_map(|j| resolve_json_assertion(j, ctx)).collect();
+    out.json = e
+        .json
+        .iter()
+        .flatten()
+        .filter_map(|j| resolve_json_assertion(j, ctx))
+        .collect();
     out.health = e.health.as_ref().is_some_and(|h| *h.get_ref());
     out.latency_under = e.latency_under.as_ref().map(|l| l.get_ref().0);
     if let Some(d) = &e.cert_min_days {
@@ -658,11 +803,19 @@ fn toml_to_json(v: &toml::Value) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
-fn resolve_json_assertion(j: &Spanned<RawJsonAssertion>, ctx: &mut Ctx<'_>) -> Option<JsonAssertion> {
+fn resolve_json_assertion(
+    j: &Spanned<RawJsonAssertion>,
+    ctx: &mut Ctx<'_>,
+) -> Option<JsonAssertion> {
     let at = j.span().start;
     let j = j.get_ref();
     let path = JsonPath::parse(j.path.get_ref())
-        .map_err(|e| ctx.err(j.path.span().start, format!("invalid JSONPath {:?}: {e}", j.path.get_ref())))
+        .map_err(|e| {
+            ctx.err(
+                j.path.span().start,
+                format!("invalid JSONPath {:?}: {e}", j.path.get_ref()),
+            )
+        })
         .ok();
     let mut ops = Vec::new();
     if let Some(v) = &j.equals {
@@ -702,24 +855,42 @@ fn resolve_json_assertion(j: &Spanned<RawJsonAssertion>, ctx: &mut Ctx<'_>) -> O
 
 fn resolve_tls(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(String, Spec)> {
     let Some(target) = &p.target else {
-        ctx.err(p.name.span().start, "probe of kind \"tls\" needs a target (host:port)");
+        ctx.err(
+            p.name.span().start,
+            "probe of kind \"tls\" needs a target (host:port)",
+        );
         return None;
     };
-    let hostport = parse_host_port(target.get_ref()).map_err(|e| ctx.err(target.span().start, e)).ok();
+    let hostport = parse_host_port(target.get_ref())
+        .map_err(|e| ctx.err(target.span().start, e))
+        .ok();
     let options = tls_options(p.tls.as_ref(), ctx);
     let client = TlsClient::new(&options, &[])
-        .map_err(|e| ctx.err(p.tls.as_ref().map_or(target.span().start, |t| t.span().start), e.to_string()))
+        .map_err(|e| {
+            ctx.err(
+                p.tls
+                    .as_ref()
+                    .map_or(target.span().start, |t| t.span().start),
+                e.to_string(),
+            )
+        })
         .ok();
     let raw_tls = p.tls.as_ref().map(|t| t.get_ref());
     if let Some(skip) = raw_tls.and_then(|t| t.insecure_skip_verify.as_ref()) {
-        ctx.err(skip.span().start, "tls probes use expect.verify = false instead of insecure_skip_verify");
+        ctx.err(
+            skip.span().start,
+            "tls probes use expect.verify = false instead of insecure_skip_verify",
+        );
     }
     let mut expect = TlsExpect::default();
     if let Some(e) = &p.expect {
         let e = e.get_ref();
         if let Some(d) = &e.min_days_remaining {
             if !d.get_ref().is_finite() || *d.get_ref() < 0.0 {
-                ctx.err(d.span().start, "min_days_remaining must be a number of days ≥ 0");
+                ctx.err(
+                    d.span().start,
+                    "min_days_remaining must be a number of days ≥ 0",
+                );
             }
             expect.min_days_remaining = Some(*d.get_ref());
         }
@@ -752,8 +923,14 @@ mod tests {
 
     #[test]
     fn host_port() {
-        assert_eq!(parse_host_port("a.example:8443").unwrap(), ("a.example".into(), 8443));
-        assert_eq!(parse_host_port("a.example").unwrap(), ("a.example".into(), 443));
+        assert_eq!(
+            parse_host_port("a.example:8443").unwrap(),
+            ("a.example".into(), 8443)
+        );
+        assert_eq!(
+            parse_host_port("a.example").unwrap(),
+            ("a.example".into(), 443)
+        );
         assert_eq!(parse_host_port("[::1]:9").unwrap(), ("::1".into(), 9));
         assert!(parse_host_port(":443").is_err());
         assert!(parse_host_port("a:0").is_err());

@@ -254,7 +254,10 @@ mod tests {
     #[test]
     fn durations_need_units() {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86400));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
         assert!(parse_duration("30").unwrap_err().contains("no unit"));
         assert!(parse_duration("abc").is_err());
         assert!(parse_duration("").is_err());
@@ -270,7 +273,8 @@ mod tests {
 
     #[test]
     fn statuses() {
-        let parse = |s: &str| toml::from_str::<BTreeMap<String, StatusSpec>>(s).map(|m| m["a"].clone());
+        let parse =
+            |s: &str| toml::from_str::<BTreeMap<String, StatusSpec>>(s).map(|m| m["a"].clone());
         assert_eq!(parse("a = 200").unwrap().0, vec![StatusPattern::Code(200)]);
         assert_eq!(
             parse("a = [200, \"3xx\"]").unwrap().0,
