@@ -219,6 +219,7 @@ pub fn load_with_env(
 struct Ctx<'a> {
     sources: &'a Sources,
     redactor: &'a Redactor,
+    clients: &'a Clients,
     file: FileId,
     errors: &'a mut Vec<Diagnostic>,
 }
@@ -238,12 +239,14 @@ struct Defaults {
 
 fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
     let defaults = resolve_defaults(raw.defaults.as_ref(), raw, errors);
+    let clients = Clients::default();
     let mut probes = Vec::new();
     let mut seen: HashMap<String, Diagnostic> = HashMap::new();
     for item in &raw.probes {
         let mut ctx = Ctx {
             sources: &raw.sources,
             redactor: &raw.redactor,
+            clients: &clients,
             file: item.file,
             errors,
         };
@@ -284,9 +287,11 @@ fn resolve_defaults(
         labels: BTreeMap::new(),
     };
     let Some(d) = d else { return out };
+    let clients = Clients::default();
     let mut ctx = Ctx {
         sources: &raw.sources,
         redactor: &raw.redactor,
+        clients: &clients,
         file: d.file,
         errors,
     };
@@ -556,6 +561,38 @@ fn http_tls_client(options: &TlsOptions) -> Result<TlsClient, vantage_probes::Er
     TlsClient::new(options, &[b"http/1.1"])
 }
 
+/// TLS clients with default options, built once per config: most probes share them, and
+/// building a client per probe dominated loading a large config.
+#[derive(Default)]
+struct Clients {
+    http: std::sync::OnceLock<TlsClient>,
+    tls: std::sync::OnceLock<TlsClient>,
+}
+
+impl Clients {
+    fn http(&self, options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
+        if options.ca.is_some() || options.client_auth.is_some() {
+            return http_tls_client(options);
+        }
+        if let Some(c) = self.http.get() {
+            return Ok(c.clone());
+        }
+        let c = http_tls_client(options)?;
+        Ok(self.http.get_or_init(|| c).clone())
+    }
+
+    fn tls(&self, options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
+        if options.ca.is_some() || options.client_auth.is_some() {
+            return TlsClient::new(options, &[]);
+        }
+        if let Some(c) = self.tls.get() {
+            return Ok(c.clone());
+        }
+        let c = TlsClient::new(options, &[])?;
+        Ok(self.tls.get_or_init(|| c).clone())
+    }
+}
+
 /// Load `tls = {...}`'s files; paths are relative to the file that names them.
 fn tls_options(t: Option<&Spanned<RawTls>>, ctx: &mut Ctx<'_>) -> TlsOptions {
     let mut options = TlsOptions::default();
@@ -678,7 +715,7 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
             }
         });
     let options = tls_options(p.tls.as_ref(), ctx);
-    let tls = match http_tls_client(&options) {
+    let tls = match ctx.clients.http(&options) {
         Ok(c) => Some(c),
         Err(e) => {
             let at = p
@@ -865,7 +902,9 @@ fn resolve_tls(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(St
         .map_err(|e| ctx.err(target.span().start, e))
         .ok();
     let options = tls_options(p.tls.as_ref(), ctx);
-    let client = TlsClient::new(&options, &[])
+    let client = ctx
+        .clients
+        .tls(&options)
         .map_err(|e| {
             ctx.err(
                 p.tls
