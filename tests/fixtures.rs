@@ -80,6 +80,41 @@ pub async fn https_target(
     .await
 }
 
+/// HTTPS that requires a client certificate issued by `client_ca`.
+pub async fn mtls_target(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_ca: CertificateDer<'static>,
+) -> Target {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(client_ca).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    serve(move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            if let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(5), acceptor.accept(s)).await
+            {
+                handle_http(tls).await;
+            }
+        }
+    })
+    .await
+}
+
 /// Completes a TLS handshake and then closes.
 pub async fn tls_target(
     chain: Vec<CertificateDer<'static>>,
@@ -288,6 +323,18 @@ impl Leaf {
     }
 }
 
+fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 fn now() -> time::OffsetDateTime {
     // Whole seconds: X.509 times have no fraction, and tests compare to the second.
     let t = time::OffsetDateTime::now_utc();
@@ -313,6 +360,28 @@ impl Pki {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
         Pki { ca, dir }
+    }
+
+    /// The CA certificate, DER.
+    pub fn ca_der(&self) -> CertificateDer<'static> {
+        self.ca.der().clone()
+    }
+
+    /// Write a leaf's chain and key as PEM files into the PKI directory.
+    pub fn write_pem(&self, leaf: &Leaf, stem: &str) {
+        let mut pem = String::new();
+        for der in &leaf.chain {
+            pem += &pem_block("CERTIFICATE", der.as_ref());
+        }
+        std::fs::write(self.dir.path().join(format!("{stem}.pem")), pem).unwrap();
+        let PrivateKeyDer::Pkcs8(k) = &leaf.key else {
+            panic!("pkcs8 keys only")
+        };
+        std::fs::write(
+            self.dir.path().join(format!("{stem}.key")),
+            pem_block("PRIVATE KEY", k.secret_pkcs8_der()),
+        )
+        .unwrap();
     }
 
     pub fn ca_path(&self) -> PathBuf {

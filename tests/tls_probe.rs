@@ -2,7 +2,9 @@
 
 use vantage_probes::{Outcome, Reason, VerifyResult};
 
-use crate::fixtures::{closing_target, garbage_target, https_target, tls_target, Leaf, Pki};
+use crate::fixtures::{
+    closing_target, garbage_target, https_target, mtls_target, tls_target, Leaf, Pki,
+};
 use crate::support::{load_in, outcome, run_all, write_config_in};
 
 fn tls_probe(name: &str, addr: std::net::SocketAddr, expect: &str) -> String {
@@ -212,4 +214,94 @@ async fn broken_handshakes_fail_cleanly() {
         assert_eq!(o.reason, Some(Reason::TlsHandshake), "{name}: {o:#?}");
         assert!(o.duration < std::time::Duration::from_secs(2), "{name}");
     }
+}
+
+#[tokio::test]
+async fn client_certificates() {
+    let pki = Pki::new();
+    let server_leaf = pki.leaf(&["localhost"], -1, 90);
+    let client_leaf = pki.leaf(&["vantage-client"], -1, 90);
+    pki.write_pem(&client_leaf, "client");
+    let server = mtls_target(server_leaf.chain.clone(), server_leaf.key(), pki.ca_der()).await;
+    let dir = pki.path().to_path_buf();
+    let probe = |name: &str, extra: &str| {
+        format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{}\"\ntimeout = \"2s\"\ntls = {{ ca = \"{}\", server_name = \"localhost\"{extra} }}\n",
+            server.https_url("/ok"),
+            dir.join("ca.pem").display()
+        )
+    };
+    let cfg = probe(
+        "with-cert",
+        &format!(
+            ", client_cert = \"{0}/client.pem\", client_key = \"{0}/client.key\"",
+            dir.display()
+        ),
+    ) + &probe("without-cert", "");
+    let (_pki, all) = run_in(pki, &cfg).await;
+    let o = outcome(&all, "with-cert");
+    assert!(o.success, "{o:#?}");
+    let o = outcome(&all, "without-cert");
+    assert_eq!(o.reason, Some(Reason::TlsHandshake), "{o:#?}");
+}
+
+#[tokio::test]
+async fn reports_show_certificate_facts() {
+    let pki = Pki::new();
+    let soon = pki.leaf(&["localhost"], -1, 10);
+    let server = tls_target(soon.chain.clone(), soon.key()).await;
+    let https = https_target(soon.chain.clone(), soon.key()).await;
+    let cfg = crate::support::write_config_in(
+        tempfile::tempdir_in(pki.path()).unwrap(),
+        &tls_probe("cert", server.addr, "min_days_remaining = 5"),
+    );
+    std::fs::copy(pki.ca_path(), cfg.dir.path().join("ca.pem")).unwrap();
+
+    let text = crate::support::vantage(&["check"], &[], cfg.dir.path()).await;
+    assert_eq!(text.code, 0, "{}{}", text.stdout, text.stderr);
+    assert!(
+        text.stdout.contains("certificate expires in 9 days")
+            || text.stdout.contains("certificate expires in 10 days"),
+        "{}",
+        text.stdout
+    );
+    let json = crate::support::vantage(&["check", "--format", "json"], &[], cfg.dir.path()).await;
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let facts = &doc["probes"][0]["facts"];
+    assert_eq!(facts["cert_not_after"], soon.not_after);
+    assert_eq!(facts["tls"]["effective_not_after"], soon.not_after);
+    assert_eq!(facts["tls"]["verify_result"], "ok");
+    assert_eq!(facts["tls"]["chain"][0]["sans"][0], "localhost");
+
+    // Ad hoc, without our CA: the verdict is unknown_issuer, and the facts are still there.
+    let adhoc =
+        crate::support::vantage(&["probe", &https.https_url("/ok")], &[], cfg.dir.path()).await;
+    assert_eq!(adhoc.code, 1);
+    assert!(
+        adhoc.stdout.contains("failure (tls_verify)"),
+        "{}",
+        adhoc.stdout
+    );
+    assert!(
+        adhoc.stdout.contains("verify unknown_issuer"),
+        "{}",
+        adhoc.stdout
+    );
+    assert!(
+        adhoc.stdout.contains("expiry: certificate expires in"),
+        "{}",
+        adhoc.stdout
+    );
+    let tls = crate::support::vantage(
+        &["probe", "--kind", "tls", &server.addr.to_string()],
+        &[],
+        cfg.dir.path(),
+    )
+    .await;
+    assert_eq!(tls.code, 1);
+    assert!(
+        tls.stdout.contains("certificate: CN=localhost"),
+        "{}",
+        tls.stdout
+    );
 }

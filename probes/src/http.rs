@@ -469,6 +469,20 @@ fn hyper_failure(e: &hyper::Error) -> Failure {
         detail.push_str(&s.to_string());
         source = s.source();
     }
+    // A TLS alert after the handshake (say, the server rejecting our client certificate under
+    // TLS 1.3) surfaces on the first read: it is still a TLS failure, not an HTTP one.
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let tls = s.downcast_ref::<rustls::Error>().or_else(|| {
+            s.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(t) = tls {
+            return Failure::new(Reason::TlsHandshake, format!("TLS: {t}"));
+        }
+        source = s.source();
+    }
     let what = if detail.contains("too large") {
         "response head too large"
     } else if e.is_parse() || e.is_parse_status() {
