@@ -1,0 +1,783 @@
+//! Resolving `[[probe]]` tables into runnable probes: kind-specific keys, URLs, TLS files,
+//! expectations. Problems are collected into the shared context, never returned early.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::Method;
+use regex::Regex;
+use serde_json_path::JsonPath;
+use tokio::time::Instant;
+use toml::Spanned;
+use url::Url;
+use vantage_probes::{
+    run_http, run_tls, HttpExpect, HttpSpec, IpFamily, JsonAssertion, JsonOp, Outcome, Request,
+    TlsClient, TlsExpect, TlsOptions, TlsSpec, Transport,
+};
+
+use super::raw::{Kind, RawExpect, RawJsonAssertion, RawProbe, RawTls};
+use super::{resolve_labels, Ctx, Defaults};
+use crate::secret::Redactor;
+
+const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+const MAX_MAX_BODY: u64 = 1024 * 1024 * 1024;
+const DEFAULT_MAX_REDIRECTS: u32 = 10;
+const MAX_MAX_REDIRECTS: u32 = 50;
+const MAX_NAME_LEN: usize = 128;
+
+/// One probe, resolved.
+pub struct Probe {
+    pub name: String,
+    pub kind: Kind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub labels: BTreeMap<String, String>,
+    /// What is probed, for humans: the URL without credentials, or `host:port`. Redact on output.
+    pub target: String,
+    pub spec: Spec,
+}
+
+/// The runnable part of a probe.
+pub enum Spec {
+    Http(Box<HttpSpec>),
+    Tls(Box<TlsSpec>),
+}
+
+impl Probe {
+    /// Run once. `scheduled` is when the run was due; the outcome's duration counts from there.
+    pub async fn run(&self, scheduled: Instant) -> Outcome {
+        match &self.spec {
+            Spec::Http(s) => run_http(s, scheduled).await,
+            Spec::Tls(s) => run_tls(s, scheduled).await,
+        }
+    }
+
+    /// A probe without a config file, for `vantage probe URL`.
+    pub fn adhoc(target: &str, kind: Kind, timeout: Duration) -> Result<Probe, String> {
+        let name = "adhoc".to_string();
+        let interval = timeout + Duration::from_secs(1);
+        match kind {
+            Kind::Http => {
+                let url = parse_url(target)?;
+                let transport = Transport {
+                    follow_redirects: true,
+                    max_redirects: DEFAULT_MAX_REDIRECTS,
+                    max_body: DEFAULT_MAX_BODY,
+                    ip: IpFamily::Any,
+                    proxy: None,
+                    tls: http_tls_client(&TlsOptions::default()).map_err(|e| e.to_string())?,
+                    server_name: None,
+                    insecure_skip_verify: false,
+                    cert_min_days: None,
+                };
+                Ok(Probe {
+                    name,
+                    kind,
+                    interval,
+                    timeout,
+                    labels: BTreeMap::new(),
+                    target: display_url(&url),
+                    spec: Spec::Http(Box::new(HttpSpec {
+                        request: Request {
+                            url,
+                            method: Method::GET,
+                            headers: HeaderMap::new(),
+                            body: None,
+                        },
+                        transport,
+                        timeout,
+                        expect: HttpExpect::default(),
+                        redactor: Redactor::default(),
+                    })),
+                })
+            }
+            Kind::Tls => {
+                let hostport = match Url::parse(target) {
+                    Ok(u) if u.has_host() && u.scheme() != "localhost" => format!(
+                        "{}:{}",
+                        u.host_str().unwrap_or_default(),
+                        u.port_or_known_default().unwrap_or(443)
+                    ),
+                    _ => target.to_string(),
+                };
+                let (host, port) = parse_host_port(&hostport)?;
+                let client =
+                    TlsClient::new(&TlsOptions::default(), &[]).map_err(|e| e.to_string())?;
+                Ok(Probe {
+                    name,
+                    kind,
+                    interval,
+                    timeout,
+                    labels: BTreeMap::new(),
+                    target: hostport,
+                    spec: Spec::Tls(Box::new(TlsSpec {
+                        host,
+                        port,
+                        server_name: None,
+                        ip: IpFamily::Any,
+                        timeout,
+                        client,
+                        expect: TlsExpect::default(),
+                    })),
+                })
+            }
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Keys written for one kind but used on another.
+fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usize, Kind)> {
+    fn at<T>(v: &Option<Spanned<T>>) -> Option<usize> {
+        v.as_ref().map(|s| s.span().start)
+    }
+    let mut out = Vec::new();
+    let http_only = [
+        ("url", at(&p.url)),
+        ("method", at(&p.method)),
+        ("body", at(&p.body)),
+        ("json", at(&p.json)),
+        ("follow_redirects", at(&p.follow_redirects)),
+        ("max_redirects", at(&p.max_redirects)),
+        ("max_body", at(&p.max_body)),
+        ("proxy", at(&p.proxy)),
+    ];
+    let headers_at = p.headers.as_ref().map(|h| {
+        h.values()
+            .next()
+            .map_or(p.name.span().start, |v| v.span().start)
+    });
+    let tls_only = [
+        ("target", at(&p.target)),
+        ("server_name", at(&p.server_name)),
+    ];
+    out.extend(
+        http_only
+            .into_iter()
+            .chain([("headers", headers_at)])
+            .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Http))),
+    );
+    out.extend(
+        tls_only
+            .into_iter()
+            .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Tls))),
+    );
+    if let Some(e) = e {
+        let ex_headers = e
+            .headers
+            .as_ref()
+            .map(|h| h.values().next().map_or(0, |v| v.span().start));
+        let http_expect = [
+            ("expect.status", at(&e.status)),
+            ("expect.body_contains", at(&e.body_contains)),
+            (
+                "expect.body_regex",
+                e.body_regex
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .map(|s| s.span().start),
+            ),
+            (
+                "expect.body_not_regex",
+                e.body_not_regex
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .map(|s| s.span().start),
+            ),
+            ("expect.headers", ex_headers),
+            (
+                "expect.json",
+                e.json
+                    .as_ref()
+                    .and_then(|v| v.first())
+                    .map(|s| s.span().start),
+            ),
+            ("expect.health", at(&e.health)),
+            ("expect.latency_under", at(&e.latency_under)),
+            ("expect.cert_min_days", at(&e.cert_min_days)),
+        ];
+        let tls_expect = [
+            ("expect.min_days_remaining", at(&e.min_days_remaining)),
+            ("expect.verify", at(&e.verify)),
+            ("expect.min_version", at(&e.min_version)),
+        ];
+        out.extend(
+            http_expect
+                .into_iter()
+                .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Http))),
+        );
+        out.extend(
+            tls_expect
+                .into_iter()
+                .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Tls))),
+        );
+    }
+    out
+}
+
+pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>) -> Option<Probe> {
+    let errors_before = ctx.errors.len();
+    let name = p.name.get_ref().clone();
+    if !valid_name(&name) {
+        ctx.err(
+            p.name.span().start,
+            format!("invalid probe name {name:?}: use 1 to {MAX_NAME_LEN} of a-z, 0-9, _ and -"),
+        );
+    }
+    let kind = *p.kind.get_ref();
+    let expect = p.expect.as_ref().map(|e| e.get_ref());
+    for (key, at, only) in misplaced_keys(p, expect) {
+        if only != kind {
+            ctx.err(
+                at,
+                format!(
+                    "key {key:?} applies to kind {:?}, not to kind {:?}",
+                    only.as_str(),
+                    kind.as_str()
+                ),
+            );
+        }
+    }
+
+    let interval = p
+        .interval
+        .as_ref()
+        .map_or(defaults.interval, |i| i.get_ref().0);
+    let timeout = p
+        .timeout
+        .as_ref()
+        .map_or(defaults.timeout, |t| t.get_ref().0);
+    let timing_at = p
+        .timeout
+        .as_ref()
+        .or(p.interval.as_ref())
+        .map_or(p.name.span().start, |s| s.span().start);
+    if interval.is_zero() {
+        ctx.err(timing_at, "interval must be greater than 0");
+    } else if timeout.is_zero() {
+        ctx.err(timing_at, "timeout must be greater than 0");
+    } else if timeout >= interval {
+        ctx.err(
+            timing_at,
+            format!(
+                "timeout ({}) must be shorter than interval ({}), or runs of probe {name:?} would overlap",
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ),
+        );
+    }
+    let mut labels = defaults.labels.clone();
+    if let Some(l) = &p.labels {
+        labels.extend(resolve_labels(l, p.name.span().start, ctx));
+    }
+
+    let (target, spec) = match kind {
+        Kind::Http => resolve_http(p, timeout, ctx)?,
+        Kind::Tls => resolve_tls(p, timeout, ctx)?,
+    };
+    if ctx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Probe {
+        name,
+        kind,
+        interval,
+        timeout,
+        labels,
+        target,
+        spec,
+    })
+}
+
+fn parse_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "URL scheme {:?} is not supported, expected http or https",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("URL {s:?} has no host"));
+    }
+    Ok(url)
+}
+
+/// The URL as shown to humans: no password.
+fn display_url(url: &Url) -> String {
+    let mut u = url.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    u.to_string()
+}
+
+fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let s = s.trim();
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, tail) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("invalid target {s:?}: unclosed ["))?;
+        (h.to_string(), tail.strip_prefix(':'))
+    } else if s.matches(':').count() == 1 {
+        let (h, p) = s.split_once(':').unwrap_or((s, ""));
+        (h.to_string(), Some(p))
+    } else {
+        (s.to_string(), None)
+    };
+    if host.is_empty() {
+        return Err(format!("invalid target {s:?}: no host, expected host:port"));
+    }
+    let port = match port {
+        None => 443,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("invalid port {p:?} in target {s:?}"))?,
+    };
+    Ok((host, port))
+}
+
+fn http_tls_client(options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
+    TlsClient::new(options, &[b"http/1.1"])
+}
+
+/// TLS clients with default options, built once per config: most probes share them, and
+/// building a client per probe dominated loading a large config.
+#[derive(Default)]
+pub(super) struct Clients {
+    http: std::sync::OnceLock<TlsClient>,
+    tls: std::sync::OnceLock<TlsClient>,
+}
+
+impl Clients {
+    fn http(&self, options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
+        if options.ca.is_some() || options.client_auth.is_some() {
+            return http_tls_client(options);
+        }
+        if let Some(c) = self.http.get() {
+            return Ok(c.clone());
+        }
+        let c = http_tls_client(options)?;
+        Ok(self.http.get_or_init(|| c).clone())
+    }
+
+    fn tls(&self, options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
+        if options.ca.is_some() || options.client_auth.is_some() {
+            return TlsClient::new(options, &[]);
+        }
+        if let Some(c) = self.tls.get() {
+            return Ok(c.clone());
+        }
+        let c = TlsClient::new(options, &[])?;
+        Ok(self.tls.get_or_init(|| c).clone())
+    }
+}
+
+/// Load `tls = {...}`'s files; paths are relative to the file that names them.
+fn tls_options(t: Option<&Spanned<RawTls>>, ctx: &mut Ctx<'_>) -> TlsOptions {
+    let mut options = TlsOptions::default();
+    let Some(t) = t else { return options };
+    let dir = ctx.sources.dir(ctx.file);
+    let t_at = t.span().start;
+    let t = t.get_ref();
+    if let Some(ca) = &t.ca {
+        match vantage_probes::tls::load_certs(&dir.join(ca.get_ref())) {
+            Ok(certs) => options.ca = Some(certs),
+            Err(e) => ctx.err(ca.span().start, e.to_string()),
+        }
+    }
+    match (&t.client_cert, &t.client_key) {
+        (Some(cert), Some(key)) => {
+            let chain = vantage_probes::tls::load_certs(&dir.join(cert.get_ref()));
+            let k = vantage_probes::tls::load_key(&dir.join(key.get_ref()));
+            match (chain, k) {
+                (Ok(chain), Ok(k)) => options.client_auth = Some((chain, Arc::new(k))),
+                (Err(e), _) => ctx.err(cert.span().start, e.to_string()),
+                (_, Err(e)) => ctx.err(key.span().start, e.to_string()),
+            }
+        }
+        (None, None) => {}
+        _ => ctx.err(
+            t_at,
+            "client_cert and client_key go together: set both or neither",
+        ),
+    }
+    options
+}
+
+fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(String, Spec)> {
+    let Some(url_s) = &p.url else {
+        ctx.err(p.name.span().start, "probe of kind \"http\" needs a url");
+        return None;
+    };
+    let url = parse_url(url_s.get_ref())
+        .map_err(|e| ctx.err(url_s.span().start, e))
+        .ok();
+    let method = match &p.method {
+        Some(m) => Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes())
+            .map_err(|_| {
+                ctx.err(
+                    m.span().start,
+                    format!("invalid HTTP method {:?}", m.get_ref()),
+                )
+            })
+            .ok(),
+        None => Some(Method::GET),
+    };
+    let mut headers = HeaderMap::new();
+    for (k, v) in p.headers.iter().flatten() {
+        let name = HeaderName::from_bytes(k.as_bytes());
+        let value = HeaderValue::from_str(v.get_ref());
+        match (name, value) {
+            (Ok(name), Ok(mut value)) => {
+                // Header values often carry credentials: keep them out of Debug output.
+                value.set_sensitive(true);
+                headers.insert(name, value);
+            }
+            (Err(_), _) => ctx.err(v.span().start, format!("invalid header name {k:?}")),
+            (_, Err(_)) => ctx.err(v.span().start, format!("invalid value for header {k:?}")),
+        }
+    }
+    let body = match (&p.body, &p.json) {
+        (Some(b), Some(_)) => {
+            ctx.err(b.span().start, "set body or json, not both");
+            None
+        }
+        (Some(b), None) => Some(bytes::Bytes::from(b.get_ref().clone())),
+        (None, Some(j)) => match serde_json::to_vec(j.get_ref()) {
+            Ok(v) => {
+                if !headers.contains_key(CONTENT_TYPE) {
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                Some(bytes::Bytes::from(v))
+            }
+            Err(e) => {
+                ctx.err(j.span().start, format!("json body cannot be encoded: {e}"));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let max_redirects = p
+        .max_redirects
+        .as_ref()
+        .map_or(DEFAULT_MAX_REDIRECTS, |m| *m.get_ref());
+    if max_redirects > MAX_MAX_REDIRECTS {
+        let at = p.max_redirects.as_ref().map_or(0, |m| m.span().start);
+        ctx.err(
+            at,
+            format!("max_redirects of {max_redirects} is above the limit of {MAX_MAX_REDIRECTS}"),
+        );
+    }
+    let max_body = p
+        .max_body
+        .as_ref()
+        .map_or(DEFAULT_MAX_BODY, |m| m.get_ref().0);
+    if max_body > MAX_MAX_BODY {
+        let at = p.max_body.as_ref().map_or(0, |m| m.span().start);
+        ctx.err(
+            at,
+            format!("max_body of {max_body} bytes is above the limit of 1GiB"),
+        );
+    }
+    let proxy = p
+        .proxy
+        .as_ref()
+        .and_then(|px| match Url::parse(px.get_ref()) {
+            Ok(u) if u.scheme() == "http" && u.has_host() => Some(u),
+            Ok(_) => {
+                ctx.err(px.span().start, "proxy must be an http:// URL");
+                None
+            }
+            Err(e) => {
+                ctx.err(px.span().start, format!("invalid proxy URL: {e}"));
+                None
+            }
+        });
+    let options = tls_options(p.tls.as_ref(), ctx);
+    let tls = match ctx.clients.http(&options) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            let at = p
+                .tls
+                .as_ref()
+                .map_or(p.name.span().start, |t| t.span().start);
+            ctx.err(at, e.to_string());
+            None
+        }
+    };
+    let raw_tls = p.tls.as_ref().map(|t| t.get_ref());
+    let expect = resolve_http_expect(p.expect.as_ref(), ctx);
+    if let (Some(url), Some(e)) = (&url, &p.expect) {
+        if let (Some(c), false) = (&e.get_ref().cert_min_days, url.scheme() == "https") {
+            ctx.err(c.span().start, "expect.cert_min_days needs an https URL");
+        }
+    }
+    let (url, method, tls, expect) = (url?, method?, tls?, expect?);
+    let transport = Transport {
+        follow_redirects: p.follow_redirects.as_ref().is_none_or(|f| *f.get_ref()),
+        max_redirects,
+        max_body,
+        ip: p.ip.as_ref().map_or(IpFamily::Any, |i| *i.get_ref()),
+        proxy,
+        tls,
+        server_name: raw_tls
+            .and_then(|t| t.server_name.as_ref())
+            .map(|s| s.get_ref().clone()),
+        insecure_skip_verify: raw_tls
+            .and_then(|t| t.insecure_skip_verify.as_ref())
+            .is_some_and(|i| *i.get_ref()),
+        cert_min_days: expect.cert_min_days,
+    };
+    let target = display_url(&url);
+    Some((
+        target,
+        Spec::Http(Box::new(HttpSpec {
+            request: Request {
+                url,
+                method,
+                headers,
+                body,
+            },
+            transport,
+            timeout,
+            expect,
+            redactor: ctx.redactor.clone(),
+        })),
+    ))
+}
+
+fn compile_regex(s: &Spanned<String>, ctx: &mut Ctx<'_>) -> Option<Regex> {
+    Regex::new(s.get_ref())
+        .map_err(|e| {
+            // regex's message draws a caret diagram over several lines; keep its last line.
+            let text = e.to_string();
+            let why = text
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
+            ctx.err(
+                s.span().start,
+                format!("invalid regex {:?}: {why}", s.get_ref()),
+            )
+        })
+        .ok()
+}
+
+fn resolve_http_expect(e: Option<&Spanned<RawExpect>>, ctx: &mut Ctx<'_>) -> Option<HttpExpect> {
+    let mut out = HttpExpect::default();
+    let Some(e) = e else { return Some(out) };
+    let before = ctx.errors.len();
+    let e = e.get_ref();
+    if let Some(s) = &e.status {
+        out.status = s.get_ref().0.clone();
+    }
+    out.body_contains = e
+        .body_contains
+        .as_ref()
+        .map(|b| b.get_ref().clone())
+        .unwrap_or_default();
+    out.body_regex = e
+        .body_regex
+        .iter()
+        .flatten()
+        .filter_map(|r| compile_regex(r, ctx))
+        .collect();
+    out.body_not_regex = e
+        .body_not_regex
+        .iter()
+        .flatten()
+        .filter_map(|r| compile_regex(r, ctx))
+        .collect();
+    for (name, re) in e.headers.iter().flatten() {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            ctx.err(re.span().start, format!("invalid header name {name:?}"));
+        }
+        if let Some(r) = compile_regex(re, ctx) {
+            out.headers.push((name.to_ascii_lowercase(), r));
+        }
+    }
+    out.json = e
+        .json
+        .iter()
+        .flatten()
+        .filter_map(|j| resolve_json_assertion(j, ctx))
+        .collect();
+    out.health = e.health.as_ref().is_some_and(|h| *h.get_ref());
+    out.latency_under = e.latency_under.as_ref().map(|l| l.get_ref().0);
+    if let Some(d) = &e.cert_min_days {
+        if !d.get_ref().is_finite() || *d.get_ref() < 0.0 {
+            ctx.err(d.span().start, "cert_min_days must be a number of days ≥ 0");
+        }
+        out.cert_min_days = Some(*d.get_ref());
+    }
+    (ctx.errors.len() == before).then_some(out)
+}
+
+fn toml_to_json(v: &toml::Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+fn resolve_json_assertion(
+    j: &Spanned<RawJsonAssertion>,
+    ctx: &mut Ctx<'_>,
+) -> Option<JsonAssertion> {
+    let at = j.span().start;
+    let j = j.get_ref();
+    let path = JsonPath::parse(j.path.get_ref())
+        .map_err(|e| {
+            ctx.err(
+                j.path.span().start,
+                format!("invalid JSONPath {:?}: {e}", j.path.get_ref()),
+            )
+        })
+        .ok();
+    let mut ops = Vec::new();
+    if let Some(v) = &j.equals {
+        ops.push(JsonOp::Equals(toml_to_json(v)));
+    }
+    if let Some(v) = &j.not_equals {
+        ops.push(JsonOp::NotEquals(toml_to_json(v)));
+    }
+    if let Some(m) = &j.matches {
+        ops.extend(compile_regex(m, ctx).map(JsonOp::Matches));
+    }
+    if let Some(e) = j.exists {
+        ops.push(JsonOp::Exists(e));
+    }
+    if let Some(x) = j.lt {
+        ops.push(JsonOp::Lt(x));
+    }
+    if let Some(x) = j.gt {
+        ops.push(JsonOp::Gt(x));
+    }
+    if ops.len() != 1 {
+        ctx.err(
+            at,
+            format!(
+                "a JSON assertion takes exactly one of: equals, not_equals, matches, exists, lt, gt (found {})",
+                ops.len()
+            ),
+        );
+        return None;
+    }
+    Some(JsonAssertion {
+        path: path?,
+        path_text: j.path.get_ref().clone(),
+        op: ops.pop()?,
+    })
+}
+
+fn resolve_tls(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(String, Spec)> {
+    let Some(target) = &p.target else {
+        ctx.err(
+            p.name.span().start,
+            "probe of kind \"tls\" needs a target (host:port)",
+        );
+        return None;
+    };
+    let hostport = parse_host_port(target.get_ref())
+        .map_err(|e| ctx.err(target.span().start, e))
+        .ok();
+    let options = tls_options(p.tls.as_ref(), ctx);
+    let client = ctx
+        .clients
+        .tls(&options)
+        .map_err(|e| {
+            ctx.err(
+                p.tls
+                    .as_ref()
+                    .map_or(target.span().start, |t| t.span().start),
+                e.to_string(),
+            )
+        })
+        .ok();
+    let raw_tls = p.tls.as_ref().map(|t| t.get_ref());
+    if let Some(skip) = raw_tls.and_then(|t| t.insecure_skip_verify.as_ref()) {
+        ctx.err(
+            skip.span().start,
+            "tls probes use expect.verify = false instead of insecure_skip_verify",
+        );
+    }
+    let mut expect = TlsExpect::default();
+    if let Some(e) = &p.expect {
+        let e = e.get_ref();
+        if let Some(d) = &e.min_days_remaining {
+            if !d.get_ref().is_finite() || *d.get_ref() < 0.0 {
+                ctx.err(
+                    d.span().start,
+                    "min_days_remaining must be a number of days ≥ 0",
+                );
+            }
+            expect.min_days_remaining = Some(*d.get_ref());
+        }
+        expect.verify = e.verify.as_ref().is_none_or(|v| *v.get_ref());
+        expect.min_version = e.min_version.as_ref().map(|v| *v.get_ref());
+    }
+    let server_name = p
+        .server_name
+        .as_ref()
+        .or(raw_tls.and_then(|t| t.server_name.as_ref()))
+        .map(|s| s.get_ref().clone());
+    let ((host, port), client) = (hostport?, client?);
+    Some((
+        format!("{host}:{port}"),
+        Spec::Tls(Box::new(TlsSpec {
+            host,
+            port,
+            server_name,
+            ip: p.ip.as_ref().map_or(IpFamily::Any, |i| *i.get_ref()),
+            timeout,
+            client,
+            expect,
+        })),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port() {
+        assert_eq!(
+            parse_host_port("a.example:8443").unwrap(),
+            ("a.example".into(), 8443)
+        );
+        assert_eq!(
+            parse_host_port("a.example").unwrap(),
+            ("a.example".into(), 443)
+        );
+        assert_eq!(parse_host_port("[::1]:9").unwrap(), ("::1".into(), 9));
+        assert!(parse_host_port(":443").is_err());
+        assert!(parse_host_port("a:0").is_err());
+        assert!(parse_host_port("a:x").is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("api-ready_2"));
+        assert!(!valid_name("Api"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("a b"));
+    }
+
+    #[test]
+    fn display_url_hides_password() {
+        let u = Url::parse("https://user:pw@example.com/x").unwrap();
+        assert_eq!(display_url(&u), "https://user:***@example.com/x");
+    }
+}
