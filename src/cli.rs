@@ -10,11 +10,16 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tracing::{error, info, warn};
 
+use std::io::IsTerminal as _;
+
 use crate::check::{self, CheckOptions};
 use crate::config::{self, Kind, Probe};
+use crate::daemon;
+use crate::demo;
 use crate::logging::LogFormat;
 use crate::report::{self, Format, Report};
 use crate::secret::SharedRedactor;
+use crate::store::Store;
 
 /// Exit codes.
 pub const OK: u8 = 0;
@@ -44,10 +49,19 @@ pub enum Command {
     Check(CheckArgs),
     /// Load and validate the config, printing every problem.
     Validate(ConfigArg),
+    /// The daemon: schedule probes, serve /metrics, /probe, /api and the status page.
+    Run(ConfigArg),
     /// Probe one URL without a config.
     Probe(ProbeArgs),
-    /// The embedded demo (arrives with the daemon).
-    Demo,
+    /// The embedded default: loopback demo targets, probed and served on 127.0.0.1:9464.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to serve the demo's daemon.
+    #[arg(long, default_value = crate::config::DEFAULT_LISTEN)]
+    pub listen: String,
 }
 
 #[derive(Debug, Args)]
@@ -109,14 +123,8 @@ impl Cli {
             Command::Check(args) => check_cmd(args, &redactor).await,
             Command::Validate(args) => validate_cmd(&args.config),
             Command::Probe(args) => probe_cmd(args).await,
-            Command::Demo => {
-                println!(
-                    "vantage demo is coming soon: it arrives with the daemon (`vantage run`).\n\
-                     Meanwhile try `vantage check -c deploy/examples/vantage.toml` or \
-                     `vantage probe https://example.com`."
-                );
-                OK
-            }
+            Command::Run(args) => run_cmd(&args.config, redactor).await,
+            Command::Demo(args) => demo_cmd(&args.listen, redactor).await,
         };
         ExitCode::from(code)
     }
@@ -241,5 +249,131 @@ async fn probe_cmd(args: ProbeArgs) -> u8 {
         OK
     } else {
         FAILED
+    }
+}
+
+/// SIGHUP reloads; SIGTERM and SIGINT shut down. Runs until shutdown.
+fn spawn_signal_handlers(control: daemon::Control) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            error!("Cannot install signal handlers; use POST /-/reload and kill -9.");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading the config.");
+                    let control = control.clone();
+                    // The verdict is logged by the daemon.
+                    tokio::spawn(async move { let _ = control.request_reload().await; });
+                }
+                _ = term.recv() => { info!("SIGTERM: shutting down."); control.shutdown.cancel(); return; }
+                _ = int.recv() => { info!("SIGINT: shutting down."); control.shutdown.cancel(); return; }
+                _ = control.shutdown.cancelled() => return,
+            }
+        }
+    });
+}
+
+async fn bind(addr: &str) -> Result<tokio::net::TcpListener, u8> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        error!(%addr, error = %e, "Cannot listen.");
+        USAGE
+    })
+}
+
+async fn run_cmd(path: &Path, redactor: SharedRedactor) -> u8 {
+    let config = match load(path, Some(&redactor)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let listener = match bind(&config.server.listen.to_string()).await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let (control, requests) = daemon::control();
+    spawn_signal_handlers(control.clone());
+    let d = daemon::Daemon {
+        config_path: path.to_path_buf(),
+        config,
+        listener,
+        store: Arc::new(Store::default()),
+        log_redactor: Some(redactor),
+    };
+    match daemon::run(d, control, requests).await {
+        Ok(()) => OK,
+        Err(e) => {
+            error!(error = %e, "The daemon failed.");
+            USAGE
+        }
+    }
+}
+
+async fn demo_cmd(listen: &str, redactor: SharedRedactor) -> u8 {
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            error!(error = %e, "Cannot create a directory for the demo.");
+            return USAGE;
+        }
+    };
+    let (control, requests) = daemon::control();
+    let (path, _targets) = match demo::start(dir.path(), listen, control.shutdown.clone()).await {
+        Ok(p) => p,
+        Err(e) => {
+            error!(error = %e, "Cannot start the demo targets.");
+            return USAGE;
+        }
+    };
+    let config = match load(&path, Some(&redactor)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let listener = match bind(listen).await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    spawn_signal_handlers(control.clone());
+    let store = Arc::new(Store::default());
+    let printer = {
+        let (store, stop, listen) = (store.clone(), control.shutdown.clone(), listen.to_string());
+        tokio::spawn(async move {
+            let tty = std::io::stdout().is_terminal();
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let text = demo::summary(&store, &listen);
+                let mut out = std::io::stdout().lock();
+                if tty {
+                    let _ = write!(out, "\x1b[2J\x1b[H");
+                }
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
+        })
+    };
+    let d = daemon::Daemon {
+        config_path: path,
+        config,
+        listener,
+        store,
+        log_redactor: Some(redactor),
+    };
+    let result = daemon::run(d, control, requests).await;
+    printer.abort();
+    match result {
+        Ok(()) => OK,
+        Err(e) => {
+            error!(error = %e, "The demo failed.");
+            USAGE
+        }
     }
 }

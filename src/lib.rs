@@ -8,6 +8,13 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod demo;
 pub mod logging;
+pub mod metrics;
 pub mod report;
+pub mod scheduler;
 pub mod secret;
+pub mod server;
+pub mod status_page;
+pub mod store;

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::expect::{HttpExpect, Response};
-use crate::net::{self, Failure, IpFamily};
+use crate::net::{self, AddressFilter, Failure, IpFamily};
 use crate::outcome::{Facts, Outcome, Phases, Reason};
 use crate::secret::Redactor;
 use crate::timing::TimedIo;
@@ -51,6 +51,8 @@ pub struct Transport {
     pub insecure_skip_verify: bool,
     /// For https: the effective certificate expiry must be this many days away (`cert_min_days`).
     pub cert_min_days: Option<f64>,
+    /// Addresses this transport may not connect to.
+    pub filter: Option<AddressFilter>,
 }
 
 /// A `kind = "http"` probe.
@@ -236,7 +238,14 @@ async fn one_hop(
         ),
         None => (host.clone(), port),
     };
-    let addr = net::resolve(&dial_host, dial_port, transport.ip, &mut phases.resolve).await?;
+    let addr = net::resolve(
+        &dial_host,
+        dial_port,
+        transport.ip,
+        transport.filter.as_ref(),
+        &mut phases.resolve,
+    )
+    .await?;
     *addr_out = Some(addr);
     facts.ip_protocol = Some(net::family_number(&addr));
     let mut tcp = net::connect(addr, &mut phases.connect).await?;

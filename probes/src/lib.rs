@@ -19,7 +19,7 @@ pub mod tls;
 
 pub use expect::{HttpExpect, JsonAssertion, JsonOp, Response, StatusPattern};
 pub use http::{run_http, HttpSpec, Request, Transport};
-pub use net::IpFamily;
+pub use net::{AddressFilter, IpFamily};
 pub use outcome::{
     CertInfo, Facts, HealthCheck, HealthFacts, Outcome, Phases, Reason, StepFacts, TlsFacts,
     VerifyResult,

@@ -29,6 +29,30 @@ impl IpFamily {
     }
 }
 
+/// Decides which resolved addresses a probe may connect to (the daemon's `/probe` endpoint
+/// refuses link-local and cloud-metadata addresses, on every redirect hop too).
+#[derive(Clone)]
+pub struct AddressFilter(std::sync::Arc<AddressCheck>);
+
+/// `Err` says why the address is refused.
+type AddressCheck = dyn Fn(&IpAddr) -> Result<(), String> + Send + Sync;
+
+impl AddressFilter {
+    pub fn new(f: impl Fn(&IpAddr) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    pub fn check(&self, ip: &IpAddr) -> Result<(), String> {
+        (self.0)(ip)
+    }
+}
+
+impl std::fmt::Debug for AddressFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AddressFilter")
+    }
+}
+
 /// Why a run stopped early: becomes the outcome's reason and evidence.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Failure {
@@ -47,6 +71,25 @@ impl Failure {
 
 /// Resolve `host` to one address of the wanted family. IP literals skip DNS.
 pub(crate) async fn resolve(
+    host: &str,
+    port: u16,
+    family: IpFamily,
+    filter: Option<&AddressFilter>,
+    spent: &mut Duration,
+) -> Result<SocketAddr, Failure> {
+    let addr = resolve_any(host, port, family, spent).await?;
+    if let Some(f) = filter {
+        f.check(&addr.ip()).map_err(|why| {
+            Failure::new(
+                Reason::Connect,
+                format!("address {} refused: {why}", addr.ip()),
+            )
+        })?;
+    }
+    Ok(addr)
+}
+
+async fn resolve_any(
     host: &str,
     port: u16,
     family: IpFamily,

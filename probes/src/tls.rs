@@ -447,6 +447,8 @@ pub struct TlsSpec {
     pub timeout: Duration,
     pub client: TlsClient,
     pub expect: TlsExpect,
+    /// Addresses this probe may not connect to.
+    pub filter: Option<crate::net::AddressFilter>,
 }
 
 /// Run one TLS probe. `scheduled` is when the run was due: a late start counts as latency.
@@ -469,7 +471,14 @@ async fn tls_inner(
     phases: &mut Phases,
     facts: &mut Facts,
 ) -> Result<String, Failure> {
-    let addr = net::resolve(&spec.host, spec.port, spec.ip, &mut phases.resolve).await?;
+    let addr = net::resolve(
+        &spec.host,
+        spec.port,
+        spec.ip,
+        spec.filter.as_ref(),
+        &mut phases.resolve,
+    )
+    .await?;
     facts.ip_protocol = Some(net::family_number(&addr));
     let tcp = net::connect(addr, &mut phases.connect).await?;
     let name = spec.server_name.as_deref().unwrap_or(&spec.host);
@@ -529,7 +538,9 @@ pub(crate) fn check_certificate(
                 Reason::CertExpiring,
                 format!(
                     "certificate expires in {:.1} days (effective expiry {}), required at least {min} days",
-                    days, tls.effective_not_after
+                    // Truncated, not rounded: 4.99 days must not read as 5.0.
+                    (days * 10.0).floor() / 10.0,
+                    tls.effective_not_after
                 ),
             ));
         }

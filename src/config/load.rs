@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::raw::{RawDefaults, RawProbe};
+use super::raw::{RawDefaults, RawModule, RawProbe, RawScheduler, RawServer};
 use crate::secret::{Redactor, Secret};
 
 /// One located problem (or warning).
@@ -99,11 +99,22 @@ pub struct RawConfig {
     pub sources: Sources,
     pub defaults: Option<Located<RawDefaults>>,
     pub probes: Vec<Located<RawProbe>>,
+    pub server: Option<Located<RawServer>>,
+    pub scheduler: Option<Located<RawScheduler>>,
+    /// `[module.NAME]` templates, name with its location.
+    pub modules: Vec<(Spanned<String>, Located<RawModule>)>,
     pub redactor: Redactor,
 }
 
-const MAIN_KEYS: &[&str] = &["include", "defaults", "probe"];
-const INCLUDED_KEYS: &[&str] = &["include", "probe"];
+const MAIN_KEYS: &[&str] = &[
+    "include",
+    "defaults",
+    "server",
+    "scheduler",
+    "probe",
+    "module",
+];
+const INCLUDED_KEYS: &[&str] = &["include", "probe", "module"];
 /// Bounds the include graph: a config is a handful of files, not thousands.
 const MAX_FILES: usize = 256;
 
@@ -198,6 +209,49 @@ fn read_file(
                     });
                 }
             }
+            "server" if allowed.contains(&"server") => {
+                if let Some(d) = deserialize::<RawServer>(value, file, &raw.sources, errors) {
+                    raw.server = Some(Located {
+                        file,
+                        span,
+                        value: d,
+                    });
+                }
+            }
+            "scheduler" if allowed.contains(&"scheduler") => {
+                if let Some(d) = deserialize::<RawScheduler>(value, file, &raw.sources, errors) {
+                    raw.scheduler = Some(Located {
+                        file,
+                        span,
+                        value: d,
+                    });
+                }
+            }
+            "module" => match value.into_inner() {
+                DeValue::Table(modules) => {
+                    for (name, item) in modules.iter() {
+                        let span = item.span();
+                        let name = Spanned::new(name.span(), name.get_ref().to_string());
+                        if let Some(m) =
+                            deserialize::<RawModule>(item.clone(), file, &raw.sources, errors)
+                        {
+                            raw.modules.push((
+                                name,
+                                Located {
+                                    file,
+                                    span,
+                                    value: m,
+                                },
+                            ));
+                        }
+                    }
+                }
+                _ => errors.push(raw.sources.diag(
+                    file,
+                    span.start,
+                    "\"module\" must be a table of modules, written [module.NAME]",
+                )),
+            },
             "probe" => match value.into_inner() {
                 DeValue::Array(items) => {
                     for item in items.iter() {

@@ -5,6 +5,7 @@
 pub mod load;
 mod probe;
 pub mod raw;
+mod server;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -19,6 +20,7 @@ use probe::{resolve_probe, Clients};
 pub use probe::{Probe, Spec};
 pub use raw::Kind;
 use raw::RawDefaults;
+pub use server::{AllowRule, Auth, Limits, Server, ServerTls, DEFAULT_LISTEN};
 
 use crate::secret::Redactor;
 
@@ -46,7 +48,11 @@ const RESERVED_LABELS: &[&str] = &[
 /// A validated config, ready to run.
 pub struct Config {
     pub probes: Vec<Probe>,
-    /// Knows every value that came from the environment.
+    pub server: Server,
+    pub limits: Limits,
+    /// `/probe` modules by name (the built-in `http_2xx` and `tls` included).
+    pub modules: BTreeMap<String, Probe>,
+    /// Knows every value that came from the environment, and the server's credentials.
     pub redactor: Redactor,
     pub warnings: Vec<Diagnostic>,
 }
@@ -156,9 +162,23 @@ fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
             probes.push(p);
         }
     }
+    let mut redactor = raw.redactor.clone();
+    let mut ctx = Ctx {
+        sources: &raw.sources,
+        redactor: &raw.redactor,
+        clients: &clients,
+        file: 0,
+        errors,
+    };
+    let server = server::resolve_server(raw.server.as_ref(), &mut ctx, &mut redactor);
+    let limits = server::resolve_limits(raw.scheduler.as_ref(), &mut ctx);
+    let modules = server::resolve_modules(raw, &clients, &raw.redactor, errors);
     Config {
         probes,
-        redactor: raw.redactor.clone(),
+        server,
+        limits,
+        modules,
+        redactor,
         warnings: Vec::new(),
     }
 }

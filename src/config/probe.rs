@@ -28,6 +28,7 @@ const MAX_MAX_REDIRECTS: u32 = 50;
 const MAX_NAME_LEN: usize = 128;
 
 /// One probe, resolved.
+#[derive(Clone)]
 pub struct Probe {
     pub name: String,
     pub kind: Kind,
@@ -40,6 +41,7 @@ pub struct Probe {
 }
 
 /// The runnable part of a probe.
+#[derive(Clone)]
 pub enum Spec {
     Http(Box<HttpSpec>),
     Tls(Box<TlsSpec>),
@@ -51,6 +53,68 @@ impl Probe {
         match &self.spec {
             Spec::Http(s) => run_http(s, scheduled).await,
             Spec::Tls(s) => run_tls(s, scheduled).await,
+        }
+    }
+
+    /// The same probe under another name.
+    pub fn renamed(mut self, name: &str) -> Probe {
+        self.name = name.to_string();
+        self
+    }
+
+    /// This probe (a `/probe` module) aimed at `target`: a URL for http (`http://` is assumed
+    /// when no scheme is given, as blackbox_exporter does), `host:port` for tls.
+    pub fn with_target(&self, target: &str) -> Result<Probe, String> {
+        let spec = match &self.spec {
+            Spec::Http(s) => {
+                let with_scheme;
+                let target = if target.contains("://") {
+                    target
+                } else {
+                    with_scheme = format!("http://{target}");
+                    &with_scheme
+                };
+                let mut s = s.as_ref().clone();
+                s.request.url = parse_url(target)?;
+                Spec::Http(Box::new(s))
+            }
+            Spec::Tls(s) => {
+                let mut s = s.as_ref().clone();
+                let (host, port) = parse_host_port(target)?;
+                s.host = host;
+                s.port = port;
+                Spec::Tls(Box::new(s))
+            }
+        };
+        let target = match &spec {
+            Spec::Http(s) => display_url(&s.request.url),
+            Spec::Tls(s) => format!("{}:{}", s.host, s.port),
+        };
+        Ok(Probe {
+            name: self.name.clone(),
+            kind: self.kind,
+            interval: self.interval,
+            timeout: self.timeout,
+            labels: self.labels.clone(),
+            target,
+            spec,
+        })
+    }
+
+    /// A shorter (or longer) limit for the whole run.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+        match &mut self.spec {
+            Spec::Http(s) => s.timeout = timeout,
+            Spec::Tls(s) => s.timeout = timeout,
+        }
+    }
+
+    /// Refuse connections to addresses `filter` rejects, on every hop.
+    pub fn set_filter(&mut self, filter: vantage_probes::AddressFilter) {
+        match &mut self.spec {
+            Spec::Http(s) => s.transport.filter = Some(filter),
+            Spec::Tls(s) => s.filter = Some(filter),
         }
     }
 
@@ -71,6 +135,7 @@ impl Probe {
                     server_name: None,
                     insecure_skip_verify: false,
                     cert_min_days: None,
+                    filter: None,
                 };
                 Ok(Probe {
                     name,
@@ -120,6 +185,7 @@ impl Probe {
                         timeout,
                         client,
                         expect: TlsExpect::default(),
+                        filter: None,
                     })),
                 })
             }
@@ -539,6 +605,7 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
             .and_then(|t| t.insecure_skip_verify.as_ref())
             .is_some_and(|i| *i.get_ref()),
         cert_min_days: expect.cert_min_days,
+        filter: None,
     };
     let target = display_url(&url);
     Some((
@@ -743,6 +810,7 @@ fn resolve_tls(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(St
             timeout,
             client,
             expect,
+            filter: None,
         })),
     ))
 }

@@ -120,7 +120,7 @@ impl<'de> Deserialize<'de> for StatusSpec {
 }
 
 /// `[defaults]`: inherited by every probe unless it sets its own.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
     /// How often each probe runs (default 30s).
@@ -132,7 +132,7 @@ pub struct RawDefaults {
 }
 
 /// The kinds of probe this version runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Http,
@@ -149,7 +149,7 @@ impl Kind {
 }
 
 /// `tls = { ... }` on a probe.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     /// PEM file of CA certificates to trust instead of the system roots.
@@ -165,7 +165,7 @@ pub struct RawTls {
 }
 
 /// One `[[probe]]`. Keys of every kind live here; validation rejects keys of another kind.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProbe {
     /// Unique, `[a-z0-9_-]+`; the `probe` label.
@@ -205,7 +205,7 @@ pub struct RawProbe {
 }
 
 /// `[probe.expect]`: every condition must hold.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawExpect {
     /// http: accepted statuses (default "2xx").
@@ -234,8 +234,114 @@ pub struct RawExpect {
     pub min_version: Option<Spanned<TlsVersion>>,
 }
 
+/// `[server]`: the daemon's HTTP endpoint.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address to serve /metrics, /probe, /api, /health and the status page on.
+    pub listen: Option<Spanned<String>>,
+    /// Require a bearer token or basic auth on every endpoint but /health/*.
+    pub auth: Option<Spanned<RawAuth>>,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<Spanned<RawServerTls>>,
+    /// URL globs `/probe?target=` may probe; empty or absent disables /probe.
+    pub probe_allow: Option<Vec<Spanned<String>>>,
+}
+
+/// `auth = { bearer_token = "..." }` or `auth = { basic = { username, password } }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub bearer_token: Option<Spanned<String>>,
+    pub basic: Option<Spanned<RawBasic>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasic {
+    pub username: String,
+    pub password: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerTls {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+}
+
+/// `[scheduler]`: bounds on the load vantage puts on targets.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawScheduler {
+    /// Most probe runs in flight at once (default 256).
+    pub max_concurrency: Option<Spanned<u32>>,
+    /// Most runs started per second against one host (default 50; 0 = no limit).
+    pub per_host_rate: Option<Spanned<u32>>,
+}
+
+/// `[module.NAME]`: a template for `/probe?target=&module=NAME`: a probe without a name, URL or
+/// target, which the request supplies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModule {
+    pub kind: Spanned<Kind>,
+    pub timeout: Option<Spanned<Dur>>,
+    pub method: Option<Spanned<String>>,
+    pub headers: Option<BTreeMap<String, Spanned<String>>>,
+    pub body: Option<Spanned<String>>,
+    pub json: Option<Spanned<toml::Value>>,
+    pub follow_redirects: Option<Spanned<bool>>,
+    pub max_redirects: Option<Spanned<u32>>,
+    pub max_body: Option<Spanned<Size>>,
+    pub ip: Option<Spanned<IpFamily>>,
+    pub proxy: Option<Spanned<String>>,
+    pub tls: Option<Spanned<RawTls>>,
+    pub server_name: Option<Spanned<String>>,
+    pub expect: Option<Spanned<RawExpect>>,
+}
+
+impl RawModule {
+    /// The module as a probe of `name` against a placeholder target; the request's target
+    /// replaces it.
+    pub fn into_probe(self, name: Spanned<String>) -> RawProbe {
+        let at = name.span();
+        let placeholder = |s: &str| Some(Spanned::new(at.clone(), s.to_string()));
+        let kind = *self.kind.get_ref();
+        RawProbe {
+            name,
+            kind: self.kind,
+            url: if kind == Kind::Http {
+                placeholder("http://module.invalid/")
+            } else {
+                None
+            },
+            target: if kind == Kind::Tls {
+                placeholder("module.invalid:443")
+            } else {
+                None
+            },
+            method: self.method,
+            headers: self.headers,
+            body: self.body,
+            json: self.json,
+            follow_redirects: self.follow_redirects,
+            max_redirects: self.max_redirects,
+            max_body: self.max_body,
+            ip: self.ip,
+            proxy: self.proxy,
+            tls: self.tls,
+            server_name: self.server_name,
+            interval: None,
+            timeout: self.timeout,
+            labels: None,
+            expect: self.expect,
+        }
+    }
+}
+
 /// `{ path = "$.status", equals = "healthy" }`: exactly one operator.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawJsonAssertion {
     pub path: Spanned<String>,

@@ -1,0 +1,152 @@
+//! `vantage run`: wires the store, metrics, scheduler and server together, and owns reloads.
+//! One shutdown path: cancelling the token stops the scheduler and the server; `run` returns
+//! when both have (the server's drain is bounded).
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config};
+use crate::metrics::Metrics;
+use crate::scheduler::Scheduler;
+use crate::secret::SharedRedactor;
+use crate::server::{self, App, ReloadRequest};
+use crate::store::Store;
+
+/// How the outside steers a running daemon: cancel `shutdown` to stop, send on `reload` to
+/// reload the config file (SIGHUP and `POST /-/reload` both do).
+#[derive(Clone)]
+pub struct Control {
+    pub shutdown: CancellationToken,
+    pub reload: mpsc::Sender<ReloadRequest>,
+}
+
+/// A control and the receiving end `run` needs.
+pub fn control() -> (Control, mpsc::Receiver<ReloadRequest>) {
+    let (tx, rx) = mpsc::channel(16);
+    (
+        Control {
+            shutdown: CancellationToken::new(),
+            reload: tx,
+        },
+        rx,
+    )
+}
+
+impl Control {
+    /// Ask for a reload and wait for the verdict (number of probes, or the config's errors).
+    pub async fn request_reload(&self) -> Result<usize, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.reload
+            .send(tx)
+            .await
+            .map_err(|_| "the daemon is shutting down".to_string())?;
+        rx.await
+            .map_err(|_| "the daemon is shutting down".to_string())?
+    }
+}
+
+/// What `run` needs besides the control.
+pub struct Daemon {
+    /// Re-read on every reload.
+    pub config_path: PathBuf,
+    pub config: Config,
+    pub listener: TcpListener,
+    /// Probe state; the caller may read it (the demo's summary does).
+    pub store: Arc<Store>,
+    /// The log writer's redactor, taught new secrets on reload.
+    pub log_redactor: Option<SharedRedactor>,
+}
+
+/// Run until `control.shutdown` is cancelled.
+pub async fn run(
+    daemon: Daemon,
+    control: Control,
+    mut requests: mpsc::Receiver<ReloadRequest>,
+) -> anyhow::Result<()> {
+    let Daemon {
+        config_path,
+        config,
+        listener,
+        store,
+        log_redactor,
+    } = daemon;
+    let metrics = Arc::new(Metrics::new(store.clone()));
+    metrics.reload_successful.set(1);
+    let mut scheduler = Scheduler::new(store.clone(), metrics.clone());
+    scheduler.apply(&config);
+    let tls = config.server.tls.clone();
+    let addr = listener.local_addr()?;
+    let live = Arc::new(RwLock::new(Arc::new(config)));
+    let app = App::new(store, metrics.clone(), live.clone(), control.reload.clone());
+    let server = tokio::spawn(server::serve(
+        listener,
+        app,
+        tls.clone(),
+        control.shutdown.clone(),
+    ));
+    info!(%addr, tls = tls.is_some(), "Serving /metrics, /probe, /api and the status page.");
+
+    loop {
+        tokio::select! {
+            _ = control.shutdown.cancelled() => break,
+            req = requests.recv() => {
+                let Some(reply) = req else { break };
+                let verdict = reload(&config_path, &live, &mut scheduler, &metrics, log_redactor.as_ref()).await;
+                let _ = reply.send(verdict);
+            }
+        }
+    }
+    info!("Shutting down.");
+    scheduler.shutdown().await;
+    if tokio::time::timeout(Duration::from_secs(6), server)
+        .await
+        .is_err()
+    {
+        warn!("The server did not drain in time; closing anyway.");
+    }
+    Ok(())
+}
+
+async fn reload(
+    path: &std::path::Path,
+    live: &Arc<RwLock<Arc<Config>>>,
+    scheduler: &mut Scheduler,
+    metrics: &Metrics,
+    log_redactor: Option<&SharedRedactor>,
+) -> Result<usize, String> {
+    let p = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || config::load(&p))
+        .await
+        .map_err(|e| format!("config loader failed: {e}"))?;
+    let new = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            metrics.reload_successful.set(0);
+            error!(errors = %e, "Config reload rejected; the previous config keeps running.");
+            return Err(e.to_string());
+        }
+    };
+    if let Some(shared) = log_redactor {
+        if let Ok(mut r) = shared.write() {
+            r.extend(&new.redactor);
+        }
+    }
+    let old = live.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if new.server.listen != old.server.listen
+        || new.server.tls.is_some() != old.server.tls.is_some()
+    {
+        warn!("server.listen and server.tls changes take effect on restart.");
+    }
+    scheduler.apply(&new);
+    let n = new.probes.len();
+    *live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+    metrics.reload_successful.set(1);
+    info!(probes = n, "Config reloaded.");
+    Ok(n)
+}

@@ -1,0 +1,234 @@
+//! `vantage demo`: the embedded default. Starts loopback targets — healthy, flaky (exactly every
+//! fifth request fails), slow, and a TLS endpoint whose certificate expires in five days — writes
+//! a config for them, and runs the real daemon on it, printing a short live summary.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+
+/// Days until the demo TLS certificate expires.
+pub const CERT_DAYS: i64 = 5;
+
+fn targets(counter: Arc<AtomicU64>) -> Router {
+    Router::new()
+        .route("/ok", get(|| async { "all is healthy here" }))
+        .route(
+            "/health",
+            get(|| async {
+                (
+                    [("content-type", "application/json")],
+                    r#"{"status":"degraded","checks":[{"name":"db","status":"pass"},{"name":"cache","status":"warn"}]}"#,
+                )
+            }),
+        )
+        .route(
+            "/flaky",
+            get(move || {
+                let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                async move {
+                    if n % 5 == 0 {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "try again")
+                    } else {
+                        (axum::http::StatusCode::OK, "fine this time")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "slow but fine"
+            }),
+        )
+}
+
+/// A CA and a `localhost`/127.0.0.1 leaf expiring in [`CERT_DAYS`]; the CA is written to `dir`.
+fn demo_pki(dir: &Path) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "vantage demo CA");
+    ca.not_before = now - time::Duration::days(1);
+    ca.not_after = now + time::Duration::days(365);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+    std::fs::write(dir.join("demo-ca.pem"), ca.pem())?;
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
+    leaf.not_before = now - time::Duration::days(1);
+    leaf.not_after = now + time::Duration::days(CERT_DAYS);
+    let key = KeyPair::generate()?;
+    let cert = leaf.signed_by(&key, &ca)?;
+    Ok((
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    ))
+}
+
+async fn serve_plain(listener: TcpListener, router: Router, stop: CancellationToken) {
+    let _ = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+}
+
+async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    acceptor: tokio_rustls::TlsAcceptor,
+    stop: CancellationToken,
+) {
+    let service = TowerToHyperService::new(router);
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+        };
+        let (acceptor, service) = (acceptor.clone(), service.clone());
+        tokio::spawn(async move {
+            if let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(5), acceptor.accept(stream)).await
+            {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            }
+        });
+    }
+}
+
+/// The demo's targets, running until `stop`.
+pub struct Targets {
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+}
+
+/// Start the targets and write the demo config into `dir`; returns the config path.
+pub async fn start(
+    dir: &Path,
+    listen: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<(std::path::PathBuf, Targets)> {
+    let router = targets(Arc::new(AtomicU64::new(0)));
+    let http = TcpListener::bind("127.0.0.1:0").await?;
+    let https = TcpListener::bind("127.0.0.1:0").await?;
+    let targets = Targets {
+        http: http.local_addr()?,
+        https: https.local_addr()?,
+    };
+    let (chain, key) = demo_pki(dir)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    tokio::spawn(serve_plain(http, router.clone(), stop.clone()));
+    tokio::spawn(serve_tls(https, router, acceptor, stop));
+
+    let config = format!(
+        r#"# The vantage demo: loopback targets started by `vantage demo`.
+[server]
+listen = "{listen}"
+probe_allow = ["http://127.0.0.1:*/**"]
+
+[defaults]
+interval = "2s"
+timeout = "1s"
+labels = {{ env = "demo" }}
+
+[[probe]]
+name = "healthy"
+kind = "http"
+url = "http://{http}/ok"
+[probe.expect]
+status = [200]
+body_contains = ["healthy"]
+
+[[probe]]
+name = "health-doc"
+kind = "http"
+url = "http://{http}/health"
+[probe.expect]
+health = true
+
+[[probe]]
+name = "flaky"
+kind = "http"
+url = "http://{http}/flaky"
+[probe.expect]
+status = [200]
+
+[[probe]]
+name = "slow"
+kind = "http"
+url = "http://{http}/slow"
+[probe.expect]
+latency_under = "800ms"
+
+[[probe]]
+name = "secure-api"
+kind = "http"
+url = "https://127.0.0.1:{https_port}/ok"
+tls = {{ ca = "demo-ca.pem", server_name = "localhost" }}
+[probe.expect]
+cert_min_days = 3
+
+[[probe]]
+name = "cert-expiry"
+kind = "tls"
+target = "127.0.0.1:{https_port}"
+server_name = "localhost"
+tls = {{ ca = "demo-ca.pem" }}
+interval = "10s"
+timeout = "2s"
+[probe.expect]
+min_days_remaining = 14
+"#,
+        http = targets.http,
+        https_port = targets.https.port(),
+    );
+    let path = dir.join("vantage-demo.toml");
+    std::fs::write(&path, config).context("writing the demo config")?;
+    Ok((path, targets))
+}
+
+/// A few lines on the terminal: each probe's state and success ratio.
+pub fn summary(store: &Store, listen: &str) -> String {
+    let mut out =
+        format!("vantage demo on http://{listen}/  (/metrics, /api/v1/probes; Ctrl-C stops)\n");
+    for p in store.all() {
+        let r = p.record();
+        let total = r.runs_success + r.runs_failure;
+        let state = match r.history.back() {
+            Some(l) if l.success => "UP  ".to_string(),
+            Some(l) => format!("DOWN {}", l.reason.map(|x| x.as_str()).unwrap_or("")),
+            None => "... ".to_string(),
+        };
+        let latency = r
+            .history
+            .back()
+            .map(|l| format!("{:.1} ms", l.duration_seconds * 1000.0))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<12} {:<24} {:>10}  {}/{} runs ok\n",
+            p.name, state, latency, r.runs_success, total
+        ));
+    }
+    out
+}

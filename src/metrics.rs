@@ -1,0 +1,617 @@
+//! `/metrics`: one registry, registered once. Per-probe series come from a collector over the
+//! [`Store`] at scrape time, so a probe removed by a reload simply stops appearing, and the
+//! scheduler's hot path only updates its own record. vantage's own metrics are ordinary
+//! prometheus-client metrics.
+//!
+//! prometheus-client writes OpenMetrics text. Prometheus' classic text format (0.0.4) differs in
+//! three ways that matter here: counter families are named with their `_total`, and there are no
+//! `# UNIT` and `# EOF` lines. [`to_prometheus_text`] makes that translation for scrapers (and
+//! `promtool check metrics`) that do not ask for OpenMetrics.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use vantage_probes::{Outcome, Phases, Reason, TlsFacts};
+
+use crate::config::Kind;
+use crate::store::{ProbeMeta, ProbeState, Record, Store, QUANTILES, WINDOWS};
+
+type Labels = Vec<(Cow<'static, str>, Cow<'static, str>)>;
+
+/// vantage's own metrics plus the registry that serves everything.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Scheduled start to actual start of each run.
+    pub scheduler_lag: Histogram,
+    pub reload_successful: Gauge,
+}
+
+/// Buckets for `vantage_scheduler_lag_seconds`: lag is normally well under a millisecond, and
+/// anything past a second means runs are being delayed by limits or an overloaded host.
+const LAG_BUCKETS: [f64; 12] = [
+    0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
+impl Metrics {
+    pub fn new(store: Arc<Store>) -> Self {
+        let mut registry = Registry::default();
+        let scheduler_lag = Histogram::new(LAG_BUCKETS);
+        registry.register_with_unit(
+            "vantage_scheduler_lag",
+            "Time from a run's scheduled start to its actual start",
+            Unit::Seconds,
+            scheduler_lag.clone(),
+        );
+        let reload_successful = Gauge::default();
+        registry.register(
+            "vantage_config_last_reload_successful",
+            "Whether the last config (re)load succeeded",
+            reload_successful.clone(),
+        );
+        registry.register_collector(Box::new(ProbeCollector {
+            store,
+            last_run_only: false,
+        }));
+        Self {
+            registry,
+            scheduler_lag,
+            reload_successful,
+        }
+    }
+
+    /// OpenMetrics text.
+    pub fn render_openmetrics(&self) -> String {
+        let mut out = String::with_capacity(64 * 1024);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Prometheus text format 0.0.4.
+    pub fn render_text(&self) -> String {
+        to_prometheus_text(&self.render_openmetrics())
+    }
+}
+
+/// Translate OpenMetrics text into Prometheus text format 0.0.4 (see the module docs).
+pub fn to_prometheus_text(om: &str) -> String {
+    let mut out = String::with_capacity(om.len());
+    let mut lines = om.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap_or_default();
+            let is_counter = lines
+                .peek()
+                .is_some_and(|next| *next == format!("# TYPE {name} counter"));
+            if is_counter {
+                out.push_str(&format!("# HELP {name}_total{}\n", &rest[name.len()..]));
+                lines.next();
+                out.push_str(&format!("# TYPE {name}_total counter\n"));
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Encodes every probe's series from the store.
+#[derive(Debug)]
+pub struct ProbeCollector {
+    store: Arc<Store>,
+    /// `/probe` mode: only the last run's gauges, without the `probe`/`kind` labels, the way
+    /// blackbox_exporter answers.
+    last_run_only: bool,
+}
+
+impl ProbeCollector {
+    pub fn last_run_only(store: Arc<Store>) -> Self {
+        Self {
+            store,
+            last_run_only: true,
+        }
+    }
+
+    /// Prometheus text for this collector alone.
+    pub fn render(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        to_prometheus_text(&out)
+    }
+}
+
+fn base_labels(name: &str, meta: &ProbeMeta) -> Labels {
+    let mut l: Labels = Vec::with_capacity(2 + meta.labels.len());
+    l.push(("probe".into(), Cow::Owned(name.to_string())));
+    l.push(("kind".into(), meta.kind.as_str().into()));
+    for (k, v) in &meta.labels {
+        l.push((Cow::Owned(k.clone()), Cow::Owned(v.clone())));
+    }
+    l
+}
+
+fn with(base: &Labels, extra: &[(&'static str, String)]) -> Labels {
+    let mut l = base.clone();
+    for (k, v) in extra {
+        l.push((Cow::Borrowed(*k), Cow::Owned(v.clone())));
+    }
+    l
+}
+
+/// One family's samples for one probe: extra labels and a value.
+type Samples = Vec<(Vec<(&'static str, String)>, f64)>;
+
+struct Family<'a> {
+    probes: &'a [(Arc<ProbeState>, Labels, Kind)],
+}
+
+impl Family<'_> {
+    fn gauge(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        unit: Option<&Unit>,
+        f: impl Fn(Kind, &Record) -> Samples,
+    ) -> Result<(), std::fmt::Error> {
+        self.write(enc, name, help, unit, MetricType::Gauge, f)
+    }
+
+    fn counter(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        f: impl Fn(Kind, &Record) -> Samples,
+    ) -> Result<(), std::fmt::Error> {
+        self.write(enc, name, help, None, MetricType::Counter, f)
+    }
+
+    fn write(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        unit: Option<&Unit>,
+        kind: MetricType,
+        f: impl Fn(Kind, &Record) -> Samples,
+    ) -> Result<(), std::fmt::Error> {
+        let mut samples = Vec::with_capacity(self.probes.len());
+        for (state, labels, kind) in self.probes {
+            let s = f(*kind, &state.record());
+            if !s.is_empty() {
+                samples.push((labels, s));
+            }
+        }
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let mut m = enc.encode_descriptor(name, help, unit, kind)?;
+        for (labels, s) in samples {
+            for (extra, v) in s {
+                let l = with(labels, &extra);
+                let fam = m.encode_family(&l)?;
+                match kind {
+                    MetricType::Counter => {
+                        prometheus_client::metrics::counter::ConstCounter::new(v as u64)
+                            .encode(fam)?
+                    }
+                    _ => prometheus_client::metrics::gauge::ConstGauge::new(v).encode(fam)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn histogram(
+        &self,
+        enc: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        f: impl Fn(Kind, &Record) -> Vec<(Vec<(&'static str, String)>, Histogram)>,
+    ) -> Result<(), std::fmt::Error> {
+        if self.probes.is_empty() {
+            return Ok(());
+        }
+        let mut m =
+            enc.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
+        for (state, labels, kind) in self.probes {
+            let hs = f(*kind, &state.record());
+            for (extra, h) in hs {
+                let l = with(labels, &extra);
+                h.encode(m.encode_family(&l)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn last(r: &Record) -> Option<&Outcome> {
+    r.last.as_ref().map(|l| &l.outcome)
+}
+
+fn http(k: Kind, r: &Record) -> Option<&Outcome> {
+    last(r).filter(|_| k == Kind::Http)
+}
+
+fn tls(r: &Record) -> Option<TlsFacts> {
+    last(r).and_then(|o| o.facts.tls.clone())
+}
+
+fn one(v: f64) -> Samples {
+    vec![(Vec::new(), v)]
+}
+
+fn bool_f(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+impl prometheus_client::collector::Collector for ProbeCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let probes: Vec<(Arc<ProbeState>, Labels, Kind)> = self
+            .store
+            .all()
+            .into_iter()
+            .map(|s| {
+                let meta = s.meta();
+                let labels = if self.last_run_only {
+                    Labels::new()
+                } else {
+                    base_labels(&s.name, &meta)
+                };
+                (s, labels, meta.kind)
+            })
+            .collect();
+        let fam = Family { probes: &probes };
+        let secs = Some(&Unit::Seconds);
+
+        // Last-run gauges, blackbox_exporter's names and meanings.
+        fam.gauge(
+            &mut enc,
+            "probe_success",
+            "Whether the last run succeeded",
+            None,
+            |_, r| last(r).map(|o| one(bool_f(o.success))).unwrap_or_default(),
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_duration",
+            "Duration of the last run, from its scheduled start",
+            secs,
+            |_, r| {
+                last(r)
+                    .map(|o| one(o.duration.as_secs_f64()))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_dns_lookup_time",
+            "DNS lookup time of the last run",
+            secs,
+            |_, r| {
+                last(r)
+                    .map(|o| one(o.phases.resolve.as_secs_f64()))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_ip_protocol",
+            "IP family (4 or 6) of the last run's address",
+            None,
+            |_, r| {
+                last(r)
+                    .and_then(|o| o.facts.ip_protocol)
+                    .map(|p| one(f64::from(p)))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_http_status_code",
+            "HTTP status of the last run's final response (0: none)",
+            None,
+            |k, r| {
+                http(k, r)
+                    .map(|o| one(f64::from(o.facts.status.unwrap_or(0))))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_http_duration",
+            "Duration of each phase of the last run, summed over redirects",
+            secs,
+            |_, r| {
+                last(r)
+                    .map(|o| {
+                        Phases::NAMES
+                            .iter()
+                            .zip(o.phases.as_array())
+                            .map(|(n, d)| (vec![("phase", (*n).to_string())], d.as_secs_f64()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_http_content_length",
+            "Body length of the last run's final response",
+            None,
+            |k, r| {
+                http(k, r)
+                    .and_then(|o| o.facts.content_length)
+                    .map(|l| one(l as f64))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_http_redirects",
+            "Redirects followed in the last run",
+            None,
+            |k, r| {
+                http(k, r)
+                    .map(|o| one(f64::from(o.facts.redirects)))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_http_ssl",
+            "Whether the last run's final request used TLS",
+            None,
+            |k, r| {
+                http(k, r)
+                    .map(|o| one(bool_f(o.facts.ssl)))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_http_version",
+            "HTTP version of the last run's final response",
+            None,
+            |k, r| {
+                http(k, r)
+                    .and_then(|o| o.facts.http_version.as_deref())
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .map(one)
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_failed_due_to_regex",
+            "Whether a body regex assertion failed in the last run",
+            None,
+            |k, r| {
+                http(k, r)
+                    .map(|o| one(bool_f(o.facts.failed_due_to_regex)))
+                    .unwrap_or_default()
+            },
+        )?;
+
+        // Certificates: present whenever a handshake completed, verified or not.
+        fam.gauge(
+            &mut enc,
+            "probe_ssl_earliest_cert_expiry",
+            "Earliest notAfter among all certificates the server presented (Unix seconds)",
+            None,
+            |_, r| {
+                tls(r)
+                    .map(|t| one(t.earliest_not_after as f64))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(&mut enc, "probe_ssl_last_chain_expiry_timestamp", "Effective expiry: earliest notAfter along the verified chain, or the leaf's when none verified", secs, |_, r| {
+            tls(r).map(|t| one(t.effective_not_after as f64)).unwrap_or_default()
+        })?;
+        fam.gauge(
+            &mut enc,
+            "probe_ssl_leaf_expiry_timestamp",
+            "notAfter of the leaf certificate",
+            secs,
+            |_, r| {
+                tls(r)
+                    .map(|t| one(t.leaf_not_after as f64))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_ssl_last_chain_info",
+            "The leaf certificate of the last handshake",
+            None,
+            |_, r| {
+                tls(r)
+                    .and_then(|t| t.chain.first().cloned())
+                    .map(|c| {
+                        vec![(
+                            vec![
+                                ("fingerprint_sha256", c.fingerprint_sha256),
+                                ("subject", c.subject),
+                                ("issuer", c.issuer),
+                                ("subjectalternative", c.sans.join(",")),
+                                ("serialnumber", c.serial),
+                            ],
+                            1.0,
+                        )]
+                    })
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_ssl_verify_result",
+            "Certificate verification verdict of the last handshake",
+            None,
+            |_, r| {
+                tls(r)
+                    .map(|t| vec![(vec![("result", t.verify_result.as_str().to_string())], 1.0)])
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_tls_version_info",
+            "TLS version of the last handshake",
+            None,
+            |_, r| {
+                tls(r)
+                    .map(|t| vec![(vec![("version", format!("TLS {}", t.version))], 1.0)])
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_tls_cipher_info",
+            "Cipher suite of the last handshake",
+            None,
+            |_, r| {
+                tls(r)
+                    .map(|t| vec![(vec![("cipher", t.cipher)], 1.0)])
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_health_check_status",
+            "Health document checks of the last run: 1 pass, 0.5 warn, 0 fail",
+            None,
+            |_, r| {
+                last(r)
+                    .and_then(|o| o.facts.health.as_ref())
+                    .map(|h| {
+                        h.checks
+                            .iter()
+                            .map(|c| (vec![("check", c.name.clone())], c.value()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_step_duration",
+            "Duration of each step of the last flow run",
+            secs,
+            |_, r| {
+                last(r)
+                    .map(|o| {
+                        o.facts
+                            .steps
+                            .iter()
+                            .map(|s| (vec![("step", s.name.clone())], s.duration.as_secs_f64()))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            },
+        )?;
+        if self.last_run_only {
+            return Ok(());
+        }
+        fam.gauge(
+            &mut enc,
+            "probe_latency_quantile",
+            "Run duration quantiles over a sliding window (HDR histogram, 1% relative error)",
+            secs,
+            |_, r| {
+                let mut out = Vec::new();
+                for (w, (window, _)) in WINDOWS.iter().enumerate() {
+                    for (q, (quantile, _)) in QUANTILES.iter().enumerate() {
+                        if let Some(v) = r.quantiles[w][q] {
+                            out.push((
+                                vec![
+                                    ("quantile", (*quantile).to_string()),
+                                    ("window", (*window).to_string()),
+                                ],
+                                v,
+                            ));
+                        }
+                    }
+                }
+                out
+            },
+        )?;
+
+        // Exact counters.
+        fam.counter(&mut enc, "probe_runs", "Probe runs by result", |_, r| {
+            vec![
+                (
+                    vec![("result", "success".to_string())],
+                    r.runs_success as f64,
+                ),
+                (
+                    vec![("result", "failure".to_string())],
+                    r.runs_failure as f64,
+                ),
+            ]
+        })?;
+        fam.counter(
+            &mut enc,
+            "probe_failures",
+            "Failed probe runs by reason",
+            |_, r| {
+                r.failures_by_reason
+                    .iter()
+                    .map(|(reason, n): (&Reason, &u64)| {
+                        (vec![("reason", reason.as_str().to_string())], *n as f64)
+                    })
+                    .collect()
+            },
+        )?;
+        fam.counter(
+            &mut enc,
+            "vantage_probe_runs_skipped",
+            "Runs skipped because the previous one was still waiting or running",
+            |_, r| one(r.skipped as f64),
+        )?;
+        fam.histogram(
+            &mut enc,
+            "probe_latency",
+            "Run durations, from the scheduled start",
+            |_, r| vec![(Vec::new(), r.latency.clone())],
+        )?;
+        fam.histogram(
+            &mut enc,
+            "probe_phase_latency",
+            "Phase durations of each run",
+            |_, r| {
+                Phases::NAMES
+                    .iter()
+                    .zip(r.phase_latency.iter())
+                    .map(|(n, h)| (vec![("phase", (*n).to_string())], h.clone()))
+                    .collect()
+            },
+        )?;
+
+        let mut m = enc.encode_descriptor(
+            "vantage_build_info",
+            "vantage's version",
+            None,
+            MetricType::Gauge,
+        )?;
+        let labels: Labels = vec![("version".into(), env!("CARGO_PKG_VERSION").into())];
+        prometheus_client::metrics::gauge::ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
+        Ok(())
+    }
+}

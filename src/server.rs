@@ -1,0 +1,587 @@
+//! The daemon's HTTP endpoint (axum on an already-bound listener): `/metrics`, `/probe`,
+//! `/health/*`, `/api/v1/*`, `/-/reload` and the status page. Plain HTTP or rustls; every
+//! connection has a header-read timeout and the number of connections is bounded, so a slow or
+//! hostile client cannot tie the daemon up.
+
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use governor::{DefaultDirectRateLimiter, Quota};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+use vantage_probes::AddressFilter;
+
+use crate::config::{AllowRule, Auth, Config, Probe, ServerTls};
+use crate::metrics::{Metrics, ProbeCollector};
+use crate::status_page;
+use crate::store::{ProbeState, Store, QUANTILES, WINDOWS};
+
+/// Most connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 1024;
+/// A client must send its request head within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `/probe` requests per second (burst the same) before answering 429.
+const PROBE_RATE: u32 = 20;
+const MAX_TARGET_LEN: usize = 2048;
+
+/// A reload request and where to send the verdict.
+pub type ReloadRequest = oneshot::Sender<Result<usize, String>>;
+
+/// Everything the handlers read. The config is swapped whole on reload.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<RwLock<Arc<Config>>>,
+    pub reload: mpsc::Sender<ReloadRequest>,
+    pub started: Instant,
+    pub probe_limiter: Arc<DefaultDirectRateLimiter>,
+}
+
+impl App {
+    pub fn new(
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        config: Arc<RwLock<Arc<Config>>>,
+        reload: mpsc::Sender<ReloadRequest>,
+    ) -> Self {
+        let rate = std::num::NonZeroU32::new(PROBE_RATE).expect("constant is non-zero");
+        Self {
+            store,
+            metrics,
+            config,
+            reload,
+            started: Instant::now(),
+            probe_limiter: Arc::new(governor::RateLimiter::direct(Quota::per_second(rate))),
+        }
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+pub fn router(app: App) -> Router {
+    let protected = Router::new()
+        .route("/", get(status))
+        .route("/metrics", get(metrics))
+        .route("/probe", get(probe))
+        .route("/api/v1/probes", get(api_probes))
+        .route("/api/v1/probes/{name}", get(api_probe))
+        .route("/-/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth));
+    Router::new()
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .merge(protected)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(app)
+}
+
+/// Serve until `shutdown`, then let open requests finish (bounded by the caller).
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    tls: Option<ServerTls>,
+    shutdown: CancellationToken,
+) {
+    let acceptor = match tls.map(tls_acceptor).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            // Validated at config load; a failure here is unexpected but must not crash.
+            tracing::error!(error = %e, "Cannot set up TLS for the server; not serving.");
+            return;
+        }
+    };
+    let service = TowerToHyperService::new(router(app));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(64 * 1024);
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    debug!(error = %e, "Accept failed.");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let service = service.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            match acceptor {
+                Some(acceptor) => {
+                    let tls =
+                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                debug!(%peer, error = %e, "TLS handshake with client failed.");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                    let conn = builder.serve_connection(TokioIo::new(tls), service);
+                    let _ = watcher.watch(conn).await;
+                }
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    // Give open requests a moment; the daemon bounds the whole shutdown anyway.
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+fn tls_acceptor(tls: ServerTls) -> Result<tokio_rustls::TlsAcceptor, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(tls.chain, tls.key.clone_key())?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Bearer or basic credentials, compared in constant time. `/health/*` is not behind this.
+async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
+    let config = app.config();
+    let Some(auth) = &config.server.auth else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let ok = match auth {
+        Auth::Bearer(token) => given
+            .strip_prefix("Bearer ")
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.expose().as_bytes()))),
+        Auth::Basic { username, password } => given
+            .strip_prefix("Basic ")
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
+            .and_then(|d| String::from_utf8(d).ok())
+            .and_then(|d| {
+                d.split_once(':')
+                    .map(|(u, p)| (u.to_string(), p.to_string()))
+            })
+            .is_some_and(|(u, p)| {
+                let user_ok = u.as_bytes().ct_eq(username.as_bytes());
+                let pass_ok = p.as_bytes().ct_eq(password.expose().as_bytes());
+                bool::from(user_ok & pass_ok)
+            }),
+    };
+    if ok {
+        return next.run(req).await;
+    }
+    let challenge = match auth {
+        Auth::Bearer(_) => "Bearer realm=\"vantage\"",
+        Auth::Basic { .. } => "Basic realm=\"vantage\"",
+    };
+    let mut resp = error(StatusCode::UNAUTHORIZED, "authentication required");
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    resp
+}
+
+fn wants_openmetrics(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"))
+}
+
+async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
+    if wants_openmetrics(&headers) {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            app.metrics.render_openmetrics(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            app.metrics.render_text(),
+        )
+            .into_response()
+    }
+}
+
+fn health_doc(app: &App, checks: Vec<(&str, bool)>) -> (StatusCode, Json<Value>) {
+    let healthy = checks.iter().all(|(_, ok)| *ok);
+    let checks: Vec<Value> = checks
+        .into_iter()
+        .map(|(name, ok)| json!({"name": name, "status": if ok { "pass" } else { "fail" }}))
+        .collect();
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if healthy { "healthy" } else { "unhealthy" },
+            "checks": checks,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime": app.started.elapsed().as_secs_f64(),
+        })),
+    )
+}
+
+async fn live(State(app): State<App>) -> impl IntoResponse {
+    health_doc(&app, vec![("process", true)])
+}
+
+async fn ready(State(app): State<App>) -> impl IntoResponse {
+    let config = app.config();
+    let scheduler = !app.reload.is_closed();
+    health_doc(
+        &app,
+        vec![
+            ("config", true),
+            ("scheduler", scheduler),
+            ("probes", app.store.all().len() == config.probes.len()),
+        ],
+    )
+}
+
+async fn reload(State(app): State<App>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if app.reload.send(tx).await.is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is shutting down",
+        );
+    }
+    match rx.await {
+        Ok(Ok(n)) => Json(json!({"status": "reloaded", "probes": n})).into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::BAD_REQUEST,
+            format!("config rejected, the previous one keeps running:\n{e}"),
+        ),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is shutting down",
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct ProbeQuery {
+    target: Option<String>,
+    module: Option<String>,
+}
+
+/// Link-local (169.254/16, fe80::/10) and cloud metadata addresses.
+fn is_sensitive(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local() || *v4 == std::net::Ipv4Addr::new(100, 100, 100, 200),
+        IpAddr::V6(v6) => {
+            (v6.segments()[0] & 0xffc0) == 0xfe80
+                || *v6
+                    == "fd00:ec2::254"
+                        .parse::<std::net::Ipv6Addr>()
+                        .expect("constant parses")
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_sensitive(&IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// An allow rule lists an address explicitly when the address appears in it literally.
+fn listed_explicitly(rules: &[AllowRule], ip: &IpAddr) -> bool {
+    let text = ip.to_string();
+    rules.iter().any(|r| r.text.contains(&text))
+}
+
+fn address_filter(rules: Vec<AllowRule>) -> AddressFilter {
+    AddressFilter::new(move |ip| {
+        if is_sensitive(ip) && !listed_explicitly(&rules, ip) {
+            Err("link-local and cloud metadata addresses need an explicit probe_allow entry".into())
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// blackbox_exporter-style: one probe now, the last-run gauges as the body.
+async fn probe(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<ProbeQuery>,
+) -> Response {
+    let config = app.config();
+    let rules = &config.server.probe_allow;
+    if rules.is_empty() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "/probe is disabled: set server.probe_allow to the targets it may probe",
+        );
+    }
+    let Some(target) = q.target.filter(|t| !t.trim().is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "missing parameter: target");
+    };
+    if target.len() > MAX_TARGET_LEN {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("target longer than {MAX_TARGET_LEN} bytes"),
+        );
+    }
+    let module_name = q.module.unwrap_or_else(|| "http_2xx".to_string());
+    let Some(module) = config.modules.get(&module_name) else {
+        let known: Vec<&str> = config.modules.keys().map(String::as_str).collect();
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "unknown module {module_name:?}; modules: {}",
+                known.join(", ")
+            ),
+        );
+    };
+    let mut probe = match module.with_target(target.trim()) {
+        Ok(p) => p,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                config.redactor.redact(&e).into_owned(),
+            )
+        }
+    };
+    if !rules.iter().any(|r| r.matches(&probe.target)) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "target is not allowed by server.probe_allow",
+        );
+    }
+    if app.probe_limiter.check().is_err() {
+        return error(StatusCode::TOO_MANY_REQUESTS, "too many /probe requests");
+    }
+    // Refuse sensitive addresses before probing; the filter repeats the check on every hop
+    // (redirects, DNS answers that change) while probing.
+    if let Some((host, port)) = host_port(&probe) {
+        let addrs: Vec<IpAddr> = match tokio::time::timeout(
+            probe.timeout,
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        {
+            Ok(Ok(a)) => a.map(|s| s.ip()).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(ip) = addrs
+            .iter()
+            .find(|ip| is_sensitive(ip) && !listed_explicitly(rules, ip))
+        {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("target resolves to {ip}: link-local and cloud metadata addresses need an explicit probe_allow entry"),
+            );
+        }
+    }
+    probe.set_filter(address_filter(rules.clone()));
+    if let Some(limit) = scrape_timeout(&headers) {
+        probe.set_timeout(probe.timeout.min(limit));
+    }
+    let mut outcome = probe.run(Instant::now()).await;
+    config.redactor.outcome(&mut outcome);
+    let store = Arc::new(Store::default());
+    let states = store.sync(std::slice::from_ref(&probe), &config.redactor);
+    if let Some(state) = states.first() {
+        state.observe(outcome, Instant::now());
+    }
+    let body = ProbeCollector::last_run_only(store).render();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Prometheus sends its scrape timeout; answer half a second before it, as blackbox_exporter does.
+fn scrape_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let secs: f64 = headers
+        .get("x-prometheus-scrape-timeout-seconds")?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64((secs - 0.5).max(0.1)))
+}
+
+fn host_port(probe: &Probe) -> Option<(String, u16)> {
+    match &probe.spec {
+        crate::config::Spec::Http(s) => {
+            let u = &s.request.url;
+            Some((
+                u.host_str()?.trim_matches(['[', ']']).to_string(),
+                u.port_or_known_default()?,
+            ))
+        }
+        crate::config::Spec::Tls(s) => Some((s.host.clone(), s.port)),
+    }
+}
+
+fn probe_summary(state: &ProbeState) -> Value {
+    let meta = state.meta();
+    let r = state.record();
+    let last = r.history.back();
+    let labels: serde_json::Map<String, Value> = meta
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    json!({
+        "name": state.name,
+        "kind": meta.kind,
+        "target": meta.target,
+        "labels": labels,
+        "interval_seconds": meta.interval.as_secs_f64(),
+        "up": last.map(|l| l.success),
+        "last": last,
+        "runs": {"success": r.runs_success, "failure": r.runs_failure},
+        "cert_not_after": r.last.as_ref().and_then(|l| l.outcome.facts.tls.as_ref()).map(|t| t.effective_not_after),
+    })
+}
+
+async fn api_probes(State(app): State<App>) -> Json<Value> {
+    let probes: Vec<Value> = app.store.all().iter().map(|s| probe_summary(s)).collect();
+    Json(json!({ "probes": probes }))
+}
+
+async fn api_probe(State(app): State<App>, Path(name): Path<String>) -> Response {
+    let Some(state) = app.store.get(&name) else {
+        return error(StatusCode::NOT_FOUND, format!("no probe named {name:?}"));
+    };
+    let mut doc = probe_summary(&state);
+    let meta = state.meta();
+    let r = state.record();
+    let mut latency = serde_json::Map::new();
+    for (w, (window, _)) in WINDOWS.iter().enumerate() {
+        let mut q = serde_json::Map::new();
+        for (i, (quantile, _)) in QUANTILES.iter().enumerate() {
+            q.insert((*quantile).to_string(), json!(r.quantiles[w][i]));
+        }
+        latency.insert((*window).to_string(), Value::Object(q));
+    }
+    let failures: serde_json::Map<String, Value> = r
+        .failures_by_reason
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), json!(v)))
+        .collect();
+    if let Value::Object(o) = &mut doc {
+        o.insert("timeout_seconds".into(), json!(meta.timeout.as_secs_f64()));
+        o.insert(
+            "last_outcome".into(),
+            json!(r
+                .last
+                .as_ref()
+                .map(|l| json!({"at": l.at, "run": l.run, "outcome": l.outcome}))),
+        );
+        o.insert("history".into(), json!(r.history));
+        o.insert("recent_failures".into(), json!(r.failures));
+        o.insert("failures_by_reason".into(), Value::Object(failures));
+        o.insert("skipped_runs".into(), json!(r.skipped));
+        o.insert("latency_quantiles_seconds".into(), Value::Object(latency));
+    }
+    Json(doc).into_response()
+}
+
+async fn status(State(app): State<App>) -> Html<String> {
+    Html(status_page::render(&app.store.all()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sensitive_addresses() {
+        for ip in [
+            "169.254.169.254",
+            "169.254.1.1",
+            "100.100.100.200",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(is_sensitive(&ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["127.0.0.1", "10.0.0.1", "::1", "8.8.8.8"] {
+            assert!(!is_sensitive(&ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn scrape_timeout_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(scrape_timeout(&h), None);
+        h.insert(
+            "x-prometheus-scrape-timeout-seconds",
+            HeaderValue::from_static("10"),
+        );
+        assert_eq!(scrape_timeout(&h), Some(Duration::from_secs_f64(9.5)));
+        h.insert(
+            "x-prometheus-scrape-timeout-seconds",
+            HeaderValue::from_static("nan"),
+        );
+        assert_eq!(scrape_timeout(&h), None);
+    }
+}

@@ -1,0 +1,294 @@
+//! What the daemon knows about each probe: the last outcome, a short history, exact run
+//! counters, latency histograms and windowed quantiles. The scheduler writes, `/metrics`, the API
+//! and the status page read. State is keyed by probe name and survives reloads; a probe removed
+//! from the config is removed from here, and so disappears from every output.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::metrics::histogram::Histogram;
+use serde::Serialize;
+use tokio::time::Instant;
+use vantage_probes::{Outcome, Reason};
+
+use crate::config::{Kind, Probe};
+use crate::secret::Redactor;
+
+/// Recent runs kept per probe for the API and the status page.
+const HISTORY: usize = 10;
+/// Recent failures kept per probe, with their evidence.
+const FAILURES: usize = 5;
+/// Longest evidence kept in history entries.
+const EVIDENCE_MAX: usize = 300;
+/// Quantile windows: 5 minutes and 1 hour.
+pub const WINDOWS: [(&str, Duration); 2] = [
+    ("5m", Duration::from_secs(300)),
+    ("1h", Duration::from_secs(3600)),
+];
+pub const QUANTILES: [(&str, f64); 3] = [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99)];
+
+/// Buckets for `probe_latency_seconds` and `probe_phase_latency_seconds`: 5 ms to 60 s, roughly
+/// doubling, so both a 5 ms health check and a 30 s end-to-end flow land in a useful bucket.
+pub const LATENCY_BUCKETS: [f64; 15] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0,
+];
+
+/// Unix seconds, as f64.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// What stays fixed for a probe between reloads, redacted for output.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeMeta {
+    pub kind: Kind,
+    pub target: String,
+    pub labels: Vec<(String, String)>,
+    #[serde(serialize_with = "secs")]
+    pub interval: Duration,
+    #[serde(serialize_with = "secs")]
+    pub timeout: Duration,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl ProbeMeta {
+    pub fn of(probe: &Probe, redactor: &Redactor) -> Self {
+        Self {
+            kind: probe.kind,
+            target: redactor.redact(&probe.target).into_owned(),
+            labels: probe
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), redactor.redact(v).into_owned()))
+                .collect(),
+            interval: probe.interval,
+            timeout: probe.timeout,
+        }
+    }
+}
+
+/// One run, briefly.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Unix seconds when the run ended.
+    pub at: f64,
+    pub run: u64,
+    pub success: bool,
+    pub reason: Option<Reason>,
+    pub duration_seconds: f64,
+    pub status: Option<u16>,
+    pub evidence: String,
+}
+
+/// The last run in full.
+#[derive(Debug, Clone)]
+pub struct LastRun {
+    pub at: f64,
+    pub run: u64,
+    pub outcome: Outcome,
+}
+
+/// Counters and histograms of one probe.
+#[derive(Debug)]
+pub struct Record {
+    pub last: Option<LastRun>,
+    pub history: VecDeque<RunSummary>,
+    pub failures: VecDeque<RunSummary>,
+    pub runs_success: u64,
+    pub runs_failure: u64,
+    pub failures_by_reason: BTreeMap<Reason, u64>,
+    pub skipped: u64,
+    pub latency: Histogram,
+    pub phase_latency: [Histogram; 5],
+    /// (when, duration in µs) of the last hour's runs.
+    window: VecDeque<(Instant, u32)>,
+    /// `[window][quantile]`, seconds; `None` while a window has no runs.
+    pub quantiles: [[Option<f64>; 3]; 2],
+}
+
+impl Record {
+    fn new() -> Self {
+        let h = || Histogram::new(LATENCY_BUCKETS);
+        Self {
+            last: None,
+            history: VecDeque::with_capacity(HISTORY),
+            failures: VecDeque::with_capacity(FAILURES),
+            runs_success: 0,
+            runs_failure: 0,
+            failures_by_reason: BTreeMap::new(),
+            skipped: 0,
+            latency: h(),
+            phase_latency: [h(), h(), h(), h(), h()],
+            window: VecDeque::new(),
+            quantiles: [[None; 3]; 2],
+        }
+    }
+
+    fn record(&mut self, outcome: Outcome, now: Instant) {
+        let run = self.runs_success + self.runs_failure + 1;
+        let at = unix_now();
+        if outcome.success {
+            self.runs_success += 1;
+        } else {
+            self.runs_failure += 1;
+            if let Some(r) = outcome.reason {
+                *self.failures_by_reason.entry(r).or_default() += 1;
+            }
+        }
+        self.latency.observe(outcome.duration.as_secs_f64());
+        for (h, d) in self.phase_latency.iter().zip(outcome.phases.as_array()) {
+            h.observe(d.as_secs_f64());
+        }
+        let mut evidence = outcome.evidence.clone();
+        if evidence.len() > EVIDENCE_MAX {
+            let mut cut = EVIDENCE_MAX;
+            while !evidence.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            evidence.truncate(cut);
+            evidence.push_str("...");
+        }
+        let summary = RunSummary {
+            at,
+            run,
+            success: outcome.success,
+            reason: outcome.reason,
+            duration_seconds: outcome.duration.as_secs_f64(),
+            status: outcome.facts.status,
+            evidence,
+        };
+        if !outcome.success {
+            if self.failures.len() == FAILURES {
+                self.failures.pop_front();
+            }
+            self.failures.push_back(summary.clone());
+        }
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(summary);
+
+        let micros = u32::try_from(outcome.duration.as_micros()).unwrap_or(u32::MAX);
+        self.window.push_back((now, micros));
+        self.recompute_quantiles(now);
+        self.last = Some(LastRun { at, run, outcome });
+    }
+
+    /// Quantiles per window from an HDR histogram of the window's runs (2 significant digits:
+    /// 1% relative error, a few KB while computing, nothing kept).
+    fn recompute_quantiles(&mut self, now: Instant) {
+        let longest = WINDOWS[WINDOWS.len() - 1].1;
+        while self
+            .window
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > longest)
+        {
+            self.window.pop_front();
+        }
+        for (w, (_, span)) in WINDOWS.iter().enumerate() {
+            let Ok(mut h) = hdrhistogram::Histogram::<u32>::new_with_bounds(1, 3_600_000_000, 2)
+            else {
+                continue;
+            };
+            for (t, micros) in self.window.iter().rev() {
+                if now.saturating_duration_since(*t) > *span {
+                    break;
+                }
+                h.saturating_record(u64::from((*micros).max(1)));
+            }
+            for (q, (_, quantile)) in QUANTILES.iter().enumerate() {
+                self.quantiles[w][q] =
+                    (!h.is_empty()).then(|| h.value_at_quantile(*quantile) as f64 / 1e6);
+            }
+        }
+    }
+}
+
+/// One probe's state.
+#[derive(Debug)]
+pub struct ProbeState {
+    pub name: String,
+    meta: RwLock<ProbeMeta>,
+    /// Held for the whole of a run: a probe never overlaps itself, across reloads too.
+    pub run_lock: tokio::sync::Mutex<()>,
+    record: Mutex<Record>,
+}
+
+impl ProbeState {
+    pub fn meta(&self) -> ProbeMeta {
+        self.meta.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn record(&self) -> MutexGuard<'_, Record> {
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Store one (already redacted) outcome.
+    pub fn observe(&self, outcome: Outcome, now: Instant) {
+        self.record().record(outcome, now);
+    }
+
+    pub fn skipped(&self, n: u64) {
+        self.record().skipped += n;
+    }
+}
+
+/// Every probe's state, by name.
+#[derive(Debug, Default)]
+pub struct Store {
+    probes: RwLock<BTreeMap<String, Arc<ProbeState>>>,
+}
+
+impl Store {
+    /// Make the store hold exactly `probes`: new ones start empty, kept ones keep their counts
+    /// (with fresh metadata), removed ones are dropped.
+    pub fn sync(&self, probes: &[Probe], redactor: &Redactor) -> Vec<Arc<ProbeState>> {
+        let mut map = self.probes.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = BTreeMap::new();
+        let mut out = Vec::with_capacity(probes.len());
+        for p in probes {
+            let meta = ProbeMeta::of(p, redactor);
+            let state = match map.remove(&p.name) {
+                Some(s) => {
+                    *s.meta.write().unwrap_or_else(|e| e.into_inner()) = meta;
+                    s
+                }
+                None => Arc::new(ProbeState {
+                    name: p.name.clone(),
+                    meta: RwLock::new(meta),
+                    run_lock: tokio::sync::Mutex::new(()),
+                    record: Mutex::new(Record::new()),
+                }),
+            };
+            next.insert(p.name.clone(), state.clone());
+            out.push(state);
+        }
+        *map = next;
+        out
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<ProbeState>> {
+        self.probes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Every probe, by name.
+    pub fn all(&self) -> Vec<Arc<ProbeState>> {
+        self.probes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
