@@ -27,6 +27,7 @@ type Labels = Vec<(Cow<'static, str>, Cow<'static, str>)>;
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    store: Arc<Store>,
     /// Scheduled start to actual start of each run.
     pub scheduler_lag: Histogram,
     pub reload_successful: Gauge,
@@ -55,11 +56,12 @@ impl Metrics {
             reload_successful.clone(),
         );
         registry.register_collector(Box::new(ProbeCollector {
-            store,
+            store: store.clone(),
             last_run_only: false,
         }));
         Self {
             registry,
+            store,
             scheduler_lag,
             reload_successful,
         }
@@ -70,7 +72,11 @@ impl Metrics {
         let mut out = String::with_capacity(64 * 1024);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        let summary = quantile_summary(&self.store);
+        match out.strip_suffix("# EOF\n") {
+            Some(body) => format!("{body}{summary}# EOF\n"),
+            None => out + &summary,
+        }
     }
 
     /// Prometheus text format 0.0.4.
@@ -79,12 +85,75 @@ impl Metrics {
     }
 }
 
+/// `probe_latency_quantile_seconds`, by hand: prometheus-client cannot encode summaries, and a
+/// `quantile` label on anything but a summary is flagged by `promtool check metrics`. A summary
+/// is also what these are: sliding-window quantiles, with the window's `_sum` and `_count`.
+fn quantile_summary(store: &Store) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut any = false;
+    for state in store.all() {
+        let labels = base_labels(&state.name, &state.meta());
+        let mut prefix = String::new();
+        for (k, v) in &labels {
+            let _ = write!(prefix, "{k}=\"{}\",", escape_label(v));
+        }
+        let r = state.record();
+        for (w, (window, _)) in WINDOWS.iter().enumerate() {
+            let (sum, count) = r.window_totals[w];
+            if count == 0 {
+                continue;
+            }
+            if !any {
+                out.push_str("# HELP probe_latency_quantile_seconds Run duration quantiles over a sliding window (HDR histogram, 1% relative error)\n");
+                out.push_str("# TYPE probe_latency_quantile_seconds summary\n");
+                out.push_str("# UNIT probe_latency_quantile_seconds seconds\n");
+                any = true;
+            }
+            for (q, (quantile, _)) in QUANTILES.iter().enumerate() {
+                if let Some(v) = r.quantiles[w][q] {
+                    let _ = writeln!(out, "probe_latency_quantile_seconds{{{prefix}window=\"{window}\",quantile=\"{quantile}\"}} {v}");
+                }
+            }
+            let _ = writeln!(
+                out,
+                "probe_latency_quantile_seconds_sum{{{prefix}window=\"{window}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "probe_latency_quantile_seconds_count{{{prefix}window=\"{window}\"}} {count}"
+            );
+        }
+    }
+    out
+}
+
+/// Escape a label value for the text formats: backslash, double quote, newline.
+fn escape_label(v: &str) -> Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return Cow::Borrowed(v);
+    }
+    Cow::Owned(
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n"),
+    )
+}
+
 /// Translate OpenMetrics text into Prometheus text format 0.0.4 (see the module docs).
 pub fn to_prometheus_text(om: &str) -> String {
     let mut out = String::with_capacity(om.len());
     let mut lines = om.lines().peekable();
     while let Some(line) = lines.next() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        // A family without labels: `name{} 1` reads as `name 1`.
+        if let Some((series, value)) = line.split_once("{} ") {
+            out.push_str(series);
+            out.push(' ');
+            out.push_str(value);
+            out.push('\n');
             continue;
         }
         if let Some(rest) = line.strip_prefix("# HELP ") {
@@ -529,30 +598,6 @@ impl prometheus_client::collector::Collector for ProbeCollector {
         if self.last_run_only {
             return Ok(());
         }
-        fam.gauge(
-            &mut enc,
-            "probe_latency_quantile",
-            "Run duration quantiles over a sliding window (HDR histogram, 1% relative error)",
-            secs,
-            |_, r| {
-                let mut out = Vec::new();
-                for (w, (window, _)) in WINDOWS.iter().enumerate() {
-                    for (q, (quantile, _)) in QUANTILES.iter().enumerate() {
-                        if let Some(v) = r.quantiles[w][q] {
-                            out.push((
-                                vec![
-                                    ("quantile", (*quantile).to_string()),
-                                    ("window", (*window).to_string()),
-                                ],
-                                v,
-                            ));
-                        }
-                    }
-                }
-                out
-            },
-        )?;
-
         // Exact counters.
         fam.counter(&mut enc, "probe_runs", "Probe runs by result", |_, r| {
             vec![
@@ -613,5 +658,25 @@ impl prometheus_client::collector::Collector for ProbeCollector {
         let labels: Labels = vec![("version".into(), env!("CARGO_PKG_VERSION").into())];
         prometheus_client::metrics::gauge::ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_to_prometheus_text() {
+        let om = "# HELP a_runs Runs\n# TYPE a_runs counter\na_runs_total{x=\"1\"} 3\n# HELP b Gauge\n# TYPE b gauge\n# UNIT b seconds\nb{} 1.0\n# EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP a_runs_total Runs\n# TYPE a_runs_total counter\na_runs_total{x=\"1\"} 3\n# HELP b Gauge\n# TYPE b gauge\nb 1.0\n"
+        );
+    }
+
+    #[test]
+    fn label_escaping() {
+        assert_eq!(escape_label("plain"), "plain");
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

@@ -111,6 +111,8 @@ pub struct Record {
     window: VecDeque<(Instant, u32)>,
     /// `[window][quantile]`, seconds; `None` while a window has no runs.
     pub quantiles: [[Option<f64>; 3]; 2],
+    /// Per window: sum of durations (seconds) and number of runs.
+    pub window_totals: [(f64, u64); 2],
 }
 
 impl Record {
@@ -128,6 +130,7 @@ impl Record {
             phase_latency: [h(), h(), h(), h(), h()],
             window: VecDeque::new(),
             quantiles: [[None; 3]; 2],
+            window_totals: [(0.0, 0); 2],
         }
     }
 
@@ -197,12 +200,16 @@ impl Record {
             else {
                 continue;
             };
+            let (mut sum, mut count) = (0.0, 0);
             for (t, micros) in self.window.iter().rev() {
                 if now.saturating_duration_since(*t) > *span {
                     break;
                 }
                 h.saturating_record(u64::from((*micros).max(1)));
+                sum += f64::from(*micros) / 1e6;
+                count += 1;
             }
+            self.window_totals[w] = (sum, count);
             for (q, (_, quantile)) in QUANTILES.iter().enumerate() {
                 self.quantiles[w][q] =
                     (!h.is_empty()).then(|| h.value_at_quantile(*quantile) as f64 / 1e6);

@@ -2,8 +2,10 @@
 
 mod check_cli;
 mod config_errors;
+mod daemon;
 mod examples;
 mod fixtures;
 mod http_probe;
+mod prom;
 mod support;
 mod tls_probe;
