@@ -4,6 +4,8 @@
 //! its scheduled start, so waiting for either limit shows up as latency, not as a missing sample.
 //! Everything uses tokio time, so tests can run with paused time.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
+use vantage_probes::Outcome;
 
 use crate::config::{Config, Limits, Probe, Spec};
 use crate::metrics::Metrics;
@@ -123,7 +126,7 @@ impl Scheduler {
         });
         let states = self.store.sync(&config.probes, &config.redactor);
         for (probe, state) in config.probes.iter().zip(states) {
-            let probe = Arc::new(probe.clone());
+            let probe: Arc<dyn Run> = Arc::new(probe.clone());
             let cancel = self.generation.clone();
             let shared = shared.clone();
             self.tasks.spawn(probe_loop(probe, state, shared, cancel));
@@ -149,13 +152,16 @@ pub fn stable_hash(s: &str) -> u64 {
 }
 
 /// The first tick at or after `now` on the probe's grid: wall-clock times `t` with
-/// `t ≡ offset (mod interval)`, where the offset comes from the name's hash.
+/// `t ≡ offset (mod interval)`, where the offset comes from the name's hash. Offsets are whole
+/// milliseconds: tokio's timers fire on millisecond boundaries, so a finer offset would only
+/// show up as up to a millisecond of lag.
 fn first_tick(name: &str, interval: Duration, shared: &Shared, now: Instant) -> Instant {
-    let interval_ns = interval.as_nanos().max(1);
-    let offset = u128::from(stable_hash(name)) % interval_ns;
+    let interval_ms = interval.as_millis().max(1);
+    let offset_ms = u128::from(stable_hash(name)) % interval_ms;
     let wall_now =
         shared.wall_base.as_nanos() + now.saturating_duration_since(shared.base).as_nanos();
-    let into_cycle = (wall_now + interval_ns - offset) % interval_ns;
+    let interval_ns = interval_ms * 1_000_000;
+    let into_cycle = (wall_now + interval_ns - offset_ms * 1_000_000) % interval_ns;
     let wait = if into_cycle == 0 {
         0
     } else {
@@ -178,15 +184,39 @@ fn host_of(probe: &Probe) -> String {
     }
 }
 
+/// What the loop runs: a probe, or in tests a stand-in with a known duration.
+pub(crate) trait Run: Send + Sync {
+    fn name(&self) -> &str;
+    fn interval(&self) -> Duration;
+    /// The host whose rate limit applies.
+    fn host(&self) -> String;
+    fn run(&self, scheduled: Instant) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>>;
+}
+
+impl Run for Probe {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn interval(&self) -> Duration {
+        self.interval
+    }
+    fn host(&self) -> String {
+        host_of(self)
+    }
+    fn run(&self, scheduled: Instant) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>> {
+        Box::pin(Probe::run(self, scheduled))
+    }
+}
+
 async fn probe_loop(
-    probe: Arc<Probe>,
+    probe: Arc<dyn Run>,
     state: Arc<ProbeState>,
     shared: Arc<Shared>,
     cancel: CancellationToken,
 ) {
-    let interval = probe.interval;
-    let host = host_of(&probe);
-    let mut next = first_tick(&probe.name, interval, &shared, Instant::now());
+    let interval = probe.interval();
+    let host = probe.host();
+    let mut next = first_tick(probe.name(), interval, &shared, Instant::now());
     let mut was_up: Option<bool> = None;
     loop {
         tokio::select! {
@@ -223,10 +253,10 @@ async fn probe_loop(
         };
         if was_up != Some(outcome.success) {
             if outcome.success {
-                info!(probe = %probe.name, "Probe is up.");
+                info!(probe = %probe.name(), "Probe is up.");
             } else {
                 info!(
-                    probe = %probe.name,
+                    probe = %probe.name(),
                     reason = outcome.reason.map(|r| r.as_str()),
                     evidence = %outcome.evidence,
                     "Probe is down."
@@ -234,7 +264,7 @@ async fn probe_loop(
             }
             was_up = Some(outcome.success);
         }
-        debug!(probe = %probe.name, success = outcome.success, duration_seconds = outcome.duration.as_secs_f64(), "Probe run finished.");
+        debug!(probe = %probe.name(), success = outcome.success, duration_seconds = outcome.duration.as_secs_f64(), "Probe run finished.");
         state.observe(outcome, Instant::now());
 
         next = scheduled + interval;
@@ -246,5 +276,243 @@ async fn probe_loop(
             state.skipped(u64::from(behind));
             next += interval * behind;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Kind, Probe};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+
+    /// Takes a fixed time and records when each run started and ended.
+    struct Fake {
+        name: String,
+        interval: Duration,
+        host: String,
+        takes: Duration,
+        running: AtomicU32,
+        log: Mutex<Vec<(Instant, Instant)>>,
+        overlapped: AtomicU32,
+    }
+
+    impl Run for Fake {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn interval(&self) -> Duration {
+            self.interval
+        }
+        fn host(&self) -> String {
+            self.host.clone()
+        }
+        fn run(&self, scheduled: Instant) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>> {
+            Box::pin(async move {
+                if self.running.fetch_add(1, Ordering::SeqCst) > 0 {
+                    self.overlapped.fetch_add(1, Ordering::SeqCst);
+                }
+                let start = Instant::now();
+                tokio::time::sleep(self.takes).await;
+                self.running.fetch_sub(1, Ordering::SeqCst);
+                self.log.lock().unwrap().push((scheduled, start));
+                Outcome {
+                    success: true,
+                    reason: None,
+                    duration: scheduled.elapsed(),
+                    phases: Default::default(),
+                    evidence: String::new(),
+                    facts: Default::default(),
+                }
+            })
+        }
+    }
+
+    fn fake(name: &str, interval_ms: u64, takes_ms: u64, host: &str) -> Arc<Fake> {
+        Arc::new(Fake {
+            name: name.into(),
+            interval: Duration::from_millis(interval_ms),
+            host: host.into(),
+            takes: Duration::from_millis(takes_ms),
+            running: AtomicU32::new(0),
+            log: Mutex::new(Vec::new()),
+            overlapped: AtomicU32::new(0),
+        })
+    }
+
+    struct Harness {
+        store: Arc<Store>,
+        shared: Arc<Shared>,
+        cancel: CancellationToken,
+        tasks: JoinSet<()>,
+    }
+
+    fn harness(concurrency: usize, per_host_rate: u32) -> Harness {
+        let store = Arc::new(Store::default());
+        let metrics = Arc::new(Metrics::new(store.clone()));
+        let limiter = std::num::NonZeroU32::new(per_host_rate).map(|rate| {
+            let clock = TokioClock {
+                base: Instant::now(),
+            };
+            let l = RateLimiter::new(
+                Quota::per_second(rate),
+                DefaultKeyedStateStore::default(),
+                clock.clone(),
+            );
+            Arc::new((l, clock))
+        });
+        let shared = Arc::new(Shared {
+            slots: Arc::new(Semaphore::new(concurrency)),
+            limiter,
+            metrics,
+            redactor: Redactor::default(),
+            base: Instant::now(),
+            wall_base: Duration::from_secs(1_700_000_000),
+        });
+        Harness {
+            store,
+            shared,
+            cancel: CancellationToken::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    impl Harness {
+        fn spawn(&mut self, f: Arc<Fake>) -> Arc<ProbeState> {
+            let probe = Probe::adhoc("http://h.invalid/", Kind::Http, Duration::from_millis(100))
+                .unwrap()
+                .renamed(&f.name);
+            let mut all: Vec<Probe> = self
+                .store
+                .all()
+                .iter()
+                .map(|s| probe.clone().renamed(&s.name))
+                .collect();
+            all.push(probe);
+            let state = self.store.sync(&all, &Redactor::default()).pop().unwrap();
+            self.tasks.spawn(probe_loop(
+                f,
+                state.clone(),
+                self.shared.clone(),
+                self.cancel.clone(),
+            ));
+            state
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_every_interval_without_lag() {
+        let mut h = harness(16, 0);
+        let f = fake("steady", 1000, 50, "a");
+        let state = h.spawn(f.clone());
+        tokio::time::sleep(Duration::from_millis(10_000)).await;
+        let log = f.log.lock().unwrap().clone();
+        assert!((9..=10).contains(&log.len()), "{} runs in 10 s", log.len());
+        for w in log.windows(2) {
+            assert_eq!(
+                w[1].0 - w[0].0,
+                Duration::from_secs(1),
+                "ticks are exactly one interval apart"
+            );
+        }
+        assert!(
+            log.iter().all(|(scheduled, started)| started == scheduled),
+            "no lag under paused time"
+        );
+        assert_eq!(state.record().skipped, 0);
+        assert_eq!(f.overlapped.load(Ordering::SeqCst), 0);
+        h.cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_slot_skips_ticks_instead_of_overlapping() {
+        // One slot shared by a probe that holds it for 2.5 s and a 1 s probe that needs it.
+        let mut h = harness(1, 0);
+        let hog = fake("hog", 10_000, 2500, "a");
+        let quick = fake("quick", 1000, 10, "b");
+        h.spawn(hog.clone());
+        let state = h.spawn(quick.clone());
+        tokio::time::sleep(Duration::from_millis(12_000)).await;
+        assert_eq!(quick.overlapped.load(Ordering::SeqCst), 0);
+        let skipped = state.record().skipped;
+        let runs = quick.log.lock().unwrap().len() as u64;
+        assert!(
+            skipped >= 1,
+            "waiting 2.5 s for the slot skips ticks ({runs} runs)"
+        );
+        assert!(
+            (10..=13).contains(&(runs + skipped)),
+            "runs {runs} + skipped {skipped}"
+        );
+        // A run that waited is measured from its scheduled start.
+        let late = quick.log.lock().unwrap().iter().any(|(s, st)| *st > *s);
+        assert!(late);
+        h.cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_host_rate_spreads_runs() {
+        let mut h = harness(16, 2);
+        let fakes: Vec<Arc<Fake>> = (0..6)
+            .map(|i| fake(&format!("p{i}"), 60_000, 1, "same-host"))
+            .collect();
+        for f in &fakes {
+            h.spawn(f.clone());
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let mut starts: Vec<Instant> = fakes
+            .iter()
+            .flat_map(|f| {
+                f.log
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|(_, s)| *s)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        starts.sort();
+        assert_eq!(starts.len(), 6);
+        // 2 per second: no one-second window holds more than 2 starts.
+        for w in starts.windows(3) {
+            assert!(
+                w[2] - w[0] >= Duration::from_millis(990),
+                "{:?}",
+                w[2] - w[0]
+            );
+        }
+        h.cancel.cancel();
+    }
+
+    #[test]
+    fn offsets_are_stable_and_spread() {
+        assert_eq!(stable_hash("api-ready"), stable_hash("api-ready"));
+        assert_ne!(stable_hash("a"), stable_hash("b"));
+        let store = Arc::new(Store::default());
+        let shared = Shared {
+            slots: Arc::new(Semaphore::new(1)),
+            limiter: None,
+            metrics: Arc::new(Metrics::new(store)),
+            redactor: Redactor::default(),
+            base: Instant::now(),
+            wall_base: Duration::from_secs(1_700_000_000),
+        };
+        let interval = Duration::from_secs(60);
+        let now = shared.base;
+        let ticks: Vec<Duration> = (0..200)
+            .map(|i| first_tick(&format!("p{i}"), interval, &shared, now) - now)
+            .collect();
+        assert!(ticks.iter().all(|t| *t < interval));
+        // Spread: every 10 s slice of the minute gets some probes.
+        for slice in 0..6 {
+            let n = ticks.iter().filter(|t| t.as_secs() / 10 == slice).count();
+            assert!(n > 10, "slice {slice} has {n}");
+        }
+        // Same name, same wall clock: same tick (a restart lands on the same grid).
+        let a = first_tick("x", interval, &shared, now);
+        let b = first_tick("x", interval, &shared, now);
+        assert_eq!(a, b);
+        let later = first_tick("x", interval, &shared, now + Duration::from_secs(600));
+        assert_eq!((later - a).as_secs() % 60, 0);
     }
 }
