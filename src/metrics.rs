@@ -99,9 +99,10 @@ fn quantile_summary(store: &Store) -> String {
             let _ = write!(prefix, "{k}=\"{}\",", escape_label(v));
         }
         let r = state.record();
+        let now = tokio::time::Instant::now();
         for (w, (window, _)) in WINDOWS.iter().enumerate() {
             let (sum, count) = r.window_totals[w];
-            if count == 0 {
+            if count == 0 || !r.window_live(w, now) {
                 continue;
             }
             if !any {
@@ -211,14 +212,6 @@ fn base_labels(name: &str, meta: &ProbeMeta) -> Labels {
     l
 }
 
-fn with(base: &Labels, extra: &[(&'static str, String)]) -> Labels {
-    let mut l = base.clone();
-    for (k, v) in extra {
-        l.push((Cow::Borrowed(*k), Cow::Owned(v.clone())));
-    }
-    l
-}
-
 /// One family's samples for one probe: extra labels and a value.
 type Samples = Vec<(Vec<(&'static str, String)>, f64)>;
 
@@ -270,8 +263,10 @@ impl Family<'_> {
         let mut m = enc.encode_descriptor(name, help, unit, kind)?;
         for (labels, s) in samples {
             for (extra, v) in s {
-                let l = with(labels, &extra);
-                let fam = m.encode_family(&l)?;
+                let extra: Vec<(&str, &str)> =
+                    extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let set = (labels.as_slice(), extra.as_slice());
+                let fam = m.encode_family(&set)?;
                 match kind {
                     MetricType::Counter => {
                         prometheus_client::metrics::counter::ConstCounter::new(v as u64)
@@ -299,8 +294,9 @@ impl Family<'_> {
         for (state, labels, kind) in self.probes {
             let hs = f(*kind, &state.record());
             for (extra, h) in hs {
-                let l = with(labels, &extra);
-                h.encode(m.encode_family(&l)?)?;
+                let extra: Vec<(&str, &str)> =
+                    extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                h.encode(m.encode_family(&(labels.as_slice(), extra.as_slice()))?)?;
             }
         }
         Ok(())

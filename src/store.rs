@@ -21,6 +21,9 @@ const HISTORY: usize = 10;
 const FAILURES: usize = 5;
 /// Longest evidence kept in history entries.
 const EVIDENCE_MAX: usize = 300;
+/// Most runs kept for the quantile windows: an hour of a 1 s probe. A faster probe's 1h window
+/// covers its last 4,096 runs.
+const WINDOW_MAX_RUNS: usize = 4096;
 /// Quantile windows: 5 minutes and 1 hour.
 pub const WINDOWS: [(&str, Duration); 2] = [
     ("5m", Duration::from_secs(300)),
@@ -33,6 +36,10 @@ pub const QUANTILES: [(&str, f64); 3] = [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.
 pub const LATENCY_BUCKETS: [f64; 15] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0,
 ];
+
+/// Buckets for `probe_phase_latency_seconds`: fewer than for whole runs, because there are five
+/// phases per probe and a phase is mostly either sub-millisecond or the slow part of the run.
+pub const PHASE_BUCKETS: [f64; 8] = [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0];
 
 /// Unix seconds, as f64.
 pub fn unix_now() -> f64 {
@@ -107,8 +114,12 @@ pub struct Record {
     pub skipped: u64,
     pub latency: Histogram,
     pub phase_latency: [Histogram; 5],
-    /// (when, duration in µs) of the last hour's runs.
-    window: VecDeque<(Instant, u32)>,
+    /// (ms since `epoch`, duration in µs) of the last hour's runs: 8 bytes a run, since a
+    /// 1 s probe keeps 3,600 of them.
+    window: VecDeque<(u32, u32)>,
+    epoch: Instant,
+    /// When the last run was recorded, to tell an empty window from a stale one.
+    last_seen: Option<Instant>,
     /// `[window][quantile]`, seconds; `None` while a window has no runs.
     pub quantiles: [[Option<f64>; 3]; 2],
     /// Per window: sum of durations (seconds) and number of runs.
@@ -117,7 +128,7 @@ pub struct Record {
 
 impl Record {
     fn new() -> Self {
-        let h = || Histogram::new(LATENCY_BUCKETS);
+        let p = || Histogram::new(PHASE_BUCKETS);
         Self {
             last: None,
             history: VecDeque::with_capacity(HISTORY),
@@ -126,9 +137,11 @@ impl Record {
             runs_failure: 0,
             failures_by_reason: BTreeMap::new(),
             skipped: 0,
-            latency: h(),
-            phase_latency: [h(), h(), h(), h(), h()],
+            latency: Histogram::new(LATENCY_BUCKETS),
+            phase_latency: [p(), p(), p(), p(), p()],
             window: VecDeque::new(),
+            epoch: Instant::now(),
+            last_seen: None,
             quantiles: [[None; 3]; 2],
             window_totals: [(0.0, 0); 2],
         }
@@ -179,43 +192,65 @@ impl Record {
         self.history.push_back(summary);
 
         let micros = u32::try_from(outcome.duration.as_micros()).unwrap_or(u32::MAX);
-        self.window.push_back((now, micros));
+        let at_ms = u32::try_from(now.saturating_duration_since(self.epoch).as_millis())
+            .unwrap_or(u32::MAX);
+        if self.window.len() == WINDOW_MAX_RUNS {
+            self.window.pop_front();
+        }
+        self.window.push_back((at_ms, micros));
+        self.last_seen = Some(now);
         self.recompute_quantiles(now);
         self.last = Some(LastRun { at, run, outcome });
     }
 
     /// Quantiles per window from an HDR histogram of the window's runs (2 significant digits:
-    /// 1% relative error, a few KB while computing, nothing kept).
+    /// 1% relative error). The histogram is a per-thread scratch, reset for each computation,
+    /// so recording a run neither allocates nor keeps a histogram per probe.
     fn recompute_quantiles(&mut self, now: Instant) {
-        let longest = WINDOWS[WINDOWS.len() - 1].1;
+        let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        let longest = WINDOWS[WINDOWS.len() - 1].1.as_millis() as u64;
         while self
             .window
             .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > longest)
+            .is_some_and(|(t, _)| now_ms.saturating_sub(u64::from(*t)) > longest)
         {
             self.window.pop_front();
         }
-        for (w, (_, span)) in WINDOWS.iter().enumerate() {
-            let Ok(mut h) = hdrhistogram::Histogram::<u32>::new_with_bounds(1, 3_600_000_000, 2)
-            else {
-                continue;
-            };
-            let (mut sum, mut count) = (0.0, 0);
-            for (t, micros) in self.window.iter().rev() {
-                if now.saturating_duration_since(*t) > *span {
-                    break;
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Some(h) = scratch.as_mut() else { return };
+            for (w, (_, span)) in WINDOWS.iter().enumerate() {
+                let span = span.as_millis() as u64;
+                h.reset();
+                let (mut sum, mut count) = (0.0, 0);
+                for (t, micros) in self.window.iter().rev() {
+                    if now_ms.saturating_sub(u64::from(*t)) > span {
+                        break;
+                    }
+                    h.saturating_record(u64::from((*micros).max(1)));
+                    sum += f64::from(*micros) / 1e6;
+                    count += 1;
                 }
-                h.saturating_record(u64::from((*micros).max(1)));
-                sum += f64::from(*micros) / 1e6;
-                count += 1;
+                self.window_totals[w] = (sum, count);
+                for (q, (_, quantile)) in QUANTILES.iter().enumerate() {
+                    self.quantiles[w][q] =
+                        (!h.is_empty()).then(|| h.value_at_quantile(*quantile) as f64 / 1e6);
+                }
             }
-            self.window_totals[w] = (sum, count);
-            for (q, (_, quantile)) in QUANTILES.iter().enumerate() {
-                self.quantiles[w][q] =
-                    (!h.is_empty()).then(|| h.value_at_quantile(*quantile) as f64 / 1e6);
-            }
-        }
+        });
     }
+
+    /// Whether window `w` can still hold a run: otherwise its quantiles are stale, not current.
+    pub fn window_live(&self, w: usize, now: Instant) -> bool {
+        self.last_seen
+            .is_some_and(|t| now.saturating_duration_since(t) <= WINDOWS[w].1)
+    }
+}
+
+thread_local! {
+    /// µs from 1 to an hour, 2 significant digits: ~10 KB, once per thread.
+    static SCRATCH: std::cell::RefCell<Option<hdrhistogram::Histogram<u32>>> =
+        std::cell::RefCell::new(hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2).ok());
 }
 
 /// One probe's state.
