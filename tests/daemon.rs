@@ -705,3 +705,81 @@ async fn signals_reload_and_stop_the_binary() {
         stopping.elapsed()
     );
 }
+
+#[tokio::test]
+async fn serves_https_with_the_configured_certificate() {
+    let pki = Pki::new();
+    let leaf = pki.leaf(&["localhost"], -1, 30);
+    pki.write_pem(&leaf, "server");
+    let t = http_target().await;
+    let cfg = format!(
+        "[server]\ntls = {{ cert = \"{0}/server.pem\", key = \"{0}/server.key\" }}\n",
+        pki.path().display()
+    ) + &probe("p", &t.url("/ok"), "");
+    let d = start_daemon(&cfg).await;
+    // vantage's own HTTPS probe, trusting the test CA, asks the daemon for its health.
+    let check = format!(
+        "[[probe]]\nname = \"self\"\nkind = \"http\"\nurl = \"https://{}/health/live\"\ntls = {{ ca = \"{}\", server_name = \"localhost\" }}\n[probe.expect]\njson = [{{ path = \"$.status\", equals = \"healthy\" }}]\n",
+        d.addr,
+        pki.ca_path().display()
+    );
+    let all = crate::support::run_all(crate::support::load(&check)).await;
+    let o = crate::support::outcome(&all, "self");
+    assert!(o.success, "{o:#?}");
+    assert_eq!(o.facts.tls.as_ref().unwrap().leaf_not_after, leaf.not_after);
+    // Plain HTTP to the TLS port gets nowhere.
+    assert!(reqwest::get(d.url("/health/live")).await.is_err());
+    d.stop().await;
+}
+
+#[tokio::test]
+async fn demo_serves_its_probes() {
+    let port = crate::fixtures::closed_port().await.port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vantage"))
+        .args(["demo", "--listen", &listen])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(r) = reqwest::get(format!("http://{listen}/metrics")).await {
+            metrics = r.text().await.unwrap_or_default();
+            let probes = ["healthy", "flaky", "slow", "secure-api"];
+            if probes
+                .iter()
+                .all(|p| metrics.contains(&format!("probe_success{{probe=\"{p}\"")))
+            {
+                break;
+            }
+        }
+    }
+    for p in ["healthy", "flaky", "slow", "secure-api"] {
+        assert!(
+            metrics.contains(&format!("probe_success{{probe=\"{p}\"")),
+            "no series for {p}:\n{metrics}"
+        );
+    }
+    let page = reqwest::get(format!("http://{listen}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for p in ["healthy", "flaky", "slow", "cert-expiry"] {
+        assert!(page.contains(&format!(">{p}<")), "status page lacks {p}");
+    }
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
