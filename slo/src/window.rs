@@ -1,0 +1,224 @@
+//! Exact event counts over sliding windows.
+//!
+//! Each resolution level is a ring of *cumulative* good/total counts per bucket: the count of a
+//! window is the difference of two slots, so evaluating any window is O(1) whatever its length,
+//! and recording an event is an add or two per level. Buckets are aligned to the Unix epoch; a
+//! window `W` at `now` covers the buckets `b` with `floor((now - W) / res) < b ≤ floor(now / res)`.
+
+use serde::{Deserialize, Serialize};
+
+/// Good and total events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub good: u64,
+    pub total: u64,
+}
+
+impl Counts {
+    pub fn bad(&self) -> u64 {
+        self.total - self.good
+    }
+
+    fn sub(self, earlier: Counts) -> Counts {
+        Counts {
+            good: self.good.saturating_sub(earlier.good),
+            total: self.total.saturating_sub(earlier.total),
+        }
+    }
+}
+
+/// One resolution: a ring of cumulative counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Level {
+    /// Bucket width, milliseconds.
+    pub res: i64,
+    /// Newest bucket index written; `None` before the first event.
+    head: Option<i64>,
+    /// Cumulative counts up to and including each bucket, at `index mod len`.
+    cum_good: Vec<u64>,
+    cum_total: Vec<u64>,
+    /// Cumulative counts of everything older than the ring.
+    floor: Counts,
+}
+
+impl Level {
+    /// A level of `res` ms able to answer windows up to `longest` ms.
+    pub fn new(res: i64, longest: i64) -> Self {
+        let len = (longest / res + 2) as usize;
+        Self {
+            res,
+            head: None,
+            cum_good: vec![0; len],
+            cum_total: vec![0; len],
+            floor: Counts::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cum_total.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    fn slot(&self, b: i64) -> usize {
+        b.rem_euclid(self.len() as i64) as usize
+    }
+
+    fn at(&self, slot: usize) -> Counts {
+        Counts {
+            good: self.cum_good[slot],
+            total: self.cum_total[slot],
+        }
+    }
+
+    /// Cumulative counts through bucket `b`.
+    fn cum(&self, b: i64) -> Counts {
+        let Some(head) = self.head else {
+            return Counts::default();
+        };
+        if b >= head {
+            return self.at(self.slot(head));
+        }
+        if b <= head - self.len() as i64 {
+            return self.floor;
+        }
+        self.at(self.slot(b))
+    }
+
+    /// Move the head forward to bucket `b`, carrying the cumulative counts.
+    fn advance(&mut self, b: i64) {
+        let Some(head) = self.head else {
+            self.head = Some(b);
+            return;
+        };
+        if b <= head {
+            return;
+        }
+        let len = self.len() as i64;
+        let carry = self.at(self.slot(head));
+        // Buckets up to b - len leave the ring: remember their cumulative count.
+        let floor = self.cum(b - len);
+        for k in (head + 1).max(b - len + 1)..=b {
+            let s = self.slot(k);
+            self.cum_good[s] = carry.good;
+            self.cum_total[s] = carry.total;
+        }
+        self.floor = floor;
+        self.head = Some(b);
+    }
+
+    /// Add `n` events (`good` of them good) at time `t` ms. Events older than the ring are
+    /// dropped and reported as `false`.
+    pub fn add(&mut self, t: i64, good: u64, n: u64) -> bool {
+        let b = t.div_euclid(self.res);
+        match self.head {
+            Some(head) if b <= head - self.len() as i64 => return false,
+            Some(head) if b < head => {
+                // Late: every cumulative slot from b to head includes it.
+                for k in b..=head {
+                    let s = self.slot(k);
+                    self.cum_good[s] += good;
+                    self.cum_total[s] += n;
+                }
+                return true;
+            }
+            _ => self.advance(b),
+        }
+        let s = self.slot(b);
+        self.cum_good[s] += good;
+        self.cum_total[s] += n;
+        true
+    }
+
+    /// Counts in the window of `width` ms ending at `now`.
+    pub fn window(&self, now: i64, width: i64) -> Counts {
+        let hi = now.div_euclid(self.res);
+        let lo = (now - width).div_euclid(self.res);
+        self.cum(hi).sub(self.cum(lo))
+    }
+
+    /// Counts from bucket of `start` (inclusive) to `now`.
+    pub fn since(&self, start: i64, now: i64) -> Counts {
+        let hi = now.div_euclid(self.res);
+        let lo = start.div_euclid(self.res) - 1;
+        self.cum(hi).sub(self.cum(lo))
+    }
+
+    /// Non-empty buckets as (index, good, total), oldest first: the compact form for storage.
+    pub fn buckets(&self) -> Vec<(i64, u64, u64)> {
+        let Some(head) = self.head else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let first = head - self.len() as i64 + 1;
+        for b in first..=head {
+            let c = self.cum(b).sub(self.cum(b - 1));
+            if c.total > 0 {
+                out.push((b, c.good, c.total));
+            }
+        }
+        out
+    }
+}
+
+/// The ladder of bucket widths (ms) a level may use.
+pub const LADDER: [i64; 8] = [
+    100, 1_000, 10_000, 60_000, 300_000, 900_000, 3_600_000, 86_400_000,
+];
+
+/// The coarsest ladder width that is at most `width / 30` (and at most `cap`).
+pub fn resolution_for(width: i64, cap: i64) -> i64 {
+    let mut best = LADDER[0];
+    for r in LADDER {
+        if r * 30 <= width && r <= cap {
+            best = r;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_in_windows() {
+        let mut l = Level::new(1000, 10_000);
+        for t in 0..20 {
+            l.add(t * 1000 + 500, u64::from(t % 2 == 0), 1);
+        }
+        // Window of 5 s at 19.5 s: buckets 15..=19.
+        assert_eq!(l.window(19_500, 5_000), Counts { good: 2, total: 5 });
+        // Ahead of the data: the same buckets plus empty ones.
+        assert_eq!(l.window(21_500, 5_000), Counts { good: 1, total: 3 });
+        assert_eq!(l.window(100_000, 5_000), Counts::default());
+    }
+
+    #[test]
+    fn late_and_expired_events() {
+        let mut l = Level::new(1000, 5_000);
+        assert!(l.add(10_000, 1, 1));
+        assert!(l.add(8_000, 0, 1), "late but inside the ring");
+        assert_eq!(l.window(10_000, 5_000), Counts { good: 1, total: 2 });
+        assert!(!l.add(1_000, 1, 1), "older than the ring");
+    }
+
+    #[test]
+    fn long_gaps_reset_the_ring() {
+        let mut l = Level::new(1000, 5_000);
+        l.add(0, 1, 1);
+        l.add(1_000_000, 0, 1);
+        assert_eq!(l.window(1_000_000, 5_000), Counts { good: 0, total: 1 });
+        assert_eq!(l.buckets(), vec![(1000, 0, 1)]);
+    }
+
+    #[test]
+    fn resolutions() {
+        assert_eq!(resolution_for(300_000, i64::MAX), 10_000);
+        assert_eq!(resolution_for(3_600_000, i64::MAX), 60_000);
+        assert_eq!(resolution_for(30 * 86_400_000, 900_000), 900_000);
+        assert_eq!(resolution_for(4_000, i64::MAX), 100);
+    }
+}
