@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tokio::time::Instant;
-use vantage::config::{Kind, Probe};
+use vantage::config::{Kind, Probe, SloConfig};
+use vantage::evaluator::Evaluator;
 use vantage::metrics::Metrics;
 use vantage::secret::Redactor;
 use vantage::store::Store;
@@ -99,10 +100,45 @@ fn bench(c: &mut Criterion) {
             s.observe(outcome(i + k), Instant::now());
         }
     }
-    let metrics = Metrics::new(store.clone());
+    // 1,000 SLOs over those probes, each with some history.
+    let config_probes = probes(10_000);
+    let slos: Vec<SloConfig> = (0..1000)
+        .map(|i| SloConfig {
+            name: format!("slo-{i:04}"),
+            probes: vec![config_probes[i * 10].name.clone()],
+            spec: vantage_slo::SloSpec {
+                objective: vantage_slo::Objective::from_percent(99.9).unwrap(),
+                period: vantage_slo::Period::Rolling(Duration::from_secs(30 * 86_400)),
+                sli: vantage_slo::Sli::Availability,
+                budgeting: vantage_slo::Budgeting::Occurrences,
+                min_events: 10,
+                alerts: vantage_slo::default_policy(Duration::from_secs(30 * 86_400)),
+            },
+            runbook_url: None,
+            labels: Default::default(),
+            fingerprint: i as u64,
+        })
+        .collect();
+    let evaluator = Arc::new(Evaluator::default());
+    evaluator.apply(&slos);
+    let now = vantage::evaluator::unix_ms();
+    for (i, p) in config_probes.iter().enumerate().step_by(10) {
+        for k in 0..100 {
+            evaluator.record(
+                &p.name,
+                (i + k) % 50 != 0,
+                Duration::from_millis(3),
+                now - 1000 * k as i64,
+            );
+        }
+    }
+    let metrics = Metrics::new(store.clone(), evaluator);
     let size = metrics.render_text().len();
-    println!("/metrics for 10,000 probes: {} MiB", size / (1024 * 1024));
-    c.bench_function("render_metrics_10k_probes", |b| {
+    println!(
+        "/metrics for 10,000 probes and 1,000 SLOs: {} MiB",
+        size / (1024 * 1024)
+    );
+    c.bench_function("render_metrics_10k_probes_1k_slos", |b| {
         b.iter(|| {
             let text = metrics.render_text();
             assert!(text.len() > 1_000_000);

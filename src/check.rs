@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tracing::debug;
 use vantage_probes::Outcome;
 
-use crate::config::{Kind, Probe};
+use crate::config::{Kind, Probe, SloConfig};
 use crate::secret::Redactor;
 
 /// How a check runs.
@@ -106,6 +106,70 @@ pub async fn run(
     }
     all.sort_by_key(|(i, _)| *i);
     all.into_iter().flat_map(|(_, r)| r).collect()
+}
+
+/// An SLO judged over a check's runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SloResult {
+    pub name: String,
+    /// Percent.
+    pub objective: f64,
+    pub good: u64,
+    pub total: u64,
+    /// good/total; absent without runs.
+    pub sli: Option<f64>,
+    /// For latency_percentile SLIs: the runs' percentile, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percentile_seconds: Option<f64>,
+    pub met: bool,
+}
+
+/// Judge each SLO over the runs of its probes: every run is an event, good as the SLI says.
+/// SLOs none of whose probes ran are left out.
+pub fn evaluate_slos(slos: &[SloConfig], results: &[RunResult]) -> Vec<SloResult> {
+    let mut out = Vec::new();
+    for c in slos {
+        let slo = vantage_slo::Slo::new(c.spec.clone());
+        let runs: Vec<&RunResult> = results
+            .iter()
+            .filter(|r| c.probes.contains(&r.name))
+            .collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let good = runs
+            .iter()
+            .filter(|r| slo.is_good(r.outcome.success, r.outcome.duration))
+            .count() as u64;
+        let total = runs.len() as u64;
+        let sli = good as f64 / total as f64;
+        let (percentile_seconds, percentile_ok) = match c.spec.sli {
+            vantage_slo::Sli::LatencyPercentile {
+                percentile,
+                threshold,
+            } => {
+                let mut h = vantage_slo::latency::Sparse::default();
+                for r in &runs {
+                    h.record(r.outcome.duration.as_micros() as u64);
+                }
+                let mut m = vantage_slo::latency::Merged::default();
+                m.add(&h);
+                let p = m.percentile(percentile).map(|us| us as f64 / 1e6);
+                (p, p.is_some_and(|p| p <= threshold.as_secs_f64()))
+            }
+            _ => (None, true),
+        };
+        out.push(SloResult {
+            name: c.name.clone(),
+            objective: c.spec.objective.percent(),
+            good,
+            total,
+            sli: Some(sli),
+            percentile_seconds,
+            met: sli >= c.spec.objective.ratio() && percentile_ok,
+        });
+    }
+    out
 }
 
 /// Pick probes by name or glob (`api-*`). An empty selection means all. Unknown names are errors.

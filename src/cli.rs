@@ -187,8 +187,14 @@ async fn check_cmd(args: CheckArgs, redactor: &SharedRedactor) -> u8 {
     };
     info!(probes = probes.len(), runs = options.runs, "Checking.");
     let results = check::run(probes, &options, &config.redactor).await;
+    let slos = if args.runs > 1 {
+        check::evaluate_slos(&config.slos, &results)
+    } else {
+        Vec::new()
+    };
     let report = Report {
         results,
+        slos,
         multi_run: args.runs > 1,
     };
     let rendered = config
@@ -221,7 +227,7 @@ async fn check_cmd(args: CheckArgs, redactor: &SharedRedactor) -> u8 {
         }
     }
     let _ = std::io::stdout().flush();
-    if report.failed() > 0 {
+    if report.failed() > 0 || report.slos.iter().any(|s| !s.met) {
         FAILED
     } else {
         OK

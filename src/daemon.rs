@@ -12,10 +12,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
+use crate::evaluator::{unix_ms, Evaluator};
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::secret::SharedRedactor;
 use crate::server::{self, App, ReloadRequest};
+use crate::state;
 use crate::store::Store;
 
 /// How the outside steers a running daemon: cancel `shutdown` to stop, send on `reload` to
@@ -76,14 +78,35 @@ pub async fn run(
         store,
         log_redactor,
     } = daemon;
-    let metrics = Arc::new(Metrics::new(store.clone()));
+    let evaluator = Arc::new(Evaluator::default());
+    evaluator.apply(&config.slos);
+    if let Some(dir) = &config.state.dir {
+        let dir = dir.clone();
+        if let Ok(Some(saved)) = tokio::task::spawn_blocking(move || state::load(&dir)).await {
+            let n = evaluator.restore(saved.slos);
+            info!(slos = n, "Restored SLO state.");
+        }
+    }
+    evaluator.evaluate(unix_ms());
+    let metrics = Arc::new(Metrics::new(store.clone(), evaluator.clone()));
     metrics.reload_successful.set(1);
-    let mut scheduler = Scheduler::new(store.clone(), metrics.clone());
+    let mut scheduler = Scheduler::new(store.clone(), metrics.clone(), evaluator.clone());
     scheduler.apply(&config);
     let tls = config.server.tls.clone();
     let addr = listener.local_addr()?;
     let live = Arc::new(RwLock::new(Arc::new(config)));
-    let app = App::new(store, metrics.clone(), live.clone(), control.reload.clone());
+    let app = App::new(
+        store,
+        evaluator.clone(),
+        metrics.clone(),
+        live.clone(),
+        control.reload.clone(),
+    );
+    let background = tokio::spawn(evaluate_and_flush(
+        evaluator.clone(),
+        live.clone(),
+        control.shutdown.clone(),
+    ));
     let server = tokio::spawn(server::serve(
         listener,
         app,
@@ -97,13 +120,15 @@ pub async fn run(
             _ = control.shutdown.cancelled() => break,
             req = requests.recv() => {
                 let Some(reply) = req else { break };
-                let verdict = reload(&config_path, &live, &mut scheduler, &metrics, log_redactor.as_ref()).await;
+                let verdict = reload(&config_path, &live, &mut scheduler, &evaluator, &metrics, log_redactor.as_ref()).await;
                 let _ = reply.send(verdict);
             }
         }
     }
     info!("Shutting down.");
     scheduler.shutdown().await;
+    let _ = background.await;
+    flush(&evaluator, &live).await;
     if tokio::time::timeout(Duration::from_secs(6), server)
         .await
         .is_err()
@@ -117,6 +142,7 @@ async fn reload(
     path: &std::path::Path,
     live: &Arc<RwLock<Arc<Config>>>,
     scheduler: &mut Scheduler,
+    evaluator: &Evaluator,
     metrics: &Metrics,
     log_redactor: Option<&SharedRedactor>,
 ) -> Result<usize, String> {
@@ -143,10 +169,55 @@ async fn reload(
     {
         warn!("server.listen and server.tls changes take effect on restart.");
     }
+    evaluator.apply(&new.slos);
     scheduler.apply(&new);
     let n = new.probes.len();
     *live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
     metrics.reload_successful.set(1);
     info!(probes = n, "Config reloaded.");
     Ok(n)
+}
+
+/// Evaluate every SLO each second; write the state every `flush_interval`.
+async fn evaluate_and_flush(
+    evaluator: Arc<Evaluator>,
+    live: Arc<RwLock<Arc<Config>>>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_flush = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        evaluator.evaluate(unix_ms());
+        let interval = live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .state
+            .flush_interval;
+        if last_flush.elapsed() >= interval {
+            last_flush = tokio::time::Instant::now();
+            flush(&evaluator, &live).await;
+        }
+    }
+}
+
+async fn flush(evaluator: &Evaluator, live: &Arc<RwLock<Arc<Config>>>) {
+    let dir = live
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .state
+        .dir
+        .clone();
+    let Some(dir) = dir else { return };
+    let saved = evaluator.save();
+    let result = tokio::task::spawn_blocking(move || state::save(&dir, saved)).await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error!(error = %e, "Cannot write the state file."),
+        Err(e) => error!(error = %e, "State writer failed."),
+    }
 }

@@ -19,6 +19,7 @@ use prometheus_client::registry::{Registry, Unit};
 use vantage_probes::{Outcome, Phases, Reason, TlsFacts};
 
 use crate::config::Kind;
+use crate::evaluator::Evaluator;
 use crate::store::{ProbeMeta, ProbeState, Record, Store, QUANTILES, WINDOWS};
 
 type Labels = Vec<(Cow<'static, str>, Cow<'static, str>)>;
@@ -40,7 +41,7 @@ const LAG_BUCKETS: [f64; 12] = [
 ];
 
 impl Metrics {
-    pub fn new(store: Arc<Store>) -> Self {
+    pub fn new(store: Arc<Store>, evaluator: Arc<Evaluator>) -> Self {
         let mut registry = Registry::default();
         let scheduler_lag = Histogram::new(LAG_BUCKETS);
         registry.register_with_unit(
@@ -59,6 +60,7 @@ impl Metrics {
             store: store.clone(),
             last_run_only: false,
         }));
+        registry.register_collector(Box::new(SloCollector { evaluator }));
         Self {
             registry,
             store,
@@ -653,6 +655,158 @@ impl prometheus_client::collector::Collector for ProbeCollector {
         )?;
         let labels: Labels = vec![("version".into(), env!("CARGO_PKG_VERSION").into())];
         prometheus_client::metrics::gauge::ConstGauge::new(1).encode(m.encode_family(&labels)?)?;
+        Ok(())
+    }
+}
+
+/// Encodes every SLO's numbers from the evaluator's last reports.
+#[derive(Debug)]
+struct SloCollector {
+    evaluator: Arc<Evaluator>,
+}
+
+impl prometheus_client::collector::Collector for SloCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        type Sample = (Labels, Vec<(&'static str, String)>, f64);
+        let mut objective: Vec<Sample> = Vec::new();
+        let mut period: Vec<Sample> = Vec::new();
+        let mut events: Vec<Sample> = Vec::new();
+        let mut sli: Vec<Sample> = Vec::new();
+        let mut burn: Vec<Sample> = Vec::new();
+        let mut remaining: Vec<Sample> = Vec::new();
+        let mut exhaustion: Vec<Sample> = Vec::new();
+        let mut firing: Vec<Sample> = Vec::new();
+        self.evaluator
+            .evaluate_with(crate::evaluator::unix_ms(), |slos| {
+                for r in slos {
+                    let c = &r.config;
+                    let mut base: Labels = vec![("slo".into(), Cow::Owned(c.name.clone()))];
+                    for (k, v) in &c.labels {
+                        base.push((Cow::Owned(k.clone()), Cow::Owned(v.clone())));
+                    }
+                    objective.push((base.clone(), vec![], c.spec.objective.ratio()));
+                    events.push((
+                        base.clone(),
+                        vec![("outcome", "good".into())],
+                        r.events_good as f64,
+                    ));
+                    events.push((
+                        base.clone(),
+                        vec![("outcome", "bad".into())],
+                        r.events_bad as f64,
+                    ));
+                    let Some(rep) = &r.report else { continue };
+                    period.push((base.clone(), vec![], rep.period.seconds));
+                    for w in rep.windows.iter().chain(std::iter::once(&rep.period)) {
+                        if let Some(v) = w.sli {
+                            sli.push((base.clone(), vec![("window", w.name.to_string())], v));
+                        }
+                        if let Some(v) = w.burn_rate {
+                            burn.push((base.clone(), vec![("window", w.name.to_string())], v));
+                        }
+                    }
+                    if let Some(v) = rep.budget_remaining {
+                        remaining.push((base.clone(), vec![], v));
+                    }
+                    if let Some(v) = rep.exhaustion_seconds {
+                        exhaustion.push((base.clone(), vec![], v));
+                    }
+                    let mut severities: Vec<&str> =
+                        rep.alerts.iter().map(|a| &*a.severity).collect();
+                    severities.dedup();
+                    severities.sort();
+                    severities.dedup();
+                    for sev in severities {
+                        let on = rep.alerts.iter().any(|a| &*a.severity == sev && a.firing);
+                        firing.push((
+                            base.clone(),
+                            vec![
+                                ("alert", "SLOBurnRate".into()),
+                                ("severity", sev.to_string()),
+                            ],
+                            bool_f(on),
+                        ));
+                    }
+                }
+            });
+        type Family<'a> = (&'a str, &'a str, Option<Unit>, MetricType, &'a Vec<Sample>);
+        let families: [Family; 8] = [
+            (
+                "slo_objective_ratio",
+                "The SLO's objective as a ratio",
+                None,
+                MetricType::Gauge,
+                &objective,
+            ),
+            (
+                "slo_period",
+                "Length of the SLO's current period",
+                Some(Unit::Seconds),
+                MetricType::Gauge,
+                &period,
+            ),
+            (
+                "slo_events",
+                "SLO events by outcome",
+                None,
+                MetricType::Counter,
+                &events,
+            ),
+            (
+                "slo_sli_ratio",
+                "Good events / all events per window (absent when a window has none)",
+                None,
+                MetricType::Gauge,
+                &sli,
+            ),
+            (
+                "slo_burn_rate",
+                "Error ratio / error budget per window",
+                None,
+                MetricType::Gauge,
+                &burn,
+            ),
+            (
+                "slo_error_budget_remaining_ratio",
+                "1 - error ratio of the period / error budget (not clamped)",
+                None,
+                MetricType::Gauge,
+                &remaining,
+            ),
+            (
+                "slo_error_budget_exhaustion",
+                "Time until the budget is spent at the current 1h burn rate",
+                Some(Unit::Seconds),
+                MetricType::Gauge,
+                &exhaustion,
+            ),
+            (
+                "slo_alert_firing",
+                "Whether a burn-rate alert of this severity is firing",
+                None,
+                MetricType::Gauge,
+                &firing,
+            ),
+        ];
+        for (name, help, unit, kind, samples) in families {
+            if samples.is_empty() {
+                continue;
+            }
+            let mut m = enc.encode_descriptor(name, help, unit.as_ref(), kind)?;
+            for (base, extra, v) in samples.iter() {
+                let extra: Vec<(&str, &str)> =
+                    extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let set = (base.as_slice(), extra.as_slice());
+                let fam = m.encode_family(&set)?;
+                match kind {
+                    MetricType::Counter => {
+                        prometheus_client::metrics::counter::ConstCounter::new(*v as u64)
+                            .encode(fam)?
+                    }
+                    _ => prometheus_client::metrics::gauge::ConstGauge::new(*v).encode(fam)?,
+                }
+            }
+        }
         Ok(())
     }
 }

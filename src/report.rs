@@ -9,7 +9,7 @@ use quick_xml::Writer;
 use serde::Serialize;
 use vantage_probes::{Outcome, Phases};
 
-use crate::check::RunResult;
+use crate::check::{RunResult, SloResult};
 
 /// Output formats of `vantage check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,6 +22,8 @@ pub enum Format {
 /// The results of one check.
 pub struct Report {
     pub results: Vec<RunResult>,
+    /// SLOs judged over the runs (with `--runs` > 1).
+    pub slos: Vec<SloResult>,
     /// More than one run per probe: name runs as `probe#n`.
     pub multi_run: bool,
 }
@@ -82,6 +84,21 @@ impl Report {
                 let _ = writeln!(out, "      {line}");
             }
         }
+        for s in &self.slos {
+            let _ = writeln!(
+                out,
+                "SLO   {}: {} of {} runs good ({:.3}%), objective {}%{}: {}",
+                s.name,
+                s.good,
+                s.total,
+                s.sli.unwrap_or(0.0) * 100.0,
+                s.objective,
+                s.percentile_seconds
+                    .map(|p| format!(", percentile {}", ms(Duration::from_secs_f64(p))))
+                    .unwrap_or_default(),
+                if s.met { "met" } else { "NOT MET" }
+            );
+        }
         let _ = writeln!(out, "{} passed, {} failed", self.passed(), self.failed());
         out
     }
@@ -93,7 +110,7 @@ impl Report {
             passed: usize,
             failed: usize,
             probes: Vec<ProbeDoc<'a>>,
-            slos: Vec<()>,
+            slos: &'a [SloResult],
         }
         #[derive(Serialize)]
         struct ProbeDoc<'a> {
@@ -127,7 +144,7 @@ impl Report {
                     facts: &r.outcome.facts,
                 })
                 .collect(),
-            slos: Vec::new(),
+            slos: &self.slos,
         };
         let mut s = serde_json::to_string_pretty(&doc)
             .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));

@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 use vantage_probes::Outcome;
 
-use crate::config::{Config, Limits, Probe, Spec};
+use crate::config::{stable_hash, Config, Limits, Probe, Spec};
+use crate::evaluator::{unix_ms, Evaluator};
 use crate::metrics::Metrics;
 use crate::secret::Redactor;
 use crate::store::{ProbeState, Store};
@@ -51,6 +52,7 @@ type SharedLimiter = Arc<(HostLimiter, TokioClock)>;
 /// What one generation of probe tasks shares.
 struct Shared {
     slots: Arc<Semaphore>,
+    evaluator: Arc<Evaluator>,
     limiter: Option<Arc<(HostLimiter, TokioClock)>>,
     metrics: Arc<Metrics>,
     redactor: Redactor,
@@ -62,6 +64,7 @@ struct Shared {
 /// Runs the probe tasks and swaps them on reload.
 pub struct Scheduler {
     store: Arc<Store>,
+    evaluator: Arc<Evaluator>,
     metrics: Arc<Metrics>,
     tasks: JoinSet<()>,
     generation: CancellationToken,
@@ -71,9 +74,10 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(store: Arc<Store>, metrics: Arc<Metrics>, evaluator: Arc<Evaluator>) -> Self {
         Self {
             store,
+            evaluator,
             metrics,
             tasks: JoinSet::new(),
             generation: CancellationToken::new(),
@@ -118,6 +122,7 @@ impl Scheduler {
         };
         let shared = Arc::new(Shared {
             slots,
+            evaluator: self.evaluator.clone(),
             limiter,
             metrics: self.metrics.clone(),
             redactor: config.redactor.clone(),
@@ -139,16 +144,6 @@ impl Scheduler {
         self.generation.cancel();
         self.tasks.shutdown().await;
     }
-}
-
-/// FNV-1a: a hash that never changes across builds, platforms or restarts.
-pub fn stable_hash(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 /// The first tick at or after `now` on the probe's grid: wall-clock times `t` with
@@ -265,6 +260,9 @@ async fn probe_loop(
             was_up = Some(outcome.success);
         }
         debug!(probe = %probe.name(), success = outcome.success, duration_seconds = outcome.duration.as_secs_f64(), "Probe run finished.");
+        shared
+            .evaluator
+            .record(probe.name(), outcome.success, outcome.duration, unix_ms());
         state.observe(outcome, Instant::now());
 
         next = scheduled + interval;
@@ -349,7 +347,7 @@ mod tests {
 
     fn harness(concurrency: usize, per_host_rate: u32) -> Harness {
         let store = Arc::new(Store::default());
-        let metrics = Arc::new(Metrics::new(store.clone()));
+        let metrics = Arc::new(Metrics::new(store.clone(), Arc::new(Evaluator::default())));
         let limiter = std::num::NonZeroU32::new(per_host_rate).map(|rate| {
             let clock = TokioClock {
                 base: Instant::now(),
@@ -363,6 +361,7 @@ mod tests {
         });
         let shared = Arc::new(Shared {
             slots: Arc::new(Semaphore::new(concurrency)),
+            evaluator: Arc::new(Evaluator::default()),
             limiter,
             metrics,
             redactor: Redactor::default(),
@@ -491,8 +490,9 @@ mod tests {
         let store = Arc::new(Store::default());
         let shared = Shared {
             slots: Arc::new(Semaphore::new(1)),
+            evaluator: Arc::new(Evaluator::default()),
             limiter: None,
-            metrics: Arc::new(Metrics::new(store)),
+            metrics: Arc::new(Metrics::new(store, Arc::new(Evaluator::default()))),
             redactor: Redactor::default(),
             base: Instant::now(),
             wall_base: Duration::from_secs(1_700_000_000),

@@ -28,6 +28,7 @@ use tracing::debug;
 use vantage_probes::AddressFilter;
 
 use crate::config::{AllowRule, Auth, Config, Probe, ServerTls};
+use crate::evaluator::{unix_ms, Evaluator};
 use crate::metrics::{Metrics, ProbeCollector};
 use crate::status_page;
 use crate::store::{ProbeState, Store, QUANTILES, WINDOWS};
@@ -47,6 +48,7 @@ pub type ReloadRequest = oneshot::Sender<Result<usize, String>>;
 #[derive(Clone)]
 pub struct App {
     pub store: Arc<Store>,
+    pub evaluator: Arc<Evaluator>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<RwLock<Arc<Config>>>,
     pub reload: mpsc::Sender<ReloadRequest>,
@@ -57,6 +59,7 @@ pub struct App {
 impl App {
     pub fn new(
         store: Arc<Store>,
+        evaluator: Arc<Evaluator>,
         metrics: Arc<Metrics>,
         config: Arc<RwLock<Arc<Config>>>,
         reload: mpsc::Sender<ReloadRequest>,
@@ -64,6 +67,7 @@ impl App {
         let rate = std::num::NonZeroU32::new(PROBE_RATE).expect("constant is non-zero");
         Self {
             store,
+            evaluator,
             metrics,
             config,
             reload,
@@ -87,6 +91,8 @@ pub fn router(app: App) -> Router {
         .route("/probe", get(probe))
         .route("/api/v1/probes", get(api_probes))
         .route("/api/v1/probes/{name}", get(api_probe))
+        .route("/api/v1/slos", get(api_slos))
+        .route("/api/v1/slos/{name}", get(api_slo))
         .route("/-/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
@@ -544,8 +550,82 @@ async fn api_probe(State(app): State<App>, Path(name): Path<String>) -> Response
     Json(doc).into_response()
 }
 
+fn slo_doc(r: &crate::evaluator::Runtime, full: bool) -> Value {
+    let c = &r.config;
+    let rep = r.report.as_ref();
+    let firing: Vec<&str> = rep
+        .map(|rep| {
+            let mut f: Vec<&str> = rep
+                .alerts
+                .iter()
+                .filter(|a| a.firing)
+                .map(|a| &*a.severity)
+                .collect();
+            f.sort();
+            f.dedup();
+            f
+        })
+        .unwrap_or_default();
+    let mut doc = json!({
+        "name": c.name,
+        "objective": c.spec.objective.percent(),
+        "period": r.slo.period_name(),
+        "probes": c.probes,
+        "labels": c.labels,
+        "runbook_url": c.runbook_url,
+        "events": {"good": r.events_good, "bad": r.events_bad},
+        "sli": rep.and_then(|x| x.period.sli),
+        "budget_remaining": rep.and_then(|x| x.budget_remaining),
+        "budget_consumed": rep.and_then(|x| x.budget_consumed),
+        "exhaustion_seconds": rep.and_then(|x| x.exhaustion_seconds),
+        "firing": firing,
+    });
+    if let (true, Value::Object(o), Some(rep)) = (full, &mut doc, rep) {
+        o.insert("windows".into(), json!(rep.windows));
+        o.insert("period_window".into(), json!(rep.period));
+        let alerts: Vec<Value> = rep
+            .alerts
+            .iter()
+            .map(|a| {
+                let mut v = json!(a);
+                if let Value::Object(m) = &mut v {
+                    m.insert("explanation".into(), json!(a.explanation()));
+                }
+                v
+            })
+            .collect();
+        o.insert("alerts".into(), Value::Array(alerts));
+        o.insert("min_events".into(), json!(c.spec.min_events));
+        o.insert("missing_slices".into(), json!(rep.missing_slices));
+        o.insert("percentile_met".into(), json!(rep.percentile_met));
+    }
+    doc
+}
+
+async fn api_slos(State(app): State<App>) -> Json<Value> {
+    let slos = app.evaluator.evaluate_with(unix_ms(), |slos| {
+        slos.iter().map(|r| slo_doc(r, false)).collect::<Vec<_>>()
+    });
+    Json(json!({ "slos": slos }))
+}
+
+async fn api_slo(State(app): State<App>, Path(name): Path<String>) -> Response {
+    let doc = app.evaluator.evaluate_with(unix_ms(), |slos| {
+        slos.iter()
+            .find(|r| r.config.name == name)
+            .map(|r| slo_doc(r, true))
+    });
+    match doc {
+        Some(d) => Json(d).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no SLO named {name:?}")),
+    }
+}
+
 async fn status(State(app): State<App>) -> Html<String> {
-    Html(status_page::render(&app.store.all()))
+    let slos = app
+        .evaluator
+        .with(|slos| slos.iter().map(status_page::SloRow::of).collect::<Vec<_>>());
+    Html(status_page::render(&app.store.all(), &slos))
 }
 
 #[cfg(test)]

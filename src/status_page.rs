@@ -28,8 +28,80 @@ fn ms(secs: f64) -> String {
     }
 }
 
-/// The whole page for these probes.
-pub fn render(probes: &[Arc<ProbeState>]) -> String {
+/// One SLO's line on the page.
+pub struct SloRow {
+    name: String,
+    objective: f64,
+    period: String,
+    sli: Option<f64>,
+    remaining: Option<f64>,
+    burn_5m: Option<f64>,
+    burn_1h: Option<f64>,
+    firing: Vec<String>,
+}
+
+impl SloRow {
+    pub fn of(r: &crate::evaluator::Runtime) -> Self {
+        let rep = r.report.as_ref();
+        let burn = |name: &str| {
+            rep.and_then(|x| x.windows.iter().find(|w| &*w.name == name))
+                .and_then(|w| w.burn_rate)
+        };
+        let mut firing: Vec<String> = rep
+            .map(|x| {
+                x.alerts
+                    .iter()
+                    .filter(|a| a.firing)
+                    .map(|a| a.severity.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        firing.sort();
+        firing.dedup();
+        Self {
+            name: r.config.name.clone(),
+            objective: r.config.spec.objective.percent(),
+            period: r.slo.period_name(),
+            sli: rep.and_then(|x| x.period.sli),
+            remaining: rep.and_then(|x| x.budget_remaining),
+            burn_5m: burn("5m"),
+            burn_1h: burn("1h"),
+            firing,
+        }
+    }
+}
+
+fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map(f).unwrap_or_else(|| "–".into())
+}
+
+fn slo_rows(slos: &[SloRow]) -> String {
+    if slos.is_empty() {
+        return String::new();
+    }
+    let mut rows = String::new();
+    for s in slos {
+        let class = if s.firing.is_empty() { "up" } else { "down" };
+        let _ = writeln!(
+            rows,
+            "<tr class=\"{class}\"><td><a href=\"api/v1/slos/{name}\">{name}</a></td><td>{obj}% / {period}</td><td>{sli}</td><td>{rem}</td><td>{b5}</td><td>{b1}</td><td class=\"state\">{firing}</td></tr>",
+            name = esc(&s.name),
+            obj = s.objective,
+            period = esc(&s.period),
+            sli = opt(s.sli, |v| format!("{:.3}%", v * 100.0)),
+            rem = opt(s.remaining, |v| format!("{:.1}%", v * 100.0)),
+            b5 = opt(s.burn_5m, |v| format!("{v:.2}")),
+            b1 = opt(s.burn_1h, |v| format!("{v:.2}")),
+            firing = esc(&s.firing.join(", ")),
+        );
+    }
+    format!(
+        "<h2>SLOs</h2>\n<table>\n<thead><tr><th>slo</th><th>objective</th><th>SLI (period)</th><th>budget left</th><th>burn 5m</th><th>burn 1h</th><th>alerts firing</th></tr></thead>\n<tbody>\n{rows}</tbody></table>\n"
+    )
+}
+
+/// The whole page for these probes and SLOs.
+pub fn render(probes: &[Arc<ProbeState>], slos: &[SloRow]) -> String {
     let now = unix_now();
     let mut up = 0;
     let mut rows = String::new();
@@ -104,9 +176,10 @@ td.evidence, td.target {{ font-family: ui-monospace, monospace; font-size: 12px;
 <thead><tr><th>probe</th><th>kind</th><th>state</th><th>last latency</th><th>p99 (5m)</th><th>success</th><th>certificate</th><th>target</th><th>evidence</th></tr></thead>
 <tbody>
 {rows}</tbody></table>
-</body></html>
+{slo_table}</body></html>
 "#,
         total = probes.len(),
+        slo_table = slo_rows(slos),
     )
 }
 

@@ -56,9 +56,14 @@ where
     Target { addr, task }
 }
 
-/// The HTTP target. Behaviour by path: see `respond`.
+/// The HTTP target. Behaviour by path: see `handle_http`.
 pub async fn http_target() -> Target {
-    serve(|s| async move { handle_http(s).await }).await
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    serve(move |s| {
+        let counter = counter.clone();
+        async move { handle_http(s, &counter).await }
+    })
+    .await
 }
 
 /// Same paths over TLS with the given chain.
@@ -73,7 +78,7 @@ pub async fn https_target(
             if let Ok(Ok(tls)) =
                 tokio::time::timeout(Duration::from_secs(5), acceptor.accept(s)).await
             {
-                handle_http(tls).await;
+                handle_http(tls, &Default::default()).await;
             }
         }
     })
@@ -108,7 +113,7 @@ pub async fn mtls_target(
             if let Ok(Ok(tls)) =
                 tokio::time::timeout(Duration::from_secs(5), acceptor.accept(s)).await
             {
-                handle_http(tls).await;
+                handle_http(tls, &Default::default()).await;
             }
         }
     })
@@ -211,7 +216,10 @@ fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     out
 }
 
-async fn handle_http<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
+async fn handle_http<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    flaky: &std::sync::atomic::AtomicU64,
+) {
     let Some(head) = read_head(&mut s).await else {
         return;
     };
@@ -297,6 +305,15 @@ async fn handle_http<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
             response(200, &json, body.as_bytes())
         }
         ["echo"] => response(200, &[], head.as_bytes()),
+        // Exactly every n-th request to any /flaky/n path fails with 503.
+        ["flaky", n] => {
+            let i = flaky.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if i % n.parse::<u64>().unwrap_or(5).max(1) == 0 {
+                response(503, &[], b"flaky failure")
+            } else {
+                response(200, &[], b"flaky success")
+            }
+        }
         _ => response(404, &[], b"not found"),
     };
     let _ = s.write_all(&out).await;

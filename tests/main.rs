@@ -7,5 +7,6 @@ mod examples;
 mod fixtures;
 mod http_probe;
 mod prom;
+mod slo;
 mod support;
 mod tls_probe;

@@ -12,10 +12,12 @@ pub mod latency;
 pub mod objective;
 pub mod window;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use jiff::tz::TimeZone;
 pub use objective::{
     default_policy, window_name, AlertPair, Budgeting, CalendarUnit, Objective, Period, Sli,
     SloSpec, WINDOWS,
@@ -34,7 +36,8 @@ const RES_CAP: i64 = 3_600_000;
 /// A window's numbers at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowReport {
-    pub name: String,
+    /// Shared, not copied: evaluating 10,000 SLOs must not allocate a name per window.
+    pub name: Arc<str>,
     pub seconds: f64,
     pub good: u64,
     pub total: u64,
@@ -50,12 +53,33 @@ pub struct WindowReport {
 /// Why one alert pair is or is not firing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairReport {
-    pub severity: String,
+    pub severity: Arc<str>,
     pub burn_rate_threshold: f64,
     pub long: WindowReport,
     pub short: WindowReport,
     pub firing: bool,
-    pub explanation: String,
+    pub min_events: u64,
+}
+
+impl PairReport {
+    /// Why the pair is or is not firing: both windows against the threshold, and the
+    /// low-traffic guard. Built on demand: evaluation itself stays allocation-light.
+    pub fn explanation(&self) -> String {
+        let t = self.burn_rate_threshold;
+        let mut why = format!("{}; {}", describe(&self.long, t), describe(&self.short, t));
+        for w in [&self.long, &self.short] {
+            if w.total < self.min_events {
+                why.push_str(&format!(
+                    "; {} holds {} events, fewer than min_events {}",
+                    w.name, w.total, self.min_events
+                ));
+            }
+        }
+        format!(
+            "{}: {why}",
+            if self.firing { "firing" } else { "not firing" }
+        )
+    }
 }
 
 /// Everything about an SLO at one moment.
@@ -81,6 +105,7 @@ pub struct Report {
 struct Tracked {
     width: i64,
     level: usize,
+    name: Arc<str>,
 }
 
 /// Per-bucket latency histograms of one level (latency_percentile only).
@@ -144,6 +169,8 @@ pub struct Slo {
     fixed: Vec<usize>,
     pairs: Vec<(usize, usize)>,
     period: usize,
+    period_label: Arc<str>,
+    severities: Vec<Arc<str>>,
 }
 
 /// The part of an SLO that changes with events; serializable for persistence.
@@ -193,7 +220,11 @@ impl Slo {
                     levels.len() - 1
                 }
             };
-            tracked.push(Tracked { width: *w, level });
+            tracked.push(Tracked {
+                width: *w,
+                level,
+                name: Arc::from(window_name(Duration::from_millis(*w as u64))),
+            });
         }
         let n_fixed = WINDOWS.len();
         let fixed = (0..n_fixed).collect();
@@ -217,6 +248,22 @@ impl Slo {
             slice: None,
             dropped: 0,
         };
+        let period_label = Arc::from(match &spec.period {
+            Period::Rolling(d) => window_name(*d),
+            Period::Calendar {
+                unit: CalendarUnit::Month,
+                ..
+            } => "month".to_string(),
+            Period::Calendar {
+                unit: CalendarUnit::Week,
+                ..
+            } => "week".to_string(),
+        });
+        let severities = spec
+            .alerts
+            .iter()
+            .map(|a| Arc::from(a.severity.as_str()))
+            .collect();
         Self {
             spec,
             state,
@@ -224,6 +271,8 @@ impl Slo {
             fixed,
             pairs,
             period,
+            period_label,
+            severities,
         }
     }
 
@@ -339,7 +388,8 @@ impl Slo {
         }
     }
 
-    fn window(&self, t: usize, now: i64, name: String) -> WindowReport {
+    fn window(&self, t: usize, now: i64) -> WindowReport {
+        let name = self.tracked[t].name.clone();
         let tr = &self.tracked[t];
         let level = &self.state.levels[tr.level];
         let c = level.window(now, tr.width);
@@ -355,7 +405,7 @@ impl Slo {
 
     fn report(
         &self,
-        name: String,
+        name: Arc<str>,
         width: i64,
         c: Counts,
         percentile_seconds: Option<f64>,
@@ -395,7 +445,7 @@ impl Slo {
             .fixed
             .iter()
             .zip(WINDOWS)
-            .map(|(t, (name, _))| self.window(*t, now, name.to_string()))
+            .map(|(t, _)| self.window(*t, now))
             .collect();
         let (start, period_len) = budget::period_bounds(&self.spec.period, now);
         let period_tr = &self.tracked[self.period];
@@ -413,12 +463,17 @@ impl Slo {
                 .map(|us| us as f64 / 1e6),
             _ => None,
         };
-        let period = self.report(self.period_name(), period_len, counts, percentile_seconds);
+        let period = self.report(
+            self.period_label.clone(),
+            period_len,
+            counts,
+            percentile_seconds,
+        );
         let budget_consumed = period.burn_rate;
         let budget_remaining = budget_consumed.map(|c| 1.0 - c);
         let burn_1h = windows
             .iter()
-            .find(|w| w.name == "1h")
+            .find(|w| &*w.name == "1h")
             .and_then(|w| w.burn_rate);
         let exhaustion_seconds = match (budget_remaining, burn_1h) {
             (Some(r), _) if r <= 0.0 => Some(0.0),
@@ -429,10 +484,11 @@ impl Slo {
             .pairs
             .iter()
             .zip(&self.spec.alerts)
-            .map(|((l, s), pair)| {
-                let long = self.window(*l, now, window_name(pair.long));
-                let short = self.window(*s, now, window_name(pair.short));
-                judge(pair, long, short, self.spec.min_events)
+            .zip(&self.severities)
+            .map(|(((l, s), pair), severity)| {
+                let long = self.window(*l, now);
+                let short = self.window(*s, now);
+                judge(pair, severity.clone(), long, short, self.spec.min_events)
             })
             .collect();
         let missing_slices = match self.spec.budgeting {
@@ -478,28 +534,24 @@ fn describe(w: &WindowReport, threshold: f64) -> String {
 }
 
 /// A pair fires when both windows burn faster than its rate and both hold `min_events`.
-fn judge(pair: &AlertPair, long: WindowReport, short: WindowReport, min_events: u64) -> PairReport {
+fn judge(
+    pair: &AlertPair,
+    severity: Arc<str>,
+    long: WindowReport,
+    short: WindowReport,
+    min_events: u64,
+) -> PairReport {
     let t = pair.burn_rate;
     let hot = |w: &WindowReport| w.burn_rate.is_some_and(|b| b > t);
     let enough = |w: &WindowReport| w.total >= min_events;
     let firing = hot(&long) && hot(&short) && enough(&long) && enough(&short);
-    let mut why = format!("{}; {}", describe(&long, t), describe(&short, t));
-    for w in [&long, &short] {
-        if !enough(w) {
-            why.push_str(&format!(
-                "; {} holds {} events, fewer than min_events {min_events}",
-                w.name, w.total
-            ));
-        }
-    }
-    why = format!("{}: {why}", if firing { "firing" } else { "not firing" });
     PairReport {
-        severity: pair.severity.clone(),
+        severity,
         burn_rate_threshold: t,
         long,
         short,
         firing,
-        explanation: why,
+        min_events,
     }
 }
 

@@ -158,9 +158,9 @@ fn workbook_detection_time_for_a_total_outage() {
     );
     let r = slo.evaluate(t);
     assert!(
-        r.alerts[0].explanation.starts_with("firing: 1h burn"),
+        r.alerts[0].explanation().starts_with("firing: 1h burn"),
         "{}",
-        r.alerts[0].explanation
+        r.alerts[0].explanation()
     );
 }
 
@@ -180,15 +180,17 @@ fn min_events_guards_low_traffic() {
     let r = slo.evaluate(T0 + 1500);
     assert!(!r.alerts[0].firing);
     assert!(
-        r.alerts[0].explanation.contains("fewer than min_events 5"),
+        r.alerts[0]
+            .explanation()
+            .contains("fewer than min_events 5"),
         "{}",
-        r.alerts[0].explanation
+        r.alerts[0].explanation()
     );
     for i in 2..8 {
         slo.record(T0 + i * 500, false, Duration::ZERO);
     }
     let r = slo.evaluate(T0 + 3600);
-    assert!(r.alerts[0].firing, "{}", r.alerts[0].explanation);
+    assert!(r.alerts[0].firing, "{}", r.alerts[0].explanation());
 }
 
 #[test]
@@ -257,7 +259,7 @@ fn calendar_period_starts_at_local_midnight() {
     slo.record(month_start - 60_000, false, Duration::ZERO); // October, local time
     slo.record(month_start + 60_000, true, Duration::ZERO);
     let r = slo.evaluate(month_start + 3_600_000);
-    assert_eq!(r.period.name, "month");
+    assert_eq!(&*r.period.name, "month");
     assert_eq!(
         (r.period.good, r.period.total),
         (1, 1),

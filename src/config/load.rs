@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::raw::{RawDefaults, RawModule, RawProbe, RawScheduler, RawServer};
+use super::raw::{RawDefaults, RawModule, RawProbe, RawScheduler, RawServer, RawSlo, RawState};
 use crate::secret::{Redactor, Secret};
 
 /// One located problem (or warning).
@@ -103,6 +103,8 @@ pub struct RawConfig {
     pub scheduler: Option<Located<RawScheduler>>,
     /// `[module.NAME]` templates, name with its location.
     pub modules: Vec<(Spanned<String>, Located<RawModule>)>,
+    pub state: Option<Located<RawState>>,
+    pub slos: Vec<Located<RawSlo>>,
     pub redactor: Redactor,
 }
 
@@ -111,10 +113,12 @@ const MAIN_KEYS: &[&str] = &[
     "defaults",
     "server",
     "scheduler",
+    "state",
     "probe",
+    "slo",
     "module",
 ];
-const INCLUDED_KEYS: &[&str] = &["include", "probe", "module"];
+const INCLUDED_KEYS: &[&str] = &["include", "probe", "module", "slo"];
 /// Bounds the include graph: a config is a handful of files, not thousands.
 const MAX_FILES: usize = 256;
 
@@ -218,6 +222,36 @@ fn read_file(
                     });
                 }
             }
+            "state" if allowed.contains(&"state") => {
+                if let Some(d) = deserialize::<RawState>(value, file, &raw.sources, errors) {
+                    raw.state = Some(Located {
+                        file,
+                        span,
+                        value: d,
+                    });
+                }
+            }
+            "slo" => match value.into_inner() {
+                DeValue::Array(items) => {
+                    for item in items.iter() {
+                        let span = item.span();
+                        if let Some(p) =
+                            deserialize::<RawSlo>(item.clone(), file, &raw.sources, errors)
+                        {
+                            raw.slos.push(Located {
+                                file,
+                                span,
+                                value: p,
+                            });
+                        }
+                    }
+                }
+                _ => errors.push(raw.sources.diag(
+                    file,
+                    span.start,
+                    "\"slo\" must be an array of tables, written [[slo]]",
+                )),
+            },
             "scheduler" if allowed.contains(&"scheduler") => {
                 if let Some(d) = deserialize::<RawScheduler>(value, file, &raw.sources, errors) {
                     raw.scheduler = Some(Located {

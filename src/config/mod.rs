@@ -6,6 +6,7 @@ pub mod load;
 mod probe;
 pub mod raw;
 mod server;
+mod slo;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -21,6 +22,7 @@ pub use probe::{Probe, Spec};
 pub use raw::Kind;
 use raw::RawDefaults;
 pub use server::{AllowRule, Auth, Limits, Server, ServerTls, DEFAULT_LISTEN};
+pub use slo::{SloConfig, StateConfig};
 
 use crate::secret::Redactor;
 
@@ -45,6 +47,17 @@ const RESERVED_LABELS: &[&str] = &[
     "alertname",
 ];
 
+/// FNV-1a: a hash that never changes across builds, platforms or restarts (schedule offsets,
+/// SLO fingerprints).
+pub fn stable_hash(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// A validated config, ready to run.
 pub struct Config {
     pub probes: Vec<Probe>,
@@ -52,6 +65,8 @@ pub struct Config {
     pub limits: Limits,
     /// `/probe` modules by name (the built-in `http_2xx` and `tls` included).
     pub modules: BTreeMap<String, Probe>,
+    pub slos: Vec<SloConfig>,
+    pub state: StateConfig,
     /// Knows every value that came from the environment, and the server's credentials.
     pub redactor: Redactor,
     pub warnings: Vec<Diagnostic>,
@@ -172,14 +187,19 @@ fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
     };
     let server = server::resolve_server(raw.server.as_ref(), &mut ctx, &mut redactor);
     let limits = server::resolve_limits(raw.scheduler.as_ref(), &mut ctx);
+    let state = slo::resolve_state(raw.state.as_ref(), &mut ctx);
+    let mut warnings = Vec::new();
+    let slos = slo::resolve_slos(raw, &probes, &mut ctx, &mut warnings);
     let modules = server::resolve_modules(raw, &clients, &raw.redactor, errors);
     Config {
         probes,
         server,
         limits,
         modules,
+        slos,
+        state,
         redactor,
-        warnings: Vec::new(),
+        warnings,
     }
 }
 

@@ -340,6 +340,62 @@ impl RawModule {
     }
 }
 
+/// `[state]`: where SLO windows and alert state survive restarts.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// Directory for the state file (created if missing).
+    pub dir: Option<Spanned<String>>,
+    /// How often state is written (default 10s); at most this much is lost on a crash.
+    pub flush_interval: Option<Spanned<Dur>>,
+}
+
+/// One `[[slo]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlo {
+    /// Unique, `[a-z0-9_-]+`; the `slo` label.
+    pub name: Spanned<String>,
+    /// Probe names or globs; every run of these is an event.
+    pub probes: Spanned<Vec<Spanned<String>>>,
+    /// Percent, strictly between 0 and 100.
+    pub objective: Spanned<f64>,
+    /// Rolling period (default 30d). Exclusive with `calendar`.
+    pub period: Option<Spanned<Dur>>,
+    /// `month` or `week`, in `time_zone`.
+    pub calendar: Option<Spanned<String>>,
+    /// IANA time zone of a calendar period (default UTC).
+    pub time_zone: Option<Spanned<String>>,
+    /// `availability` (default), `latency` or `latency_percentile`.
+    pub sli: Option<Spanned<String>>,
+    /// Latency SLIs: the duration a good run stays within.
+    pub threshold: Option<Spanned<Dur>>,
+    /// latency_percentile: which percentile (0–100).
+    pub percentile: Option<Spanned<f64>>,
+    /// `occurrences` (default) or `timeslices`.
+    pub budgeting: Option<Spanned<String>>,
+    /// Timeslices: the slice length (default 1m).
+    pub slice: Option<Spanned<Dur>>,
+    /// Timeslices: a slice is good when its good/total ratio is at least this (default 1.0).
+    pub slice_target: Option<Spanned<f64>>,
+    /// A burn-rate window with fewer events never fires (default 10).
+    pub min_events: Option<Spanned<u64>>,
+    pub runbook_url: Option<Spanned<String>>,
+    pub labels: Option<BTreeMap<String, Spanned<String>>>,
+    /// The multiwindow policy; default: the SRE Workbook's, scaled by period / 30d.
+    pub alerts: Option<Vec<Spanned<RawAlertPair>>>,
+}
+
+/// `{ severity = "critical", long = "1h", short = "5m", burn_rate = 14.4 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlertPair {
+    pub severity: Spanned<String>,
+    pub long: Spanned<Dur>,
+    pub short: Spanned<Dur>,
+    pub burn_rate: Spanned<f64>,
+}
+
 /// `{ path = "$.status", equals = "healthy" }`: exactly one operator.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,184 @@
+//! Outcomes → SLOs. Every probe run is recorded in each SLO that selects its probe; a periodic
+//! evaluation turns the counts into the reports that `/metrics`, the API and the status page
+//! show. SLO state is kept across reloads while an SLO's name and definition stay the same.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+use vantage_slo::{Report, Slo};
+
+use crate::config::SloConfig;
+
+/// Unix milliseconds now.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One SLO at run time.
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: Arc<SloConfig>,
+    pub slo: Slo,
+    /// Every event since this SLO's state began (the `slo_events_total` counters).
+    pub events_good: u64,
+    pub events_bad: u64,
+    pub report: Option<Report>,
+}
+
+/// What one SLO saves to disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedSlo {
+    pub fingerprint: u64,
+    pub events_good: u64,
+    pub events_bad: u64,
+    pub state: vantage_slo::State,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    slos: Vec<Runtime>,
+    by_probe: HashMap<String, Vec<usize>>,
+}
+
+/// All SLOs of the running config.
+#[derive(Debug, Default)]
+pub struct Evaluator {
+    inner: Mutex<Inner>,
+}
+
+impl Evaluator {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run exactly `slos`: unchanged ones keep their counts, new or changed ones start empty.
+    pub fn apply(&self, slos: &[SloConfig]) {
+        let mut inner = self.lock();
+        let mut old: HashMap<String, Runtime> = inner
+            .slos
+            .drain(..)
+            .map(|r| (r.config.name.clone(), r))
+            .collect();
+        let mut next = Vec::with_capacity(slos.len());
+        for c in slos {
+            let kept = old
+                .remove(&c.name)
+                .filter(|r| r.config.fingerprint == c.fingerprint)
+                .and_then(|r| {
+                    let mut slo = Slo::new(c.spec.clone());
+                    // Alert windows may have changed the bucket layout: keep the counts only if
+                    // they still fit.
+                    slo.restore(r.slo.state().clone()).then_some(Runtime {
+                        config: Arc::new(c.clone()),
+                        slo,
+                        events_good: r.events_good,
+                        events_bad: r.events_bad,
+                        report: None,
+                    })
+                });
+            next.push(kept.unwrap_or_else(|| Runtime {
+                config: Arc::new(c.clone()),
+                slo: Slo::new(c.spec.clone()),
+                events_good: 0,
+                events_bad: 0,
+                report: None,
+            }));
+        }
+        let mut by_probe: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, r) in next.iter().enumerate() {
+            for p in &r.config.probes {
+                by_probe.entry(p.clone()).or_default().push(i);
+            }
+        }
+        inner.slos = next;
+        inner.by_probe = by_probe;
+    }
+
+    /// Record one run of `probe` that ended at `at` (Unix ms).
+    pub fn record(&self, probe: &str, success: bool, duration: Duration, at: i64) {
+        let mut inner = self.lock();
+        let Some(indexes) = inner.by_probe.get(probe).cloned() else {
+            return;
+        };
+        for i in indexes {
+            let r = &mut inner.slos[i];
+            if r.slo.is_good(success, duration) {
+                r.events_good += 1;
+            } else {
+                r.events_bad += 1;
+            }
+            r.slo.record(at, success, duration);
+        }
+    }
+
+    /// Refresh every SLO's report at `now` (Unix ms).
+    pub fn evaluate(&self, now: i64) {
+        let mut inner = self.lock();
+        for r in &mut inner.slos {
+            r.report = Some(r.slo.evaluate(now));
+        }
+    }
+
+    /// Evaluate at `now`, then read every SLO under the same lock: what is read is consistent
+    /// (counters and reports agree).
+    pub fn evaluate_with<T>(&self, now: i64, f: impl FnOnce(&[Runtime]) -> T) -> T {
+        let mut inner = self.lock();
+        for r in &mut inner.slos {
+            r.report = Some(r.slo.evaluate(now));
+        }
+        f(&inner.slos)
+    }
+
+    /// Read every SLO (config, counters, last report) under the lock.
+    pub fn with<T>(&self, f: impl FnOnce(&[Runtime]) -> T) -> T {
+        f(&self.lock().slos)
+    }
+
+    /// The state to persist, by SLO name.
+    pub fn save(&self) -> HashMap<String, SavedSlo> {
+        self.lock()
+            .slos
+            .iter()
+            .map(|r| {
+                (
+                    r.config.name.clone(),
+                    SavedSlo {
+                        fingerprint: r.config.fingerprint,
+                        events_good: r.events_good,
+                        events_bad: r.events_bad,
+                        state: r.slo.state().clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Put back saved counts for SLOs whose definition is unchanged. Returns how many.
+    pub fn restore(&self, saved: HashMap<String, SavedSlo>) -> usize {
+        let mut inner = self.lock();
+        let mut n = 0;
+        for r in &mut inner.slos {
+            let Some(s) = saved.get(&r.config.name) else {
+                continue;
+            };
+            if s.fingerprint != r.config.fingerprint {
+                warn!(slo = %r.config.name, "SLO definition changed since the state was saved; starting it empty.");
+                continue;
+            }
+            if r.slo.restore(s.state.clone()) {
+                r.events_good = s.events_good;
+                r.events_bad = s.events_bad;
+                n += 1;
+            } else {
+                warn!(slo = %r.config.name, "Saved SLO state does not fit its alert windows; starting it empty.");
+            }
+        }
+        n
+    }
+}
