@@ -16,6 +16,7 @@ use crate::check::{self, CheckOptions};
 use crate::config::{self, Kind, Probe};
 use crate::daemon;
 use crate::demo;
+use crate::evaluator::Evaluator;
 use crate::logging::LogFormat;
 use crate::report::{self, Format, Report};
 use crate::secret::SharedRedactor;
@@ -309,6 +310,7 @@ async fn run_cmd(path: &Path, redactor: SharedRedactor) -> u8 {
         config,
         listener,
         store: Arc::new(Store::default()),
+        evaluator: Arc::new(Evaluator::default()),
         log_redactor: Some(redactor),
     };
     match daemon::run(d, control, requests).await {
@@ -346,8 +348,14 @@ async fn demo_cmd(listen: &str, redactor: SharedRedactor) -> u8 {
     };
     spawn_signal_handlers(control.clone());
     let store = Arc::new(Store::default());
+    let evaluator = Arc::new(Evaluator::default());
     let printer = {
-        let (store, stop, listen) = (store.clone(), control.shutdown.clone(), listen.to_string());
+        let (store, evaluator, stop, listen) = (
+            store.clone(),
+            evaluator.clone(),
+            control.shutdown.clone(),
+            listen.to_string(),
+        );
         tokio::spawn(async move {
             let tty = std::io::stdout().is_terminal();
             let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -356,7 +364,7 @@ async fn demo_cmd(listen: &str, redactor: SharedRedactor) -> u8 {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                let text = demo::summary(&store, &listen);
+                let text = demo::summary(&store, &evaluator, &listen);
                 let mut out = std::io::stdout().lock();
                 if tty {
                     let _ = write!(out, "\x1b[2J\x1b[H");
@@ -371,6 +379,7 @@ async fn demo_cmd(listen: &str, redactor: SharedRedactor) -> u8 {
         config,
         listener,
         store,
+        evaluator,
         log_redactor: Some(redactor),
     };
     let result = daemon::run(d, control, requests).await;

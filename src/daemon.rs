@@ -61,6 +61,8 @@ pub struct Daemon {
     pub listener: TcpListener,
     /// Probe state; the caller may read it (the demo's summary does).
     pub store: Arc<Store>,
+    /// SLO state, likewise.
+    pub evaluator: Arc<Evaluator>,
     /// The log writer's redactor, taught new secrets on reload.
     pub log_redactor: Option<SharedRedactor>,
 }
@@ -76,9 +78,9 @@ pub async fn run(
         config,
         listener,
         store,
+        evaluator,
         log_redactor,
     } = daemon;
-    let evaluator = Arc::new(Evaluator::default());
     evaluator.apply(&config.slos);
     if let Some(dir) = &config.state.dir {
         let dir = dir.clone();

@@ -199,6 +199,23 @@ interval = "10s"
 timeout = "2s"
 [probe.expect]
 min_days_remaining = 14
+
+# The flaky target fails every fifth request: a 99% objective burns its budget 20 times too fast,
+# so the critical burn-rate pair fires within a minute.
+[[slo]]
+name = "flaky-availability"
+probes = ["flaky"]
+objective = 99
+min_events = 5
+runbook_url = "https://runbooks.example.com/flaky"
+
+[[slo]]
+name = "api-latency"
+probes = ["healthy", "slow"]
+objective = 90
+sli = "latency"
+threshold = "250ms"
+min_events = 5
 "#,
         http = targets.http,
         https_port = targets.https.port(),
@@ -208,8 +225,8 @@ min_days_remaining = 14
     Ok((path, targets))
 }
 
-/// A few lines on the terminal: each probe's state and success ratio.
-pub fn summary(store: &Store, listen: &str) -> String {
+/// A few lines on the terminal: each probe's state and success ratio, each SLO's budget.
+pub fn summary(store: &Store, evaluator: &crate::evaluator::Evaluator, listen: &str) -> String {
     let mut out =
         format!("vantage demo on http://{listen}/  (/metrics, /api/v1/probes; Ctrl-C stops)\n");
     for p in store.all() {
@@ -230,5 +247,37 @@ pub fn summary(store: &Store, listen: &str) -> String {
             p.name, state, latency, r.runs_success, total
         ));
     }
+    evaluator.with(|slos| {
+        for r in slos {
+            let Some(rep) = &r.report else { continue };
+            let burn = rep
+                .windows
+                .iter()
+                .find(|w| &*w.name == "5m")
+                .and_then(|w| w.burn_rate);
+            let mut firing: Vec<&str> = rep
+                .alerts
+                .iter()
+                .filter(|a| a.firing)
+                .map(|a| &*a.severity)
+                .collect();
+            firing.dedup();
+            out.push_str(&format!(
+                "  SLO {:<20} {}% budget left {:>8}  burn(5m) {:>6}  {}\n",
+                r.config.name,
+                r.config.spec.objective.percent(),
+                rep.budget_remaining
+                    .map(|b| format!("{:.1}%", b * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                burn.map(|b| format!("{b:.2}"))
+                    .unwrap_or_else(|| "-".into()),
+                if firing.is_empty() {
+                    String::new()
+                } else {
+                    format!("FIRING {}", firing.join(","))
+                }
+            ));
+        }
+    });
     out
 }

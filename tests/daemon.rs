@@ -59,6 +59,7 @@ pub async fn start_daemon_in(cfg: Cfg, env: &[(&str, &str)]) -> Running {
         config,
         listener,
         store: Arc::new(Store::default()),
+        evaluator: Arc::new(vantage::evaluator::Evaluator::default()),
         log_redactor: None,
     };
     let task = tokio::spawn(daemon::run(d, control.clone(), requests));
