@@ -180,26 +180,29 @@ async fn reload(
     Ok(n)
 }
 
-/// Evaluate every SLO each second; write the state every `flush_interval`.
+/// Evaluate every SLO each second; write the state every `flush_interval` (which may be shorter).
 async fn evaluate_and_flush(
     evaluator: Arc<Evaluator>,
     live: Arc<RwLock<Arc<Config>>>,
     shutdown: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_eval = tokio::time::Instant::now();
     let mut last_flush = tokio::time::Instant::now();
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        evaluator.evaluate(unix_ms());
         let interval = live
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .state
             .flush_interval;
+        let wait = interval.min(Duration::from_secs(1));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if last_eval.elapsed() >= Duration::from_secs(1) {
+            last_eval = tokio::time::Instant::now();
+            evaluator.evaluate(unix_ms());
+        }
         if last_flush.elapsed() >= interval {
             last_flush = tokio::time::Instant::now();
             flush(&evaluator, &live).await;

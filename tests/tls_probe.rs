@@ -84,7 +84,8 @@ async fn certificate_health_model() {
         assert_eq!(tls.leaf_not_after, leaf.not_after, "{name}");
         tls.clone()
     };
-    let t = check("valid", None, VerifyResult::Ok, "certificate expires in 4");
+    // 399 or 400 days, depending on whether a second turned since the certificate was made.
+    let t = check("valid", None, VerifyResult::Ok, "certificate expires in ");
     assert_eq!(t.effective_not_after, valid.not_after);
     assert_eq!(t.version, "1.3");
     assert!(t.chain[0].sans.contains(&"localhost".to_string()));
@@ -141,7 +142,7 @@ async fn certificate_health_model() {
         "stale-extra",
         None,
         VerifyResult::Ok,
-        "certificate expires in 4",
+        "certificate expires in ",
     );
     assert_eq!(
         t.earliest_not_after, stale.not_after,
