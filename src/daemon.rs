@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config};
+use crate::alert::Alerts;
 use crate::evaluator::{unix_ms, Evaluator};
+use crate::notify::Notifier;
 use crate::metrics::Metrics;
 use crate::scheduler::Scheduler;
 use crate::secret::SharedRedactor;
@@ -82,21 +84,25 @@ pub async fn run(
         log_redactor,
     } = daemon;
     evaluator.apply(&config.slos);
+    let metrics = Arc::new(Metrics::new(store.clone(), evaluator.clone()));
+    let alerting = Arc::new(Alerting::new(&config, metrics.clone()));
     if let Some(dir) = &config.state.dir {
         let dir = dir.clone();
         if let Ok(Some(saved)) = tokio::task::spawn_blocking(move || state::load(&dir)).await {
             let n = evaluator.restore(saved.slos);
-            info!(slos = n, "Restored SLO state.");
+            let firing = saved.alerts.len();
+            alerting.alerts.lock().unwrap_or_else(|e| e.into_inner()).restore(saved.alerts);
+            info!(slos = n, firing_alerts = firing, "Restored SLO and alert state.");
         }
     }
     evaluator.evaluate(unix_ms());
-    let metrics = Arc::new(Metrics::new(store.clone(), evaluator.clone()));
     metrics.reload_successful.set(1);
     let mut scheduler = Scheduler::new(store.clone(), metrics.clone(), evaluator.clone());
     scheduler.apply(&config);
     let tls = config.server.tls.clone();
     let addr = listener.local_addr()?;
     let live = Arc::new(RwLock::new(Arc::new(config)));
+    let store_for_alerts = store.clone();
     let app = App::new(
         store,
         evaluator.clone(),
@@ -106,6 +112,8 @@ pub async fn run(
     );
     let background = tokio::spawn(evaluate_and_flush(
         evaluator.clone(),
+        store_for_alerts,
+        alerting.clone(),
         live.clone(),
         control.shutdown.clone(),
     ));
@@ -123,6 +131,9 @@ pub async fn run(
             req = requests.recv() => {
                 let Some(reply) = req else { break };
                 let verdict = reload(&config_path, &live, &mut scheduler, &evaluator, &metrics, log_redactor.as_ref()).await;
+                if verdict.is_ok() {
+                    alerting.apply(&live.read().unwrap_or_else(|e| e.into_inner()));
+                }
                 let _ = reply.send(verdict);
             }
         }
@@ -130,7 +141,7 @@ pub async fn run(
     info!("Shutting down.");
     scheduler.shutdown().await;
     let _ = background.await;
-    flush(&evaluator, &live).await;
+    flush(&evaluator, &alerting, &live).await;
     if tokio::time::timeout(Duration::from_secs(6), server)
         .await
         .is_err()
@@ -180,14 +191,57 @@ async fn reload(
     Ok(n)
 }
 
+/// Alert state and the notifier of the running config.
+pub struct Alerting {
+    alerts: std::sync::Mutex<Alerts>,
+    notifier: std::sync::Mutex<(String, Arc<Notifier>)>,
+    metrics: Arc<Metrics>,
+}
+
+impl Alerting {
+    fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        let notifier = Notifier::new(&config.alert.sinks, config.alert.resend_interval, metrics.clone());
+        Self {
+            alerts: std::sync::Mutex::new(Alerts::default()),
+            notifier: std::sync::Mutex::new((sinks_key(config), Arc::new(notifier))),
+            metrics,
+        }
+    }
+
+    /// A new notifier only when the sinks changed: queued notifications survive other reloads.
+    fn apply(&self, config: &Config) {
+        let mut n = self.notifier.lock().unwrap_or_else(|e| e.into_inner());
+        let key = sinks_key(config);
+        if n.0 != key {
+            let notifier = Notifier::new(&config.alert.sinks, config.alert.resend_interval, self.metrics.clone());
+            *n = (key, Arc::new(notifier));
+        }
+    }
+
+    fn notifier(&self) -> Arc<Notifier> {
+        self.notifier.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
+    }
+
+    fn active(&self) -> Vec<crate::alert::Alert> {
+        self.alerts.lock().unwrap_or_else(|e| e.into_inner()).active()
+    }
+}
+
+fn sinks_key(config: &Config) -> String {
+    format!("{:?}|{:?}", config.alert.sinks, config.alert.resend_interval)
+}
+
 /// Evaluate every SLO each second; write the state every `flush_interval` (which may be shorter).
 async fn evaluate_and_flush(
     evaluator: Arc<Evaluator>,
+    store: Arc<Store>,
+    alerting: Arc<Alerting>,
     live: Arc<RwLock<Arc<Config>>>,
     shutdown: CancellationToken,
 ) {
     let mut last_eval = tokio::time::Instant::now();
     let mut last_flush = tokio::time::Instant::now();
+    let mut last_resend = tokio::time::Instant::now();
     loop {
         let interval = live
             .read()
@@ -201,16 +255,42 @@ async fn evaluate_and_flush(
         }
         if last_eval.elapsed() >= Duration::from_secs(1) {
             last_eval = tokio::time::Instant::now();
-            evaluator.evaluate(unix_ms());
+            let now = unix_ms();
+            evaluator.evaluate(now);
+            let config = live.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let transitions = alerting
+                .alerts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .step(now, &config.alert, &evaluator, &store);
+            let notifier = alerting.notifier();
+            for t in &transitions {
+                info!(
+                    alert = %t.alert.key,
+                    status = if t.alert.firing() { "firing" } else { "resolved" },
+                    "Alert {}.",
+                    if t.alert.firing() { "firing" } else { "resolved" }
+                );
+                notifier.transition(t);
+            }
+            if last_resend.elapsed() >= notifier.resend_interval() {
+                last_resend = tokio::time::Instant::now();
+                notifier.resend(&alerting.active());
+            }
+            if !transitions.is_empty() {
+                // Alert state changed: make it durable now, not at the next flush.
+                last_flush = tokio::time::Instant::now();
+                flush(&evaluator, &alerting, &live).await;
+            }
         }
         if last_flush.elapsed() >= interval {
             last_flush = tokio::time::Instant::now();
-            flush(&evaluator, &live).await;
+            flush(&evaluator, &alerting, &live).await;
         }
     }
 }
 
-async fn flush(evaluator: &Evaluator, live: &Arc<RwLock<Arc<Config>>>) {
+async fn flush(evaluator: &Evaluator, alerting: &Alerting, live: &Arc<RwLock<Arc<Config>>>) {
     let dir = live
         .read()
         .unwrap_or_else(|e| e.into_inner())
@@ -219,7 +299,8 @@ async fn flush(evaluator: &Evaluator, live: &Arc<RwLock<Arc<Config>>>) {
         .clone();
     let Some(dir) = dir else { return };
     let saved = evaluator.save();
-    let result = tokio::task::spawn_blocking(move || state::save(&dir, saved)).await;
+    let alerts = alerting.active();
+    let result = tokio::task::spawn_blocking(move || state::save(&dir, saved, alerts)).await;
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => error!(error = %e, "Cannot write the state file."),

@@ -5,6 +5,7 @@
 //! [`config::Config`], run by the `vantage-probes` crate, and reported through a [`secret::Redactor`]
 //! so that nothing read from the environment ever leaves the process.
 
+pub mod alert;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod demo;
 pub mod evaluator;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod report;
 pub mod scheduler;
 pub mod secret;

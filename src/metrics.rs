@@ -12,6 +12,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family as MetricFamily;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
@@ -24,11 +26,19 @@ use crate::store::{ProbeMeta, ProbeState, Record, Store, QUANTILES, WINDOWS};
 
 type Labels = Vec<(Cow<'static, str>, Cow<'static, str>)>;
 
+/// Labels of `vantage_notifications_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct NotificationLabels {
+    pub sink: String,
+    pub result: String,
+}
+
 /// vantage's own metrics plus the registry that serves everything.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     store: Arc<Store>,
+    notifications: MetricFamily<NotificationLabels, Counter>,
     /// Scheduled start to actual start of each run.
     pub scheduler_lag: Histogram,
     pub reload_successful: Gauge,
@@ -61,12 +71,29 @@ impl Metrics {
             last_run_only: false,
         }));
         registry.register_collector(Box::new(SloCollector { evaluator }));
+        let notifications = MetricFamily::<NotificationLabels, Counter>::default();
+        registry.register(
+            "vantage_notifications",
+            "Alert notification attempts by sink and result (success, failure, dropped)",
+            notifications.clone(),
+        );
         Self {
             registry,
             store,
+            notifications,
             scheduler_lag,
             reload_successful,
         }
+    }
+
+    /// Count one notification attempt.
+    pub fn notification(&self, sink: &str, result: &'static str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                sink: sink.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// OpenMetrics text.

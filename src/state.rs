@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use crate::alert::Alert;
 use crate::evaluator::SavedSlo;
 
 const FILE: &str = "vantage-state.json";
@@ -25,6 +26,9 @@ pub struct StateFile {
     /// Unix ms when written.
     pub saved_at: i64,
     pub slos: HashMap<String, SavedSlo>,
+    /// Firing alerts: restored without paging again, and resolved when due.
+    #[serde(default)]
+    pub alerts: Vec<Alert>,
 }
 
 pub fn path(dir: &Path) -> PathBuf {
@@ -60,12 +64,13 @@ pub fn load(dir: &Path) -> Option<StateFile> {
 }
 
 /// Write the state atomically (see the module docs).
-pub fn save(dir: &Path, slos: HashMap<String, SavedSlo>) -> std::io::Result<()> {
+pub fn save(dir: &Path, slos: HashMap<String, SavedSlo>, alerts: Vec<Alert>) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let doc = StateFile {
         version: VERSION,
         saved_at: crate::evaluator::unix_ms(),
         slos,
+        alerts,
     };
     let bytes = serde_json::to_vec(&doc).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!("{FILE}.tmp"));

@@ -112,6 +112,9 @@ pub struct Record {
     pub runs_failure: u64,
     pub failures_by_reason: BTreeMap<Reason, u64>,
     pub skipped: u64,
+    /// Runs in a row with the same verdict as the last one.
+    pub consecutive_failures: u32,
+    pub consecutive_successes: u32,
     pub latency: Histogram,
     pub phase_latency: [Histogram; 5],
     /// (ms since `epoch`, duration in µs) of the last hour's runs: 8 bytes a run, since a
@@ -137,6 +140,8 @@ impl Record {
             runs_failure: 0,
             failures_by_reason: BTreeMap::new(),
             skipped: 0,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
             latency: Histogram::new(LATENCY_BUCKETS),
             phase_latency: [p(), p(), p(), p(), p()],
             window: VecDeque::new(),
@@ -150,6 +155,13 @@ impl Record {
     fn record(&mut self, outcome: Outcome, now: Instant) {
         let run = self.runs_success + self.runs_failure + 1;
         let at = unix_now();
+        if outcome.success {
+            self.consecutive_successes = self.consecutive_successes.saturating_add(1);
+            self.consecutive_failures = 0;
+        } else {
+            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            self.consecutive_successes = 0;
+        }
         if outcome.success {
             self.runs_success += 1;
         } else {

@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::raw::{RawDefaults, RawModule, RawProbe, RawScheduler, RawServer, RawSlo, RawState};
+use super::raw::{
+    RawAlert, RawDefaults, RawModule, RawProbe, RawScheduler, RawServer, RawSlo, RawState,
+};
 use crate::secret::{Redactor, Secret};
 
 /// One located problem (or warning).
@@ -105,6 +107,7 @@ pub struct RawConfig {
     pub modules: Vec<(Spanned<String>, Located<RawModule>)>,
     pub state: Option<Located<RawState>>,
     pub slos: Vec<Located<RawSlo>>,
+    pub alert: Option<Located<RawAlert>>,
     pub redactor: Redactor,
 }
 
@@ -116,6 +119,7 @@ const MAIN_KEYS: &[&str] = &[
     "state",
     "probe",
     "slo",
+    "alert",
     "module",
 ];
 const INCLUDED_KEYS: &[&str] = &["include", "probe", "module", "slo"];
@@ -220,6 +224,11 @@ fn read_file(
                         span,
                         value: d,
                     });
+                }
+            }
+            "alert" if allowed.contains(&"alert") => {
+                if let Some(d) = deserialize::<RawAlert>(value, file, &raw.sources, errors) {
+                    raw.alert = Some(Located { file, span, value: d });
                 }
             }
             "state" if allowed.contains(&"state") => {

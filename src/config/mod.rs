@@ -2,6 +2,7 @@
 //! resolved [`Config`] whose probes are ready to run. Validation collects every problem with its
 //! file, line and column instead of stopping at the first.
 
+mod alert;
 pub mod load;
 mod probe;
 pub mod raw;
@@ -18,6 +19,7 @@ use toml::Spanned;
 pub use load::Diagnostic;
 use load::{FileId, Located, Sources};
 use probe::{resolve_probe, Clients};
+pub use alert::{AlertConfig, SinkConfig, SinkKind};
 pub use probe::{Probe, Spec};
 pub use raw::Kind;
 use raw::RawDefaults;
@@ -67,6 +69,7 @@ pub struct Config {
     pub modules: BTreeMap<String, Probe>,
     pub slos: Vec<SloConfig>,
     pub state: StateConfig,
+    pub alert: AlertConfig,
     /// Knows every value that came from the environment, and the server's credentials.
     pub redactor: Redactor,
     pub warnings: Vec<Diagnostic>,
@@ -190,8 +193,10 @@ fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
     let state = slo::resolve_state(raw.state.as_ref(), &mut ctx);
     let mut warnings = Vec::new();
     let slos = slo::resolve_slos(raw, &probes, &mut ctx, &mut warnings);
+    let alert = alert::resolve_alert(raw.alert.as_ref(), &server, &mut ctx, &mut redactor);
     let modules = server::resolve_modules(raw, &clients, &raw.redactor, errors);
     Config {
+        alert,
         probes,
         server,
         limits,

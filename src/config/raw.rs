@@ -396,6 +396,41 @@ pub struct RawAlertPair {
     pub burn_rate: Spanned<f64>,
 }
 
+/// `[alert]`: probe-level alert rules and the sinks alerts go to.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlert {
+    /// ProbeDown fires after this many consecutive failures (default 3).
+    pub alert_after_failures: Option<Spanned<u32>>,
+    /// ProbeDown resolves after this many consecutive successes (default 2).
+    pub resolve_after_successes: Option<Spanned<u32>>,
+    /// CertificateExpiring fires when the effective expiry is closer than this (default 14).
+    pub cert_alert_days: Option<Spanned<f64>>,
+    /// Base URL of this vantage as others reach it, for links in alerts (default: from listen).
+    pub external_url: Option<Spanned<String>>,
+    /// Firing alerts are re-sent to Alertmanager this often (default 1m).
+    pub resend_interval: Option<Spanned<Dur>>,
+    /// `[[alert.sink]]`.
+    pub sink: Option<Vec<Spanned<RawSink>>>,
+}
+
+/// One `[[alert.sink]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    /// `alertmanager`, `webhook`, `slack` or `pagerduty`.
+    pub kind: Spanned<String>,
+    /// The `sink` label (default: the kind, numbered when repeated).
+    pub name: Option<Spanned<String>>,
+    /// Alertmanager base URL, webhook URL, Slack incoming-webhook URL, or PagerDuty Events API
+    /// URL (default `https://events.pagerduty.com/v2/enqueue`).
+    pub url: Option<Spanned<String>>,
+    /// Only these severities (default all).
+    pub severities: Option<Vec<Spanned<String>>>,
+    /// PagerDuty integration (routing) key.
+    pub routing_key: Option<Spanned<String>>,
+}
+
 /// `{ path = "$.status", equals = "healthy" }`: exactly one operator.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
