@@ -30,11 +30,17 @@ pub struct Alert {
 
 impl Alert {
     pub fn severity(&self) -> &str {
-        self.labels.get("severity").map(String::as_str).unwrap_or("warning")
+        self.labels
+            .get("severity")
+            .map(String::as_str)
+            .unwrap_or("warning")
     }
 
     pub fn name(&self) -> &str {
-        self.labels.get("alertname").map(String::as_str).unwrap_or("")
+        self.labels
+            .get("alertname")
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     pub fn firing(&self) -> bool {
@@ -83,7 +89,13 @@ impl Alerts {
     }
 
     /// Compare the wanted alerts with the active ones at `now` (Unix ms).
-    pub fn step(&mut self, now: i64, config: &AlertConfig, evaluator: &Evaluator, store: &Store) -> Vec<Transition> {
+    pub fn step(
+        &mut self,
+        now: i64,
+        config: &AlertConfig,
+        evaluator: &Evaluator,
+        store: &Store,
+    ) -> Vec<Transition> {
         let mut wanted: Vec<Want> = Vec::new();
         let mut critical_slos: Vec<String> = Vec::new();
         evaluator.with(|slos| {
@@ -189,7 +201,10 @@ impl Alerts {
                     ),
                 );
                 let mut values = BTreeMap::new();
-                values.insert("consecutive_failures".into(), f64::from(r.consecutive_failures));
+                values.insert(
+                    "consecutive_failures".into(),
+                    f64::from(r.consecutive_failures),
+                );
                 wanted.push(Want {
                     key: down_key,
                     labels: base("ProbeDown", "critical"),
@@ -204,7 +219,11 @@ impl Alerts {
                     let mut annotations = BTreeMap::new();
                     annotations.insert(
                         "summary".into(),
-                        format!("Certificate of {} expires in {:.1} days", p.name, days.max(0.0)),
+                        format!(
+                            "Certificate of {} expires in {:.1} days",
+                            p.name,
+                            days.max(0.0)
+                        ),
                     );
                     annotations.insert(
                         "description".into(),
@@ -230,7 +249,9 @@ impl Alerts {
         let inhibited = |a: &Alert| {
             a.name() == "SLOBurnRate"
                 && a.severity() != "critical"
-                && a.labels.get("slo").is_some_and(|s| critical_slos.contains(s))
+                && a.labels
+                    .get("slo")
+                    .is_some_and(|s| critical_slos.contains(s))
         };
         let wanted_keys: Vec<String> = wanted.iter().map(|w| w.key.clone()).collect();
         for w in wanted {
@@ -258,11 +279,19 @@ impl Alerts {
                 }
             }
         }
-        let gone: Vec<String> = self.active.keys().filter(|k| !wanted_keys.contains(k)).cloned().collect();
+        let gone: Vec<String> = self
+            .active
+            .keys()
+            .filter(|k| !wanted_keys.contains(k))
+            .cloned()
+            .collect();
         for k in gone {
             if let Some(mut a) = self.active.remove(&k) {
                 a.ends_at = Some(now);
-                out.push(Transition { alert: a, inhibited: false });
+                out.push(Transition {
+                    alert: a,
+                    inhibited: false,
+                });
             }
         }
         out

@@ -11,11 +11,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::{self, Config};
 use crate::alert::Alerts;
+use crate::config::{self, Config};
 use crate::evaluator::{unix_ms, Evaluator};
-use crate::notify::Notifier;
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::scheduler::Scheduler;
 use crate::secret::SharedRedactor;
 use crate::server::{self, App, ReloadRequest};
@@ -91,8 +91,16 @@ pub async fn run(
         if let Ok(Some(saved)) = tokio::task::spawn_blocking(move || state::load(&dir)).await {
             let n = evaluator.restore(saved.slos);
             let firing = saved.alerts.len();
-            alerting.alerts.lock().unwrap_or_else(|e| e.into_inner()).restore(saved.alerts);
-            info!(slos = n, firing_alerts = firing, "Restored SLO and alert state.");
+            alerting
+                .alerts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .restore(saved.alerts);
+            info!(
+                slos = n,
+                firing_alerts = firing,
+                "Restored SLO and alert state."
+            );
         }
     }
     evaluator.evaluate(unix_ms());
@@ -200,7 +208,11 @@ pub struct Alerting {
 
 impl Alerting {
     fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
-        let notifier = Notifier::new(&config.alert.sinks, config.alert.resend_interval, metrics.clone());
+        let notifier = Notifier::new(
+            &config.alert.sinks,
+            config.alert.resend_interval,
+            metrics.clone(),
+        );
         Self {
             alerts: std::sync::Mutex::new(Alerts::default()),
             notifier: std::sync::Mutex::new((sinks_key(config), Arc::new(notifier))),
@@ -213,22 +225,36 @@ impl Alerting {
         let mut n = self.notifier.lock().unwrap_or_else(|e| e.into_inner());
         let key = sinks_key(config);
         if n.0 != key {
-            let notifier = Notifier::new(&config.alert.sinks, config.alert.resend_interval, self.metrics.clone());
+            let notifier = Notifier::new(
+                &config.alert.sinks,
+                config.alert.resend_interval,
+                self.metrics.clone(),
+            );
             *n = (key, Arc::new(notifier));
         }
     }
 
     fn notifier(&self) -> Arc<Notifier> {
-        self.notifier.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
+        self.notifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone()
     }
 
     fn active(&self) -> Vec<crate::alert::Alert> {
-        self.alerts.lock().unwrap_or_else(|e| e.into_inner()).active()
+        self.alerts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .active()
     }
 }
 
 fn sinks_key(config: &Config) -> String {
-    format!("{:?}|{:?}", config.alert.sinks, config.alert.resend_interval)
+    format!(
+        "{:?}|{:?}",
+        config.alert.sinks, config.alert.resend_interval
+    )
 }
 
 /// Evaluate every SLO each second; write the state every `flush_interval` (which may be shorter).

@@ -69,7 +69,9 @@ pub fn http_client() -> reqwest::Client {
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-    let builder = reqwest::Client::builder().timeout(TIMEOUT).user_agent(concat!("vantage/", env!("CARGO_PKG_VERSION")));
+    let builder = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .user_agent(concat!("vantage/", env!("CARGO_PKG_VERSION")));
     let builder = match tls {
         Ok(tls) => builder.tls_backend_preconfigured(tls),
         Err(_) => builder,
@@ -119,7 +121,11 @@ impl Notifier {
             let mut q = sink.queue.lock().unwrap_or_else(|e| e.into_inner());
             if resend {
                 // Replace a waiting refresh of the same alert instead of queueing another.
-                if let Some(old) = q.iter_mut().skip(1).find(|i| i.resend && i.alert.key == item.alert.key) {
+                if let Some(old) = q
+                    .iter_mut()
+                    .skip(1)
+                    .find(|i| i.resend && i.alert.key == item.alert.key)
+                {
                     *old = item;
                     sink.wake.notify_one();
                     return;
@@ -156,7 +162,11 @@ impl Notifier {
 
     /// Re-send firing alerts to Alertmanager sinks (call every `resend_interval`).
     pub fn resend(&self, active: &[Alert]) {
-        for s in self.sinks.iter().filter(|s| s.config.kind == SinkKind::Alertmanager) {
+        for s in self
+            .sinks
+            .iter()
+            .filter(|s| s.config.kind == SinkKind::Alertmanager)
+        {
             for a in active.iter().filter(|a| s.config.wants(a.severity())) {
                 self.push(s, a, true);
             }
@@ -181,13 +191,28 @@ fn jitter(d: Duration) -> Duration {
         .map(|t| t.subsec_nanos())
         .unwrap_or(0);
     let half = d.as_millis() as u64 / 2;
-    Duration::from_millis(if half == 0 { 0 } else { u64::from(nanos) % half })
+    Duration::from_millis(if half == 0 {
+        0
+    } else {
+        u64::from(nanos) % half
+    })
 }
 
-async fn deliver_loop(sink: Arc<Sink>, client: reqwest::Client, metrics: Arc<Metrics>, stop: CancellationToken, resend: Duration) {
+async fn deliver_loop(
+    sink: Arc<Sink>,
+    client: reqwest::Client,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+    resend: Duration,
+) {
     let mut backoff = BACKOFF_MIN;
     loop {
-        let front = sink.queue.lock().unwrap_or_else(|e| e.into_inner()).front().cloned();
+        let front = sink
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .front()
+            .cloned();
         let Some(item) = front else {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -219,7 +244,12 @@ async fn deliver_loop(sink: Arc<Sink>, client: reqwest::Client, metrics: Arc<Met
     }
 }
 
-async fn post(client: &reqwest::Client, sink: &SinkConfig, alert: &Alert, resend: Duration) -> Result<(), String> {
+async fn post(
+    client: &reqwest::Client,
+    sink: &SinkConfig,
+    alert: &Alert,
+    resend: Duration,
+) -> Result<(), String> {
     let (url, body) = match sink.kind {
         SinkKind::Alertmanager => {
             let url = sink.url.join("api/v2/alerts").map_err(|e| e.to_string())?;
@@ -229,7 +259,13 @@ async fn post(client: &reqwest::Client, sink: &SinkConfig, alert: &Alert, resend
         SinkKind::Slack => (sink.url.clone(), slack(alert)),
         SinkKind::Pagerduty => (
             sink.url.clone(),
-            pagerduty(alert, sink.routing_key.as_ref().map(|k| k.expose()).unwrap_or_default()),
+            pagerduty(
+                alert,
+                sink.routing_key
+                    .as_ref()
+                    .map(|k| k.expose())
+                    .unwrap_or_default(),
+            ),
         ),
     };
     let resp = client.post(url).json(&body).send().await.map_err(|e| {
@@ -252,7 +288,9 @@ async fn post(client: &reqwest::Client, sink: &SinkConfig, alert: &Alert, resend
 /// Alertmanager API v2: a firing alert's `endsAt` lies a few re-send intervals ahead, so
 /// Alertmanager resolves it by itself if vantage disappears; a resolved one ends when it did.
 pub fn alertmanager(a: &Alert, resend: Duration) -> Value {
-    let ends = a.ends_at.unwrap_or_else(|| now_ms() + 4 * resend.as_millis() as i64);
+    let ends = a
+        .ends_at
+        .unwrap_or_else(|| now_ms() + 4 * resend.as_millis() as i64);
     json!({
         "labels": a.labels,
         "annotations": a.annotations,
@@ -284,14 +322,22 @@ pub fn slack(a: &Alert) -> Value {
         (true, "warning") => ("FIRING", "#f5a623"),
         (true, _) => ("FIRING", "#4a90e2"),
     };
-    let summary = a.annotations.get("summary").cloned().unwrap_or_else(|| a.key.clone());
+    let summary = a
+        .annotations
+        .get("summary")
+        .cloned()
+        .unwrap_or_else(|| a.key.clone());
     let mut fields = vec![json!({"title": "severity", "value": a.severity(), "short": true})];
     for key in ["slo", "probe", "long_window", "short_window"] {
         if let Some(v) = a.labels.get(key) {
             fields.push(json!({"title": key, "value": v, "short": true}));
         }
     }
-    let link = a.annotations.get("runbook_url").cloned().unwrap_or_else(|| a.generator_url.clone());
+    let link = a
+        .annotations
+        .get("runbook_url")
+        .cloned()
+        .unwrap_or_else(|| a.generator_url.clone());
     json!({
         "text": format!("[{status}] {summary}"),
         "attachments": [{

@@ -64,7 +64,11 @@ pub fn load(dir: &Path) -> Option<StateFile> {
 }
 
 /// Write the state atomically (see the module docs).
-pub fn save(dir: &Path, slos: HashMap<String, SavedSlo>, alerts: Vec<Alert>) -> std::io::Result<()> {
+pub fn save(
+    dir: &Path,
+    slos: HashMap<String, SavedSlo>,
+    alerts: Vec<Alert>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let doc = StateFile {
         version: VERSION,

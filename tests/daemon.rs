@@ -27,7 +27,7 @@ impl Running {
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let resp = reqwest::get(self.url(path)).await.unwrap();
+        let resp = crate::support::get(self.url(path)).await.unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())
     }
 
@@ -321,7 +321,7 @@ async fn promtool_accepts_the_exposition() {
     );
 
     // OpenMetrics when asked.
-    let om = reqwest::Client::new()
+    let om = vantage::notify::http_client()
         .get(d.url("/metrics"))
         .header("accept", "application/openmetrics-text; version=1.0.0")
         .send()
@@ -384,7 +384,7 @@ async fn reload_adds_removes_and_rejects() {
     let d = start_daemon(&probe("first", &t.url("/ok"), "")).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     std::fs::write(&d.cfg.path, probe("second", &t.url("/ok"), "")).unwrap();
-    let resp = reqwest::Client::new()
+    let resp = vantage::notify::http_client()
         .post(d.url("/-/reload"))
         .send()
         .await
@@ -406,7 +406,7 @@ async fn reload_adds_removes_and_rejects() {
         "[[probe]]\nname = \"broken\"\nkind = \"http\"\n",
     )
     .unwrap();
-    let resp = reqwest::Client::new()
+    let resp = vantage::notify::http_client()
         .post(d.url("/-/reload"))
         .send()
         .await
@@ -502,7 +502,7 @@ async fn auth_guards_everything_but_health() {
     let cfg = "[server]\nauth = { bearer_token = \"${VANTAGE_TOKEN}\" }\n".to_string()
         + &probe("p", &t.url("/ok"), "");
     let d = start_daemon_in(write_config(&cfg), &[("VANTAGE_TOKEN", "s3cret-token-123")]).await;
-    let client = reqwest::Client::new();
+    let client = vantage::notify::http_client();
     for path in ["/metrics", "/api/v1/probes", "/", "/probe?target=x"] {
         let r = client.get(d.url(path)).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{path}");
@@ -631,7 +631,7 @@ async fn signals_reload_and_stop_the_binary() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = vantage::notify::http_client();
     let get = |path: &str| {
         let url = format!("{base}{path}");
         let client = client.clone();
@@ -729,7 +729,7 @@ async fn serves_https_with_the_configured_certificate() {
     assert!(o.success, "{o:#?}");
     assert_eq!(o.facts.tls.as_ref().unwrap().leaf_not_after, leaf.not_after);
     // Plain HTTP to the TLS port gets nowhere.
-    assert!(reqwest::get(d.url("/health/live")).await.is_err());
+    assert!(crate::support::get(d.url("/health/live")).await.is_err());
     d.stop().await;
 }
 
@@ -747,7 +747,7 @@ async fn demo_serves_its_probes() {
     let mut metrics = String::new();
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Ok(r) = reqwest::get(format!("http://{listen}/metrics")).await {
+        if let Ok(r) = crate::support::get(format!("http://{listen}/metrics")).await {
             metrics = r.text().await.unwrap_or_default();
             let probes = ["healthy", "flaky", "slow", "secure-api"];
             if probes
@@ -764,7 +764,7 @@ async fn demo_serves_its_probes() {
             "no series for {p}:\n{metrics}"
         );
     }
-    let page = reqwest::get(format!("http://{listen}/"))
+    let page = crate::support::get(format!("http://{listen}/"))
         .await
         .unwrap()
         .text()

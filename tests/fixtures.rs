@@ -472,3 +472,124 @@ impl Pki {
         }
     }
 }
+
+/// A target whose health the test switches: 200 while `up`, 503 otherwise.
+pub async fn switch_target() -> (Target, Arc<std::sync::atomic::AtomicBool>) {
+    let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = up.clone();
+    let t = serve(move |mut s| {
+        let up = flag.clone();
+        async move {
+            if read_head(&mut s).await.is_none() {
+                return;
+            }
+            let out = if up.load(std::sync::atomic::Ordering::SeqCst) {
+                response(200, &[], b"up")
+            } else {
+                response(503, &[], b"down")
+            };
+            let _ = s.write_all(&out).await;
+            let _ = s.shutdown().await;
+        }
+    })
+    .await;
+    (t, up)
+}
+
+/// An HTTP receiver that records every request's path and JSON body.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    pub seen: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+    _task: Target,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        Self::on(TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+    }
+
+    /// Listen on a given (so far closed) port.
+    pub async fn on_port(port: u16) -> Receiver {
+        Self::on(TcpListener::bind(("127.0.0.1", port)).await.unwrap()).await
+    }
+
+    async fn on(listener: TcpListener) -> Receiver {
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>> = Default::default();
+        let record = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    continue;
+                };
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let (head_end, len) = loop {
+                        let Ok(Ok(n)) =
+                            tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await
+                        else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
+                            break (i + 4, len);
+                        }
+                    };
+                    while buf.len() < head_end + len {
+                        let Ok(Ok(n)) =
+                            tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await
+                        else {
+                            return;
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let body =
+                        serde_json::from_slice(&buf[head_end..]).unwrap_or(serde_json::Value::Null);
+                    record.lock().unwrap().push((path, body));
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+                        )
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            addr,
+            seen,
+            _task: Target { addr, task },
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn bodies(&self, path: &str) -> Vec<serde_json::Value> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+}

@@ -1,5 +1,6 @@
 //! The one integration test binary: loopback fixtures, real processes, no network.
 
+mod alerting;
 mod check_cli;
 mod config_errors;
 mod daemon;

@@ -146,7 +146,7 @@ async fn slo_state_survives_reload_and_kill_9() {
         )
     };
     let metrics = || async {
-        match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+        match crate::support::get(format!("http://127.0.0.1:{port}/metrics")).await {
             Ok(r) => r.text().await.ok(),
             Err(_) => None,
         }

@@ -77,3 +77,9 @@ pub async fn vantage(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output 
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// GET with vantage's own HTTP client (rustls with ring; reqwest is built without a default
+/// crypto provider).
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    vantage::notify::http_client().get(url).send().await
+}

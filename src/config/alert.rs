@@ -61,7 +61,11 @@ pub struct AlertConfig {
 
 impl AlertConfig {
     fn defaults(server: &Server) -> Self {
-        let scheme = if server.tls.is_some() { "https" } else { "http" };
+        let scheme = if server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         Self {
             alert_after_failures: 3,
             resolve_after_successes: 2,
@@ -97,7 +101,10 @@ pub(super) fn resolve_alert(
     }
     if let Some(d) = &a.cert_alert_days {
         if !d.get_ref().is_finite() || *d.get_ref() < 0.0 {
-            ctx.err(d.span().start, "cert_alert_days must be a number of days ≥ 0");
+            ctx.err(
+                d.span().start,
+                "cert_alert_days must be a number of days ≥ 0",
+            );
         }
         out.cert_alert_days = *d.get_ref();
     }
@@ -157,7 +164,14 @@ pub(super) fn resolve_alert(
         }
         let name = match &s.name {
             Some(n) => n.get_ref().clone(),
-            None if a.sink.iter().flatten().filter(|o| o.get_ref().kind.get_ref() == s.kind.get_ref()).count() > 1 => {
+            None if a
+                .sink
+                .iter()
+                .flatten()
+                .filter(|o| o.get_ref().kind.get_ref() == s.kind.get_ref())
+                .count()
+                > 1 =>
+            {
                 format!("{}-{}", kind.as_str(), i + 1)
             }
             None => kind.as_str().to_string(),
@@ -166,7 +180,12 @@ pub(super) fn resolve_alert(
             name,
             kind,
             url,
-            severities: s.severities.iter().flatten().map(|x| x.get_ref().clone()).collect(),
+            severities: s
+                .severities
+                .iter()
+                .flatten()
+                .map(|x| x.get_ref().clone())
+                .collect(),
             routing_key,
         });
     }

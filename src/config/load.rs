@@ -228,7 +228,11 @@ fn read_file(
             }
             "alert" if allowed.contains(&"alert") => {
                 if let Some(d) = deserialize::<RawAlert>(value, file, &raw.sources, errors) {
-                    raw.alert = Some(Located { file, span, value: d });
+                    raw.alert = Some(Located {
+                        file,
+                        span,
+                        value: d,
+                    });
                 }
             }
             "state" if allowed.contains(&"state") => {

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+pub use alert::{AlertConfig, SinkConfig, SinkKind};
 pub use load::Diagnostic;
 use load::{FileId, Located, Sources};
 use probe::{resolve_probe, Clients};
-pub use alert::{AlertConfig, SinkConfig, SinkKind};
 pub use probe::{Probe, Spec};
 pub use raw::Kind;
 use raw::RawDefaults;
