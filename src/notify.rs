@@ -385,3 +385,75 @@ pub fn pagerduty(a: &Alert, routing_key: &str) -> Value {
         "links": links,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn alert(firing: bool) -> Alert {
+        let mut labels = BTreeMap::new();
+        labels.insert("alertname".to_string(), "SLOBurnRate".to_string());
+        labels.insert("slo".to_string(), "api".to_string());
+        labels.insert("severity".to_string(), "critical".to_string());
+        let mut annotations = BTreeMap::new();
+        annotations.insert("summary".to_string(), "SLO api is burning".to_string());
+        annotations.insert("description".to_string(), "burn 15".to_string());
+        annotations.insert("runbook_url".to_string(), "https://rb/api".to_string());
+        Alert {
+            key: "SLOBurnRate/api/critical".into(),
+            labels,
+            annotations,
+            starts_at: 1_790_000_000_000,
+            ends_at: (!firing).then_some(1_790_000_060_000),
+            values: BTreeMap::new(),
+            generator_url: "http://v/api/v1/slos/api".into(),
+        }
+    }
+
+    #[test]
+    fn pagerduty_events_v2() {
+        let t = pagerduty(&alert(true), "KEY");
+        assert_eq!(t["routing_key"], "KEY");
+        assert_eq!(t["event_action"], "trigger");
+        assert_eq!(t["dedup_key"], "vantage/SLOBurnRate/api/critical");
+        assert_eq!(t["payload"]["summary"], "SLO api is burning");
+        assert_eq!(t["payload"]["source"], "vantage");
+        assert_eq!(t["payload"]["severity"], "critical");
+        assert_eq!(t["payload"]["timestamp"], "2026-09-21T14:13:20.000Z");
+        assert_eq!(t["links"][1]["href"], "https://rb/api");
+        let r = pagerduty(&alert(false), "KEY");
+        assert_eq!(
+            r,
+            json!({"routing_key": "KEY", "event_action": "resolve", "dedup_key": "vantage/SLOBurnRate/api/critical"})
+        );
+    }
+
+    #[test]
+    fn slack_incoming_webhook() {
+        let f = slack(&alert(true));
+        assert_eq!(f["text"], "[FIRING] SLO api is burning");
+        assert_eq!(f["attachments"][0]["color"], "#d0021b");
+        assert_eq!(f["attachments"][0]["title_link"], "https://rb/api");
+        assert_eq!(
+            f["attachments"][0]["fields"][0],
+            json!({"title": "severity", "value": "critical", "short": true})
+        );
+        let r = slack(&alert(false));
+        assert_eq!(r["text"], "[RESOLVED] SLO api is burning");
+        assert_eq!(r["attachments"][0]["color"], "#2eb886");
+    }
+
+    #[test]
+    fn webhook_and_alertmanager() {
+        let w = webhook(&alert(false));
+        assert_eq!(w["status"], "resolved");
+        assert_eq!(w["endsAt"], "2026-09-21T14:14:20.000Z");
+        let a = alertmanager(&alert(false), Duration::from_secs(60));
+        assert_eq!(a["endsAt"], "2026-09-21T14:14:20.000Z");
+        assert_eq!(a["generatorURL"], "http://v/api/v1/slos/api");
+        let firing = alertmanager(&alert(true), Duration::from_secs(60));
+        assert!(firing["endsAt"].as_str().unwrap() > "2026-09-21");
+    }
+}
