@@ -13,6 +13,11 @@ fn every_example_config_loads() {
             let env = [
                 ("API_TOKEN", "example-token"),
                 ("VANTAGE_TOKEN", "example-token"),
+                (
+                    "SLACK_WEBHOOK_URL",
+                    "https://hooks.slack.example/services/T0/B0/X",
+                ),
+                ("PAGERDUTY_ROUTING_KEY", "example-routing-key"),
             ];
             if let Err(e) = load_in(&path, &env) {
                 panic!("{} does not load:\n{e}", path.display());
