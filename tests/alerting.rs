@@ -317,3 +317,41 @@ async fn slack_and_pagerduty_receive_their_formats() {
     );
     d.stop().await;
 }
+
+#[tokio::test]
+async fn certificate_expiring_alert() {
+    let pki = crate::fixtures::Pki::new();
+    let leaf = pki.leaf(&["localhost"], -1, 5);
+    let server = crate::fixtures::tls_target(leaf.chain.clone(), leaf.key()).await;
+    let hook = Receiver::start().await;
+    let cfg = format!(
+        "[[probe]]\nname = \"cert\"\nkind = \"tls\"\ntarget = \"{}\"\nserver_name = \"localhost\"\ntls = {{ ca = \"{}\" }}\ninterval = \"500ms\"\ntimeout = \"400ms\"\n[alert]\ncert_alert_days = 14\n[[alert.sink]]\nkind = \"webhook\"\nurl = \"{}\"\n",
+        server.addr,
+        pki.ca_path().display(),
+        hook.url("/hook")
+    );
+    let d = start_daemon(&cfg).await;
+    wait_until("CertificateExpiring", Duration::from_secs(10), || {
+        statuses(&hook.bodies("/hook"), "CertificateExpiring").contains(&"firing".to_string())
+    })
+    .await;
+    let a = hook
+        .bodies("/hook")
+        .into_iter()
+        .find(|b| b["labels"]["alertname"] == "CertificateExpiring")
+        .unwrap();
+    assert_eq!(a["labels"]["probe"], "cert");
+    assert_eq!(a["labels"]["severity"], "warning");
+    assert!(
+        a["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("expires in 4.9 days"),
+        "{a}"
+    );
+    assert!(
+        statuses(&hook.bodies("/hook"), "ProbeDown").is_empty(),
+        "the probe itself succeeds"
+    );
+    d.stop().await;
+}
