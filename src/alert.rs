@@ -222,7 +222,8 @@ impl Alerts {
                         format!(
                             "Certificate of {} expires in {:.1} days",
                             p.name,
-                            days.max(0.0)
+                            // Truncated, not rounded: 4.99 days must not read as 5.0.
+                            (days.max(0.0) * 10.0).floor() / 10.0
                         ),
                     );
                     annotations.insert(
