@@ -52,10 +52,21 @@ pub enum Command {
     Validate(ConfigArg),
     /// The daemon: schedule probes, serve /metrics, /probe, /api and the status page.
     Run(ConfigArg),
+    /// Print Prometheus recording and alerting rules (YAML) for the config's SLOs.
+    Rules(RulesArgs),
     /// Probe one URL without a config.
     Probe(ProbeArgs),
     /// The embedded default: loopback demo targets, probed and served on 127.0.0.1:9464.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Write the rules here instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +136,7 @@ impl Cli {
             Command::Validate(args) => validate_cmd(&args.config),
             Command::Probe(args) => probe_cmd(args).await,
             Command::Run(args) => run_cmd(&args.config, redactor).await,
+            Command::Rules(args) => rules_cmd(&args),
             Command::Demo(args) => demo_cmd(&args.listen, redactor).await,
         };
         ExitCode::from(code)
@@ -389,6 +401,36 @@ async fn demo_cmd(listen: &str, redactor: SharedRedactor) -> u8 {
         Err(e) => {
             error!(error = %e, "The demo failed.");
             USAGE
+        }
+    }
+}
+
+fn rules_cmd(args: &RulesArgs) -> u8 {
+    let path = &args.config.config;
+    let config = match load(path, None) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let text = match crate::rules::generate(&config, &path.display().to_string()) {
+        Ok(t) => config.redactor.redact(&t).into_owned(),
+        Err(errors) => {
+            for e in errors {
+                let _ = writeln!(std::io::stderr(), "{e}");
+            }
+            return USAGE;
+        }
+    };
+    match &args.output {
+        Some(out) => match std::fs::write(out, text) {
+            Ok(()) => OK,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "cannot write {}: {e}", out.display());
+                USAGE
+            }
+        },
+        None => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            OK
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod report;
+pub mod rules;
 pub mod scheduler;
 pub mod secret;
 pub mod server;

@@ -8,6 +8,7 @@ mod examples;
 mod fixtures;
 mod http_probe;
 mod prom;
+mod rules;
 mod slo;
 mod support;
 mod tls_probe;
