@@ -51,13 +51,22 @@ pub enum Command {
     /// Load and validate the config, printing every problem.
     Validate(ConfigArg),
     /// The daemon: schedule probes, serve /metrics, /probe, /api and the status page.
-    Run(ConfigArg),
+    Run(RunArgs),
     /// Print Prometheus recording and alerting rules (YAML) for the config's SLOs.
     Rules(RulesArgs),
     /// Probe one URL without a config.
     Probe(ProbeArgs),
     /// The embedded default: loopback demo targets, probed and served on 127.0.0.1:9464.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Run only shard i of n (`0/2`): the probes whose stable name hash is i modulo n.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::config::Shard>,
 }
 
 #[derive(Debug, Args)]
@@ -135,7 +144,7 @@ impl Cli {
             Command::Check(args) => check_cmd(args, &redactor).await,
             Command::Validate(args) => validate_cmd(&args.config),
             Command::Probe(args) => probe_cmd(args).await,
-            Command::Run(args) => run_cmd(&args.config, redactor).await,
+            Command::Run(args) => run_cmd(&args.config.config, args.shard, redactor).await,
             Command::Rules(args) => rules_cmd(&args),
             Command::Demo(args) => demo_cmd(&args.listen, redactor).await,
         };
@@ -306,7 +315,7 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener, u8> {
     })
 }
 
-async fn run_cmd(path: &Path, redactor: SharedRedactor) -> u8 {
+async fn run_cmd(path: &Path, shard: Option<crate::config::Shard>, redactor: SharedRedactor) -> u8 {
     let config = match load(path, Some(&redactor)) {
         Ok(c) => c,
         Err(code) => return code,
@@ -324,6 +333,7 @@ async fn run_cmd(path: &Path, redactor: SharedRedactor) -> u8 {
         store: Arc::new(Store::default()),
         evaluator: Arc::new(Evaluator::default()),
         log_redactor: Some(redactor),
+        shard,
     };
     match daemon::run(d, control, requests).await {
         Ok(()) => OK,
@@ -393,6 +403,7 @@ async fn demo_cmd(listen: &str, redactor: SharedRedactor) -> u8 {
         store,
         evaluator,
         log_redactor: Some(redactor),
+        shard: None,
     };
     let result = daemon::run(d, control, requests).await;
     printer.abort();

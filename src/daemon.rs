@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::alert::Alerts;
-use crate::config::{self, Config};
+use crate::config::{self, Config, Shard};
 use crate::evaluator::{unix_ms, Evaluator};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -67,6 +67,8 @@ pub struct Daemon {
     pub evaluator: Arc<Evaluator>,
     /// The log writer's redactor, taught new secrets on reload.
     pub log_redactor: Option<SharedRedactor>,
+    /// `--shard i/n`, applied to every config this daemon loads.
+    pub shard: Option<Shard>,
 }
 
 /// Run until `control.shutdown` is cancelled.
@@ -82,9 +84,14 @@ pub async fn run(
         store,
         evaluator,
         log_redactor,
+        shard,
     } = daemon;
+    let mut config = config;
+    config.apply_shard(shard);
     evaluator.apply(&config.slos);
     let metrics = Arc::new(Metrics::new(store.clone(), evaluator.clone()));
+    let s = shard.unwrap_or(Shard { index: 0, count: 1 });
+    metrics.set_shard(s.index, s.count);
     let alerting = Arc::new(Alerting::new(&config, metrics.clone()));
     if let Some(dir) = &config.state.dir {
         let dir = dir.clone();
@@ -138,7 +145,7 @@ pub async fn run(
             _ = control.shutdown.cancelled() => break,
             req = requests.recv() => {
                 let Some(reply) = req else { break };
-                let verdict = reload(&config_path, &live, &mut scheduler, &evaluator, &metrics, log_redactor.as_ref()).await;
+                let verdict = reload(&config_path, shard, &live, &mut scheduler, &evaluator, &metrics, log_redactor.as_ref()).await;
                 if verdict.is_ok() {
                     alerting.apply(&live.read().unwrap_or_else(|e| e.into_inner()));
                 }
@@ -159,8 +166,10 @@ pub async fn run(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn reload(
     path: &std::path::Path,
+    shard: Option<Shard>,
     live: &Arc<RwLock<Arc<Config>>>,
     scheduler: &mut Scheduler,
     evaluator: &Evaluator,
@@ -171,7 +180,7 @@ async fn reload(
     let loaded = tokio::task::spawn_blocking(move || config::load(&p))
         .await
         .map_err(|e| format!("config loader failed: {e}"))?;
-    let new = match loaded {
+    let mut new = match loaded {
         Ok(c) => c,
         Err(e) => {
             metrics.reload_successful.set(0);
@@ -190,6 +199,7 @@ async fn reload(
     {
         warn!("server.listen and server.tls changes take effect on restart.");
     }
+    new.apply_shard(shard);
     evaluator.apply(&new.slos);
     scheduler.apply(&new);
     let n = new.probes.len();

@@ -39,6 +39,7 @@ pub struct Metrics {
     registry: Registry,
     store: Arc<Store>,
     notifications: MetricFamily<NotificationLabels, Counter>,
+    shard: MetricFamily<Vec<(String, String)>, Gauge>,
     /// Scheduled start to actual start of each run.
     pub scheduler_lag: Histogram,
     pub reload_successful: Gauge,
@@ -77,13 +78,30 @@ impl Metrics {
             "Alert notification attempts by sink and result (success, failure, dropped)",
             notifications.clone(),
         );
+        let shard = MetricFamily::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "vantage_shard_info",
+            "This instance's shard: it runs the probes whose name hash is index modulo count",
+            shard.clone(),
+        );
         Self {
             registry,
             store,
             notifications,
+            shard,
             scheduler_lag,
             reload_successful,
         }
+    }
+
+    pub fn set_shard(&self, index: u32, count: u32) {
+        self.shard.clear();
+        self.shard
+            .get_or_create(&vec![
+                ("index".to_string(), index.to_string()),
+                ("count".to_string(), count.to_string()),
+            ])
+            .set(1);
     }
 
     /// Count one notification attempt.

@@ -509,7 +509,11 @@ fn probe_summary(state: &ProbeState) -> Value {
 
 async fn api_probes(State(app): State<App>) -> Json<Value> {
     let probes: Vec<Value> = app.store.all().iter().map(|s| probe_summary(s)).collect();
-    Json(json!({ "probes": probes }))
+    let shard = app
+        .config()
+        .shard
+        .map_or(json!({"index": 0, "count": 1}), |s| json!(s));
+    Json(json!({ "probes": probes, "shard": shard }))
 }
 
 async fn api_probe(State(app): State<App>, Path(name): Path<String>) -> Response {

@@ -61,6 +61,10 @@ pub async fn start_daemon_in(cfg: Cfg, env: &[(&str, &str)]) -> Running {
         store: Arc::new(Store::default()),
         evaluator: Arc::new(vantage::evaluator::Evaluator::default()),
         log_redactor: None,
+        shard: env
+            .iter()
+            .find(|(k, _)| *k == "SHARD")
+            .map(|(_, v)| v.parse().unwrap()),
     };
     let task = tokio::spawn(daemon::run(d, control.clone(), requests));
     Running {
@@ -783,4 +787,48 @@ async fn demo_serves_its_probes() {
         .unwrap()
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn shards_split_the_probes() {
+    let t = http_target().await;
+    let mut cfg = String::new();
+    for i in 0..12 {
+        cfg += &probe(&format!("p{i}"), &t.url("/ok"), "");
+    }
+    let a = start_daemon_in(write_config(&cfg), &[("SHARD", "0/2")]).await;
+    let b = start_daemon_in(write_config(&cfg), &[("SHARD", "1/2")]).await;
+    let names = |body: &str| -> Vec<String> {
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        doc["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, body_a) = a.get("/api/v1/probes").await;
+    let (_, body_b) = b.get("/api/v1/probes").await;
+    let (na, nb) = (names(&body_a), names(&body_b));
+    assert!(!na.is_empty() && !nb.is_empty(), "{na:?} {nb:?}");
+    assert!(
+        na.iter().all(|n| !nb.contains(n)),
+        "disjoint: {na:?} {nb:?}"
+    );
+    let mut all: Vec<String> = na.iter().chain(&nb).cloned().collect();
+    all.sort_by_key(|n| n[1..].parse::<u32>().unwrap());
+    assert_eq!(all, (0..12).map(|i| format!("p{i}")).collect::<Vec<_>>());
+    let doc: serde_json::Value = serde_json::from_str(&body_b).unwrap();
+    assert_eq!(doc["shard"], serde_json::json!({"index": 1, "count": 2}));
+    let (_, metrics) = b.get("/metrics").await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "vantage_shard_info",
+            &[("index", "1"), ("count", "2")]
+        ),
+        Some(1.0)
+    );
+    a.stop().await;
+    b.stop().await;
 }

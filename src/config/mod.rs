@@ -60,6 +60,41 @@ pub fn stable_hash(s: &str) -> u64 {
     h
 }
 
+/// `--shard i/n`: this instance runs the probes whose stable name hash is `i` modulo `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("invalid shard {s:?}, expected i/n like 0/2"))?;
+        let index: u32 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid shard index {i:?}"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid shard count {n:?}"))?;
+        if count == 0 || index >= count {
+            return Err(format!("invalid shard {s:?}: need 0 ≤ i < n"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    pub fn owns(&self, probe: &str) -> bool {
+        stable_hash(probe) % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
 /// A validated config, ready to run.
 pub struct Config {
     pub probes: Vec<Probe>,
@@ -70,9 +105,20 @@ pub struct Config {
     pub slos: Vec<SloConfig>,
     pub state: StateConfig,
     pub alert: AlertConfig,
+    /// Set by `--shard`: the probes were narrowed to this shard's.
+    pub shard: Option<Shard>,
     /// Knows every value that came from the environment, and the server's credentials.
     pub redactor: Redactor,
     pub warnings: Vec<Diagnostic>,
+}
+
+impl Config {
+    /// Keep only the probes `shard` owns (SLOs keep counting the runs of those).
+    pub fn apply_shard(&mut self, shard: Option<Shard>) {
+        let Some(shard) = shard else { return };
+        self.probes.retain(|p| shard.owns(&p.name));
+        self.shard = Some(shard);
+    }
 }
 
 impl fmt::Debug for Config {
@@ -196,6 +242,7 @@ fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
     let alert = alert::resolve_alert(raw.alert.as_ref(), &server, &mut ctx, &mut redactor);
     let modules = server::resolve_modules(raw, &clients, &raw.redactor, errors);
     Config {
+        shard: None,
         alert,
         probes,
         server,
