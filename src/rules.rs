@@ -79,8 +79,9 @@ fn summed_labels(config: &Config, slo: &SloConfig) -> Vec<String> {
 }
 
 fn selector(slo: &SloConfig) -> String {
-    let names: Vec<String> = slo.probes.iter().map(|p| regex::escape(p)).collect();
-    format!("probe=~\"^({})$\"", names.join("|"))
+    // Probe names are `[a-z0-9_-]+`: nothing in them is special to RE2 or to a PromQL string
+    // (`-` is literal outside a character class), so they go in as they are.
+    format!("probe=~\"^({})$\"", slo.probes.join("|"))
 }
 
 /// The error ratio over `w`, as PromQL.

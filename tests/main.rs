@@ -4,6 +4,7 @@ mod alerting;
 mod check_cli;
 mod config_errors;
 mod daemon;
+mod deploy;
 mod examples;
 mod fixtures;
 mod http_probe;
