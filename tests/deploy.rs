@@ -197,8 +197,7 @@ fn dockerfile_is_multi_stage_and_non_root() {
     assert!(froms >= 2, "multi-stage");
     let user = text
         .lines()
-        .filter(|l| l.starts_with("USER "))
-        .last()
+        .rfind(|l| l.starts_with("USER "))
         .expect("a USER line");
     assert!(!user.contains("root") && !user.contains(" 0"), "{user}");
     assert!(text.contains("--locked"));
