@@ -312,6 +312,19 @@ pub fn details(o: &Outcome) -> Vec<String> {
                 .unwrap_or_default()
         ));
     }
+    for st in &f.steps {
+        lines.push(format!(
+            "step {}: {}{}, {}, {} attempt{}",
+            st.name,
+            st.reason.map(|r| r.as_str()).unwrap_or("ok"),
+            st.status
+                .map(|s| format!(", status {s}"))
+                .unwrap_or_default(),
+            ms(st.duration),
+            st.attempts,
+            if st.attempts == 1 { "" } else { "s" }
+        ));
+    }
     if let Some(h) = &f.health {
         let checks: Vec<String> = h
             .checks

@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 use vantage_probes::Outcome;
 
+use url::Url;
+
 use crate::config::{stable_hash, Config, Limits, Probe, Spec};
 use crate::evaluator::{unix_ms, Evaluator};
 use crate::metrics::Metrics;
@@ -176,6 +178,11 @@ fn host_of(probe: &Probe) -> String {
             .unwrap_or_default()
             .to_string(),
         Spec::Tls(s) => s.host.clone(),
+        // The first step's host (its URL may hold {{ variables }} elsewhere).
+        Spec::Scrape(_) => Url::parse(&probe.target)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default(),
     }
 }
 

@@ -170,7 +170,7 @@ max_body = "lots"
         "key \"expect.status\" applies to kind \"http\"",
         "label name \"probe\" is reserved",
         "invalid label name \"1bad\"",
-        "unknown value \"smtp\", expected http or tls",
+        "unknown value \"smtp\", expected one of: http, tls, scrape",
         "invalid size \"lots\"",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");

@@ -18,6 +18,7 @@ fn every_example_config_loads() {
                     "https://hooks.slack.example/services/T0/B0/X",
                 ),
                 ("PAGERDUTY_ROUTING_KEY", "example-routing-key"),
+                ("SCRAPER_TOKEN", "example-token"),
             ];
             if let Err(e) = load_in(&path, &env) {
                 panic!("{} does not load:\n{e}", path.display());

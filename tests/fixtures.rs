@@ -593,3 +593,69 @@ impl Receiver {
             .collect()
     }
 }
+
+/// A fake scraping API: POST /v1/scrape (bearer token, sets a session cookie) → job id;
+/// GET /v1/jobs/{id} → "running" twice, then "completed" (job "stuck" never completes; the
+/// session cookie is required); GET /v1/jobs/{id}/result → HTML; GET /metrics → queue_size.
+pub struct ScrapeApi {
+    pub target: Target,
+    pub queue: Arc<std::sync::atomic::AtomicU64>,
+}
+
+pub async fn scrape_api(token: &str) -> ScrapeApi {
+    let queue = Arc::new(std::sync::atomic::AtomicU64::new(123));
+    let polls: Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>> = Default::default();
+    let ids = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (q, token) = (queue.clone(), token.to_string());
+    let target = serve(move |mut s| {
+        let (q, token, polls, ids) = (q.clone(), token.clone(), polls.clone(), ids.clone());
+        async move {
+            let Some(head) = read_head(&mut s).await else { return };
+            let lower = head.to_lowercase();
+            let mut words = head.split_whitespace();
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or("/").to_string());
+            let json = [("content-type", "application/json")];
+            let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+            let has_session = lower.contains("cookie: session=s3ss10n");
+            let out = match (method, segments.as_slice()) {
+                ("POST", ["v1", "scrape"]) => {
+                    if lower.contains(&format!("authorization: bearer {}", token.to_lowercase())) {
+                        let id = ids.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                        let body = format!(r#"{{"id":"job-{id}","state":"queued"}}"#);
+                        response(202, &[("content-type", "application/json"), ("set-cookie", "session=s3ss10n; Path=/; HttpOnly")], body.as_bytes())
+                    } else {
+                        response(401, &json, br#"{"error":"bad token"}"#)
+                    }
+                }
+                ("GET", ["v1", "jobs", id]) if has_session => {
+                    let n = {
+                        let mut p = polls.lock().unwrap();
+                        let n = p.entry(id.to_string()).or_insert(0);
+                        *n += 1;
+                        *n
+                    };
+                    let status = if *id == "stuck" || n <= 2 { "running" } else { "completed" };
+                    response(200, &json, format!(r#"{{"id":"{id}","status":"{status}"}}"#).as_bytes())
+                }
+                ("GET", ["v1", "jobs", _]) => response(403, &json, br#"{"error":"no session"}"#),
+                ("GET", ["v1", "jobs", _, "result"]) => response(
+                    200,
+                    &[("content-type", "text/html")],
+                    b"<html><head><title>r</title></head><body><h1 class=\"title\">Example   Domain</h1><ul><li class=\"item\">a</li><li class=\"item\">b</li><li class=\"item\">c</li></ul></body></html>",
+                ),
+                ("GET", ["metrics"]) => {
+                    let v = q.load(std::sync::atomic::Ordering::SeqCst);
+                    response(200, &[], format!("# TYPE queue_size gauge\nqueue_size{{queue_name=\"scrape:http\"}} {v}\nqueue_size{{queue_name=\"scrape:browser\"}} 5\n").as_bytes())
+                }
+                ("GET", ["garbage-metrics"]) => response(200, &[], b"queue_size{queue_name=\"scrape:http\" 12\n\x00\xff{{{"),
+                ("GET", ["invalid-html"]) => response(200, &[], b"<<<div><h1 class=title>Broken<li class=item>x</p></div></ul><<<"),
+                ("GET", ["huge"]) => response(200, &[], &vec![b'z'; 3 * 1024 * 1024]),
+                _ => response(404, &[], b"not found"),
+            };
+            let _ = s.write_all(&out).await;
+            let _ = s.shutdown().await;
+        }
+    })
+    .await;
+    ScrapeApi { target, queue }
+}

@@ -10,6 +10,7 @@ mod fixtures;
 mod http_probe;
 mod prom;
 mod rules;
+mod scrape;
 mod slo;
 mod support;
 mod tls_probe;

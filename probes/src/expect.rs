@@ -147,6 +147,53 @@ fn short(v: &Value, redactor: &Redactor) -> String {
     s
 }
 
+/// What a CSS assertion checks on the elements its selector finds.
+#[derive(Debug, Clone)]
+pub enum CssCheck {
+    /// The first element's text (whitespace collapsed) equals this.
+    Text(String),
+    /// The first element's text matches this.
+    Matches(Regex),
+    /// Exactly this many elements.
+    Count(usize),
+    Exists(bool),
+}
+
+/// `{ selector = "h1.title", text = "Example Domain" }`.
+#[derive(Debug, Clone)]
+pub struct CssAssertion {
+    pub selector: scraper::Selector,
+    /// As written, for evidence.
+    pub selector_text: String,
+    pub check: CssCheck,
+}
+
+/// How a metrics assertion compares the selected samples.
+#[derive(Debug, Clone, Copy)]
+pub enum MetricOp {
+    Lt(f64),
+    Gt(f64),
+    Equals(f64),
+    Exists(bool),
+}
+
+/// `{ series = 'queue_size{queue_name="scrape:http"}', lt = 10000 }`: every selected sample
+/// must satisfy the op, and at least one must exist (except `exists = false`).
+#[derive(Debug, Clone)]
+pub struct MetricAssertion {
+    pub selector: crate::exposition::Selector,
+    pub op: MetricOp,
+}
+
+/// An element's text with runs of whitespace collapsed to one space.
+pub fn element_text(e: &scraper::ElementRef<'_>) -> String {
+    e.text()
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Everything `[probe.expect]` can say about an HTTP response. All must hold.
 #[derive(Debug, Clone)]
 pub struct HttpExpect {
@@ -162,6 +209,8 @@ pub struct HttpExpect {
     pub latency_under: Option<Duration>,
     /// For https: the effective certificate expiry must be at least this many days away.
     pub cert_min_days: Option<f64>,
+    pub css: Vec<CssAssertion>,
+    pub metrics: Vec<MetricAssertion>,
 }
 
 impl Default for HttpExpect {
@@ -176,6 +225,8 @@ impl Default for HttpExpect {
             health: false,
             latency_under: None,
             cert_min_days: None,
+            css: Vec::new(),
+            metrics: Vec::new(),
         }
     }
 }
@@ -313,8 +364,106 @@ impl HttpExpect {
             facts.health = Some(health);
             verdict?;
         }
+        if !self.css.is_empty() {
+            let doc = scraper::Html::parse_document(&text);
+            for a in &self.css {
+                check_css(&doc, a, redactor)
+                    .map_err(|why| Failure::new(Reason::AssertionCss, why))?;
+            }
+        }
+        if !self.metrics.is_empty() {
+            let samples = crate::exposition::parse(&text).map_err(|e| {
+                Failure::new(
+                    Reason::AssertionMetrics,
+                    format!(
+                        "body is not Prometheus text exposition ({e}); {}",
+                        excerpt(&resp.body, redactor)
+                    ),
+                )
+            })?;
+            for a in &self.metrics {
+                check_metric(&samples, a)
+                    .map_err(|why| Failure::new(Reason::AssertionMetrics, why))?;
+            }
+        }
         Ok(())
     }
+}
+
+fn check_css(doc: &scraper::Html, a: &CssAssertion, redactor: &Redactor) -> Result<(), String> {
+    let found: Vec<scraper::ElementRef<'_>> = doc.select(&a.selector).collect();
+    let sel = &a.selector_text;
+    let first_text = || found.first().map(element_text);
+    let show = |t: &str| {
+        redactor
+            .redact(&short(&Value::String(t.to_string()), redactor))
+            .into_owned()
+    };
+    match &a.check {
+        CssCheck::Exists(want) => match (want, found.is_empty()) {
+            (true, true) => Err(format!("css {sel}: no element matches")),
+            (false, false) => Err(format!(
+                "css {sel}: {} elements match, expected none",
+                found.len()
+            )),
+            _ => Ok(()),
+        },
+        CssCheck::Count(n) => (found.len() == *n)
+            .then_some(())
+            .ok_or_else(|| format!("css {sel}: {} elements, expected {n}", found.len())),
+        CssCheck::Text(want) => match first_text() {
+            None => Err(format!("css {sel}: no element matches")),
+            Some(t) if t == *want => Ok(()),
+            Some(t) => Err(format!(
+                "css {sel}: text {}, expected {}",
+                show(&t),
+                show(want)
+            )),
+        },
+        CssCheck::Matches(re) => match first_text() {
+            None => Err(format!("css {sel}: no element matches")),
+            Some(t) if re.is_match(&t) => Ok(()),
+            Some(t) => Err(format!(
+                "css {sel}: text {}, expected to match /{}/",
+                show(&t),
+                re.as_str()
+            )),
+        },
+    }
+}
+
+fn check_metric(samples: &[crate::exposition::Sample], a: &MetricAssertion) -> Result<(), String> {
+    let found: Vec<f64> = samples
+        .iter()
+        .filter(|s| a.selector.matches(s))
+        .map(|s| s.value)
+        .collect();
+    let sel = &a.selector.text;
+    if let MetricOp::Exists(want) = a.op {
+        return match (want, found.is_empty()) {
+            (true, true) => Err(format!("metrics {sel}: no such series")),
+            (false, false) => Err(format!(
+                "metrics {sel}: {} series, expected none",
+                found.len()
+            )),
+            _ => Ok(()),
+        };
+    }
+    if found.is_empty() {
+        return Err(format!("metrics {sel}: no such series"));
+    }
+    for v in found {
+        let (ok, want) = match a.op {
+            MetricOp::Lt(x) => (v < x, format!("< {x}")),
+            MetricOp::Gt(x) => (v > x, format!("> {x}")),
+            MetricOp::Equals(x) => (v == x, format!("= {x}")),
+            MetricOp::Exists(_) => (true, String::new()),
+        };
+        if !ok {
+            return Err(format!("metrics {sel} = {v}, expected {want}"));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

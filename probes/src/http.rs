@@ -110,7 +110,7 @@ pub async fn run_http(spec: &HttpSpec, scheduled: Instant) -> Outcome {
     crate::finish(scheduled, phases, facts, result)
 }
 
-pub(crate) fn ms(d: Duration) -> String {
+pub fn ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms >= 1000.0 {
         format!("{:.2}s", ms / 1000.0)
@@ -121,7 +121,7 @@ pub(crate) fn ms(d: Duration) -> String {
 
 /// Send `req`, follow redirects, read the final body. Phases and facts accumulate as we go, so a
 /// timeout still reports what was reached.
-pub(crate) async fn exchange(
+pub async fn exchange(
     req: &Request,
     transport: &Transport,
     phases: &mut Phases,

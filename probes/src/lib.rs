@@ -10,20 +10,26 @@
 //! or of metrics: callers build specs and map outcomes.
 
 pub mod expect;
+pub mod exposition;
 pub mod http;
 pub mod net;
 pub mod outcome;
+pub mod scrape;
 pub mod secret;
 mod timing;
 pub mod tls;
 
-pub use expect::{HttpExpect, JsonAssertion, JsonOp, Response, StatusPattern};
+pub use expect::{
+    CssAssertion, CssCheck, HttpExpect, JsonAssertion, JsonOp, MetricAssertion, MetricOp, Response,
+    StatusPattern,
+};
 pub use http::{run_http, HttpSpec, Request, Transport};
 pub use net::{AddressFilter, IpFamily};
 pub use outcome::{
     CertInfo, Facts, HealthCheck, HealthFacts, Outcome, Phases, Reason, StepFacts, TlsFacts,
     VerifyResult,
 };
+pub use scrape::{run_flow, Capture, FlowSpec, StepSpec, Template};
 pub use secret::{Redactor, Secret};
 pub use tls::{run_tls, TlsClient, TlsExpect, TlsOptions, TlsSpec, TlsVersion};
 

@@ -55,7 +55,7 @@ impl std::fmt::Debug for AddressFilter {
 
 /// Why a run stopped early: becomes the outcome's reason and evidence.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Failure {
+pub struct Failure {
     pub reason: Reason,
     pub evidence: String,
 }

@@ -45,6 +45,7 @@ pub struct Probe {
 pub enum Spec {
     Http(Box<HttpSpec>),
     Tls(Box<TlsSpec>),
+    Scrape(Box<vantage_probes::FlowSpec>),
 }
 
 impl Probe {
@@ -53,6 +54,7 @@ impl Probe {
         match &self.spec {
             Spec::Http(s) => run_http(s, scheduled).await,
             Spec::Tls(s) => run_tls(s, scheduled).await,
+            Spec::Scrape(s) => vantage_probes::run_flow(s, scheduled).await,
         }
     }
 
@@ -85,10 +87,12 @@ impl Probe {
                 s.port = port;
                 Spec::Tls(Box::new(s))
             }
+            Spec::Scrape(_) => return Err("scrape flows cannot be /probe modules".into()),
         };
         let target = match &spec {
             Spec::Http(s) => display_url(&s.request.url),
             Spec::Tls(s) => format!("{}:{}", s.host, s.port),
+            Spec::Scrape(_) => self.target.clone(),
         };
         Ok(Probe {
             name: self.name.clone(),
@@ -107,6 +111,7 @@ impl Probe {
         match &mut self.spec {
             Spec::Http(s) => s.timeout = timeout,
             Spec::Tls(s) => s.timeout = timeout,
+            Spec::Scrape(s) => s.timeout = timeout,
         }
     }
 
@@ -115,6 +120,7 @@ impl Probe {
         match &mut self.spec {
             Spec::Http(s) => s.transport.filter = Some(filter),
             Spec::Tls(s) => s.filter = Some(filter),
+            Spec::Scrape(s) => s.transport.filter = Some(filter),
         }
     }
 
@@ -123,6 +129,7 @@ impl Probe {
         let name = "adhoc".to_string();
         let interval = timeout + Duration::from_secs(1);
         match kind {
+            Kind::Scrape => Err("an ad-hoc probe is http or tls; flows need a config".into()),
             Kind::Http => {
                 let url = parse_url(target)?;
                 let transport = Transport {
@@ -301,7 +308,25 @@ pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>
     }
     let kind = *p.kind.get_ref();
     let expect = p.expect.as_ref().map(|e| e.get_ref());
+    const SHARED_WITH_SCRAPE: [&str; 4] =
+        ["follow_redirects", "max_redirects", "max_body", "proxy"];
+    if let (Some(steps), false) = (&p.step, kind == Kind::Scrape) {
+        let at = steps
+            .first()
+            .map_or(p.name.span().start, |s| s.span().start);
+        ctx.err(
+            at,
+            format!(
+                "[[probe.step]] applies to kind \"scrape\", not to kind {:?}",
+                kind.as_str()
+            ),
+        );
+    }
+    let expect = if kind == Kind::Scrape { None } else { expect };
     for (key, at, only) in misplaced_keys(p, expect) {
+        if kind == Kind::Scrape && only == Kind::Http && SHARED_WITH_SCRAPE.contains(&key) {
+            continue;
+        }
         if only != kind {
             ctx.err(
                 at,
@@ -349,6 +374,7 @@ pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>
     let (target, spec) = match kind {
         Kind::Http => resolve_http(p, timeout, ctx)?,
         Kind::Tls => resolve_tls(p, timeout, ctx)?,
+        Kind::Scrape => resolve_scrape(p, timeout, ctx)?,
     };
     if ctx.errors.len() > errors_before {
         return None;
@@ -535,6 +561,35 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
         },
         (None, None) => None,
     };
+    let transport = resolve_transport(p, ctx);
+    let expect = resolve_http_expect(p.expect.as_ref(), ctx);
+    if let (Some(url), Some(e)) = (&url, &p.expect) {
+        if let (Some(c), false) = (&e.get_ref().cert_min_days, url.scheme() == "https") {
+            ctx.err(c.span().start, "expect.cert_min_days needs an https URL");
+        }
+    }
+    let (url, method, mut transport, expect) = (url?, method?, transport?, expect?);
+    transport.cert_min_days = expect.cert_min_days;
+    let target = display_url(&url);
+    Some((
+        target,
+        Spec::Http(Box::new(HttpSpec {
+            request: Request {
+                url,
+                method,
+                headers,
+                body,
+            },
+            transport,
+            timeout,
+            expect,
+            redactor: ctx.redactor.clone(),
+        })),
+    ))
+}
+
+/// How an http or scrape probe's requests travel: redirects, size limit, family, proxy, TLS.
+fn resolve_transport(p: &RawProbe, ctx: &mut Ctx<'_>) -> Option<Transport> {
     let max_redirects = p
         .max_redirects
         .as_ref()
@@ -584,45 +639,235 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
         }
     };
     let raw_tls = p.tls.as_ref().map(|t| t.get_ref());
-    let expect = resolve_http_expect(p.expect.as_ref(), ctx);
-    if let (Some(url), Some(e)) = (&url, &p.expect) {
-        if let (Some(c), false) = (&e.get_ref().cert_min_days, url.scheme() == "https") {
-            ctx.err(c.span().start, "expect.cert_min_days needs an https URL");
-        }
-    }
-    let (url, method, tls, expect) = (url?, method?, tls?, expect?);
-    let transport = Transport {
+    Some(Transport {
         follow_redirects: p.follow_redirects.as_ref().is_none_or(|f| *f.get_ref()),
         max_redirects,
         max_body,
         ip: p.ip.as_ref().map_or(IpFamily::Any, |i| *i.get_ref()),
         proxy,
-        tls,
+        tls: tls?,
         server_name: raw_tls
             .and_then(|t| t.server_name.as_ref())
             .map(|s| s.get_ref().clone()),
         insecure_skip_verify: raw_tls
             .and_then(|t| t.insecure_skip_verify.as_ref())
             .is_some_and(|i| *i.get_ref()),
-        cert_min_days: expect.cert_min_days,
+        cert_min_days: None,
         filter: None,
+    })
+}
+
+/// A scrape flow: steps in order, captures defined before they are used.
+fn resolve_scrape(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(String, Spec)> {
+    if let Some(e) = &p.expect {
+        ctx.err(
+            e.span().start,
+            "kind \"scrape\" takes its expectations per step: [probe.step.expect]",
+        );
+    }
+    let Some(raw_steps) = p.step.as_ref().filter(|s| !s.is_empty()) else {
+        ctx.err(
+            p.name.span().start,
+            "probe of kind \"scrape\" needs at least one [[probe.step]]",
+        );
+        return None;
     };
-    let target = display_url(&url);
-    Some((
-        target,
-        Spec::Http(Box::new(HttpSpec {
-            request: Request {
-                url,
+    if raw_steps.len() > vantage_probes::scrape::MAX_STEPS {
+        ctx.err(
+            p.name.span().start,
+            format!("more than {} steps", vantage_probes::scrape::MAX_STEPS),
+        );
+    }
+    let transport = resolve_transport(p, ctx);
+    let mut defined: Vec<String> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut steps = Vec::new();
+    for rs in raw_steps {
+        let r = rs.get_ref();
+        let name = r.name.get_ref().clone();
+        if !valid_name(&name) {
+            ctx.err(
+                r.name.span().start,
+                format!("invalid step name {name:?}: use a-z, 0-9, _ and -"),
+            );
+        } else if names.contains(&name) {
+            ctx.err(r.name.span().start, format!("duplicate step name {name:?}"));
+        }
+        names.push(name.clone());
+        let template = |t: &Spanned<String>,
+                        ctx: &mut Ctx<'_>,
+                        defined: &[String]|
+         -> Option<vantage_probes::Template> {
+            match vantage_probes::Template::parse(t.get_ref()) {
+                Ok(tpl) => {
+                    for v in tpl.vars() {
+                        if !defined.iter().any(|d| d == v) {
+                            ctx.err(
+                                t.span().start,
+                                format!(
+                                    "capture {v:?} is used before it is defined (step {name:?})"
+                                ),
+                            );
+                        }
+                    }
+                    Some(tpl)
+                }
+                Err(e) => {
+                    ctx.err(t.span().start, e);
+                    None
+                }
+            }
+        };
+        let url = template(&r.url, ctx, &defined);
+        if let Some(u) = &url {
+            if u.vars().next().is_none() {
+                if let Err(e) = parse_url(r.url.get_ref()) {
+                    ctx.err(r.url.span().start, e);
+                }
+            }
+        }
+        let method = match &r.method {
+            Some(m) => Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes())
+                .map_err(|_| {
+                    ctx.err(
+                        m.span().start,
+                        format!("invalid HTTP method {:?}", m.get_ref()),
+                    )
+                })
+                .ok(),
+            None => Some(Method::GET),
+        };
+        let mut headers = Vec::new();
+        let mut has_content_type = false;
+        for (k, v) in r.headers.iter().flatten() {
+            match HeaderName::from_bytes(k.as_bytes()) {
+                Ok(h) => {
+                    has_content_type |= h == CONTENT_TYPE;
+                    if let Some(t) = template(v, ctx, &defined) {
+                        headers.push((h, t));
+                    }
+                }
+                Err(_) => ctx.err(v.span().start, format!("invalid header name {k:?}")),
+            }
+        }
+        let body = match (&r.body, &r.json) {
+            (Some(b), Some(_)) => {
+                ctx.err(b.span().start, "set body or json, not both");
+                None
+            }
+            (Some(b), None) => template(b, ctx, &defined),
+            (None, Some(j)) => {
+                let text = serde_json::to_string(j.get_ref()).unwrap_or_default();
+                if !has_content_type {
+                    if let Ok(t) = vantage_probes::Template::parse("application/json") {
+                        headers.push((CONTENT_TYPE, t));
+                    }
+                }
+                template(&Spanned::new(j.span(), text), ctx, &defined)
+            }
+            (None, None) => None,
+        };
+        let expect = resolve_http_expect(r.expect.as_ref(), ctx);
+        let until = r.until.as_ref().map(|u| resolve_http_expect(Some(u), ctx));
+        let mut captures = Vec::new();
+        for (cname, c) in r.capture.iter().flatten() {
+            if !cname
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                || cname.is_empty()
+            {
+                ctx.err(
+                    c.span().start,
+                    format!("invalid capture name {cname:?}: use letters, digits and _"),
+                );
+            }
+            let rc = c.get_ref();
+            let sources = [
+                rc.json.is_some(),
+                rc.header.is_some(),
+                rc.regex.is_some(),
+                rc.css.is_some(),
+            ];
+            if sources.iter().filter(|x| **x).count() != 1 {
+                ctx.err(
+                    c.span().start,
+                    "a capture takes exactly one of: json, header, regex, css",
+                );
+                continue;
+            }
+            let capture = if let Some(j) = &rc.json {
+                JsonPath::parse(j.get_ref())
+                    .map(|p| vantage_probes::Capture::Json(p, j.get_ref().clone()))
+                    .map_err(|e| {
+                        ctx.err(
+                            j.span().start,
+                            format!("invalid JSONPath {:?}: {e}", j.get_ref()),
+                        )
+                    })
+                    .ok()
+            } else if let Some(h) = &rc.header {
+                Some(vantage_probes::Capture::Header(
+                    h.get_ref().to_ascii_lowercase(),
+                ))
+            } else if let Some(re) = &rc.regex {
+                compile_regex(re, ctx).map(vantage_probes::Capture::Regex)
+            } else {
+                rc.css.as_ref().and_then(|css| {
+                    compile_css(css, ctx)
+                        .map(|sel| vantage_probes::Capture::Css(sel, css.get_ref().clone()))
+                })
+            };
+            if let Some(c) = capture {
+                captures.push((cname.clone(), c));
+            }
+            defined.push(cname.clone());
+        }
+        let poll_interval = r
+            .poll_interval
+            .as_ref()
+            .map_or(Duration::from_secs(1), |d| d.get_ref().0);
+        if poll_interval.is_zero() {
+            let at = r
+                .poll_interval
+                .as_ref()
+                .map_or(r.name.span().start, |d| d.span().start);
+            ctx.err(at, "poll_interval must be greater than 0");
+        }
+        if let (Some(url), Some(method), Some(expect)) = (url, method, expect) {
+            steps.push(vantage_probes::StepSpec {
+                name,
                 method,
+                url,
                 headers,
                 body,
-            },
-            transport,
+                expect,
+                captures,
+                until: until.flatten(),
+                poll_interval,
+            });
+        }
+    }
+    let target = raw_steps[0].get_ref().url.get_ref().clone();
+    Some((
+        target,
+        Spec::Scrape(Box::new(vantage_probes::FlowSpec {
+            steps,
+            transport: transport?,
             timeout,
-            expect,
             redactor: ctx.redactor.clone(),
         })),
     ))
+}
+
+fn compile_css(s: &Spanned<String>, ctx: &mut Ctx<'_>) -> Option<scraper::Selector> {
+    scraper::Selector::parse(s.get_ref())
+        .map_err(|e| {
+            ctx.err(
+                s.span().start,
+                format!("invalid CSS selector {:?}: {e}", s.get_ref()),
+            )
+        })
+        .ok()
 }
 
 fn compile_regex(s: &Spanned<String>, ctx: &mut Ctx<'_>) -> Option<Regex> {
@@ -684,6 +929,66 @@ fn resolve_http_expect(e: Option<&Spanned<RawExpect>>, ctx: &mut Ctx<'_>) -> Opt
         .filter_map(|j| resolve_json_assertion(j, ctx))
         .collect();
     out.health = e.health.as_ref().is_some_and(|h| *h.get_ref());
+    for c in e.css.iter().flatten() {
+        let at = c.span().start;
+        let c = c.get_ref();
+        let checks = [
+            c.text.is_some(),
+            c.matches.is_some(),
+            c.count.is_some(),
+            c.exists.is_some(),
+        ];
+        if checks.iter().filter(|x| **x).count() != 1 {
+            ctx.err(
+                at,
+                "a CSS assertion takes exactly one of: text, matches, count, exists",
+            );
+            continue;
+        }
+        let check = if let Some(t) = &c.text {
+            Some(vantage_probes::CssCheck::Text(t.clone()))
+        } else if let Some(m) = &c.matches {
+            compile_regex(m, ctx).map(vantage_probes::CssCheck::Matches)
+        } else if let Some(n) = c.count {
+            Some(vantage_probes::CssCheck::Count(n as usize))
+        } else {
+            Some(vantage_probes::CssCheck::Exists(c.exists.unwrap_or(true)))
+        };
+        if let (Some(selector), Some(check)) = (compile_css(&c.selector, ctx), check) {
+            out.css.push(vantage_probes::CssAssertion {
+                selector,
+                selector_text: c.selector.get_ref().clone(),
+                check,
+            });
+        }
+    }
+    for m in e.metrics.iter().flatten() {
+        let at = m.span().start;
+        let m = m.get_ref();
+        let ops: Vec<vantage_probes::MetricOp> = [
+            m.lt.map(vantage_probes::MetricOp::Lt),
+            m.gt.map(vantage_probes::MetricOp::Gt),
+            m.equals.map(vantage_probes::MetricOp::Equals),
+            m.exists.map(vantage_probes::MetricOp::Exists),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if ops.len() != 1 {
+            ctx.err(
+                at,
+                "a metrics assertion takes exactly one of: lt, gt, equals, exists",
+            );
+            continue;
+        }
+        match vantage_probes::exposition::Selector::parse(m.series.get_ref()) {
+            Ok(selector) => out.metrics.push(vantage_probes::MetricAssertion {
+                selector,
+                op: ops[0],
+            }),
+            Err(e) => ctx.err(m.series.span().start, e),
+        }
+    }
     out.latency_under = e.latency_under.as_ref().map(|l| l.get_ref().0);
     if let Some(d) = &e.cert_min_days {
         if !d.get_ref().is_finite() || *d.get_ref() < 0.0 {

@@ -137,6 +137,7 @@ pub struct RawDefaults {
 pub enum Kind {
     Http,
     Tls,
+    Scrape,
 }
 
 impl Kind {
@@ -144,6 +145,7 @@ impl Kind {
         match self {
             Kind::Http => "http",
             Kind::Tls => "tls",
+            Kind::Scrape => "scrape",
         }
     }
 }
@@ -202,6 +204,63 @@ pub struct RawProbe {
     pub timeout: Option<Spanned<Dur>>,
     pub labels: Option<BTreeMap<String, Spanned<String>>>,
     pub expect: Option<Spanned<RawExpect>>,
+    /// scrape: the flow's steps, in order.
+    pub step: Option<Vec<Spanned<RawStep>>>,
+}
+
+/// One `[[probe.step]]` of a scrape flow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub name: Spanned<String>,
+    /// Request method (default GET).
+    pub method: Option<Spanned<String>>,
+    /// URL; `{{ name }}` inserts a captured value.
+    pub url: Spanned<String>,
+    pub headers: Option<BTreeMap<String, Spanned<String>>>,
+    pub body: Option<Spanned<String>>,
+    pub json: Option<Spanned<toml::Value>>,
+    /// Checked on the step's (final) response.
+    pub expect: Option<Spanned<RawExpect>>,
+    /// Variables to capture from the response, by name.
+    pub capture: Option<BTreeMap<String, Spanned<RawCapture>>>,
+    /// Repeat the step until these hold, within the flow's timeout.
+    pub until: Option<Spanned<RawExpect>>,
+    /// Pause between attempts of an `until` step (default 1s).
+    pub poll_interval: Option<Spanned<Dur>>,
+}
+
+/// `{ json = "$.id" }`, `{ header = "location" }`, `{ regex = 'id=(\w+)' }` or `{ css = "h1" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapture {
+    pub json: Option<Spanned<String>>,
+    pub header: Option<Spanned<String>>,
+    pub regex: Option<Spanned<String>>,
+    pub css: Option<Spanned<String>>,
+}
+
+/// `{ selector = "h1.title", text = "Example Domain" }`: exactly one of text, matches, count, exists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCss {
+    pub selector: Spanned<String>,
+    pub text: Option<String>,
+    pub matches: Option<Spanned<String>>,
+    pub count: Option<u32>,
+    pub exists: Option<bool>,
+}
+
+/// `{ series = 'queue_size{queue_name="scrape:http"}', lt = 10000 }`: exactly one of lt, gt,
+/// equals, exists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetric {
+    pub series: Spanned<String>,
+    pub lt: Option<f64>,
+    pub gt: Option<f64>,
+    pub equals: Option<f64>,
+    pub exists: Option<bool>,
 }
 
 /// `[probe.expect]`: every condition must hold.
@@ -232,6 +291,10 @@ pub struct RawExpect {
     pub verify: Option<Spanned<bool>>,
     /// tls: lowest acceptable protocol version, "1.2" or "1.3".
     pub min_version: Option<Spanned<TlsVersion>>,
+    /// http/scrape: CSS assertions on the body as HTML.
+    pub css: Option<Vec<Spanned<RawCss>>>,
+    /// http/scrape: assertions on the body as Prometheus text exposition.
+    pub metrics: Option<Vec<Spanned<RawMetric>>>,
 }
 
 /// `[server]`: the daemon's HTTP endpoint.
@@ -336,6 +399,7 @@ impl RawModule {
             timeout: self.timeout,
             labels: None,
             expect: self.expect,
+            step: None,
         }
     }
 }
