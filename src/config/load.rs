@@ -209,87 +209,30 @@ fn read_file(
                 }
             }
             "defaults" if allowed.contains(&"defaults") => {
-                if let Some(d) = deserialize::<RawDefaults>(value, file, &raw.sources, errors) {
-                    raw.defaults = Some(Located {
-                        file,
-                        span,
-                        value: d,
-                    });
-                }
+                raw.defaults = located(value, file, &raw.sources, errors);
             }
             "server" if allowed.contains(&"server") => {
-                if let Some(d) = deserialize::<RawServer>(value, file, &raw.sources, errors) {
-                    raw.server = Some(Located {
-                        file,
-                        span,
-                        value: d,
-                    });
-                }
+                raw.server = located(value, file, &raw.sources, errors)
             }
             "alert" if allowed.contains(&"alert") => {
-                if let Some(d) = deserialize::<RawAlert>(value, file, &raw.sources, errors) {
-                    raw.alert = Some(Located {
-                        file,
-                        span,
-                        value: d,
-                    });
-                }
+                raw.alert = located(value, file, &raw.sources, errors)
             }
             "state" if allowed.contains(&"state") => {
-                if let Some(d) = deserialize::<RawState>(value, file, &raw.sources, errors) {
-                    raw.state = Some(Located {
-                        file,
-                        span,
-                        value: d,
-                    });
-                }
+                raw.state = located(value, file, &raw.sources, errors)
             }
-            "slo" => match value.into_inner() {
-                DeValue::Array(items) => {
-                    for item in items.iter() {
-                        let span = item.span();
-                        if let Some(p) =
-                            deserialize::<RawSlo>(item.clone(), file, &raw.sources, errors)
-                        {
-                            raw.slos.push(Located {
-                                file,
-                                span,
-                                value: p,
-                            });
-                        }
-                    }
-                }
-                _ => errors.push(raw.sources.diag(
-                    file,
-                    span.start,
-                    "\"slo\" must be an array of tables, written [[slo]]",
-                )),
-            },
             "scheduler" if allowed.contains(&"scheduler") => {
-                if let Some(d) = deserialize::<RawScheduler>(value, file, &raw.sources, errors) {
-                    raw.scheduler = Some(Located {
-                        file,
-                        span,
-                        value: d,
-                    });
-                }
+                raw.scheduler = located(value, file, &raw.sources, errors);
+            }
+            "slo" => {
+                let slos = located_array(value, "slo", file, &raw.sources, errors);
+                raw.slos.extend(slos);
             }
             "module" => match value.into_inner() {
                 DeValue::Table(modules) => {
                     for (name, item) in modules.iter() {
-                        let span = item.span();
                         let name = Spanned::new(name.span(), name.get_ref().to_string());
-                        if let Some(m) =
-                            deserialize::<RawModule>(item.clone(), file, &raw.sources, errors)
-                        {
-                            raw.modules.push((
-                                name,
-                                Located {
-                                    file,
-                                    span,
-                                    value: m,
-                                },
-                            ));
+                        if let Some(m) = located(item.clone(), file, &raw.sources, errors) {
+                            raw.modules.push((name, m));
                         }
                     }
                 }
@@ -299,27 +242,10 @@ fn read_file(
                     "\"module\" must be a table of modules, written [module.NAME]",
                 )),
             },
-            "probe" => match value.into_inner() {
-                DeValue::Array(items) => {
-                    for item in items.iter() {
-                        let span = item.span();
-                        if let Some(p) =
-                            deserialize::<RawProbe>(item.clone(), file, &raw.sources, errors)
-                        {
-                            raw.probes.push(Located {
-                                file,
-                                span,
-                                value: p,
-                            });
-                        }
-                    }
-                }
-                _ => errors.push(raw.sources.diag(
-                    file,
-                    span.start,
-                    "\"probe\" must be an array of tables, written [[probe]]",
-                )),
-            },
+            "probe" => {
+                let probes = located_array(value, "probe", file, &raw.sources, errors);
+                raw.probes.extend(probes);
+            }
             other => {
                 let message = if !main && MAIN_KEYS.contains(&other) {
                     format!("key {other:?} is only allowed in the main config file")
@@ -334,6 +260,42 @@ fn read_file(
         }
     }
     includes
+}
+
+/// A `[section]`, deserialized with its location.
+fn located<T: DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    file: FileId,
+    sources: &Sources,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Located<T>> {
+    let span = value.span();
+    deserialize(value, file, sources, errors).map(|value| Located { file, span, value })
+}
+
+/// A `[[key]]` array of tables, each element deserialized on its own with its location.
+fn located_array<T: DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    key: &str,
+    file: FileId,
+    sources: &Sources,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<Located<T>> {
+    let at = value.span().start;
+    match value.into_inner() {
+        DeValue::Array(items) => items
+            .iter()
+            .filter_map(|item| located(item.clone(), file, sources, errors))
+            .collect(),
+        _ => {
+            errors.push(sources.diag(
+                file,
+                at,
+                format!("\"{key}\" must be an array of tables, written [[{key}]]"),
+            ));
+            Vec::new()
+        }
+    }
 }
 
 /// Deserialize one section. serde stops at the first problem, so after each error the offending
