@@ -222,8 +222,7 @@ impl Alerts {
                         format!(
                             "Certificate of {} expires in {:.1} days",
                             p.name,
-                            // Truncated, not rounded: 4.99 days must not read as 5.0.
-                            (days.max(0.0) * 10.0).floor() / 10.0
+                            vantage_probes::tls::days_left_tenths(tls).max(0.0)
                         ),
                     );
                     annotations.insert(

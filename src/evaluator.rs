@@ -103,11 +103,12 @@ impl Evaluator {
     /// Record one run of `probe` that ended at `at` (Unix ms).
     pub fn record(&self, probe: &str, success: bool, duration: Duration, at: i64) {
         let mut inner = self.lock();
-        let Some(indexes) = inner.by_probe.get(probe).cloned() else {
+        let Inner { slos, by_probe } = &mut *inner;
+        let Some(indexes) = by_probe.get(probe) else {
             return;
         };
-        for i in indexes {
-            let r = &mut inner.slos[i];
+        for &i in indexes {
+            let r = &mut slos[i];
             if r.slo.is_good(success, duration) {
                 r.events_good += 1;
             } else {

@@ -9,6 +9,8 @@ use quick_xml::Writer;
 use serde::Serialize;
 use vantage_probes::{Outcome, Phases};
 
+use vantage_probes::http::ms;
+
 use crate::check::{RunResult, SloResult};
 
 /// Output formats of `vantage check`.
@@ -234,15 +236,6 @@ fn escape_data(s: &str) -> String {
 /// Workflow command properties also encode `:` and `,`.
 fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
-}
-
-pub fn ms(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms >= 1000.0 {
-        format!("{:.2}s", ms / 1000.0)
-    } else {
-        format!("{ms:.1}ms")
-    }
 }
 
 pub fn phases_line(p: &Phases) -> String {

@@ -20,15 +20,6 @@ fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-/// A window as a name suffix and as Prometheus range syntax: `5m`, `1h`, `30d`, `20s`, `1500ms`.
-fn secs(d: Duration) -> String {
-    window_name(d)
-}
-
-fn range(d: Duration) -> String {
-    window_name(d)
-}
-
 fn nominal_period(slo: &SloConfig) -> Duration {
     match &slo.spec.period {
         Period::Rolling(d) => *d,
@@ -88,7 +79,7 @@ fn selector(slo: &SloConfig) -> String {
 fn error_expr(config: &Config, slo: &SloConfig, w: Duration) -> Result<String, String> {
     let without = summed_labels(config, slo).join(", ");
     let sel = selector(slo);
-    let r = range(w);
+    let r = window_name(w);
     match slo.spec.sli {
         Sli::Availability => Ok(format!(
             "sum without ({without}) (increase(probe_runs_total{{{sel},result=\"failure\"}}[{r}])) / sum without ({without}) (increase(probe_runs_total{{{sel}}}[{r}]))"
@@ -127,7 +118,7 @@ fn labels_block(out: &mut String, indent: &str, slo: &SloConfig, extra: &[(&str,
 fn alert_rule(out: &mut String, config: &Config, slo: &SloConfig, pair: &AlertPair) {
     let budget = ratio(slo.spec.objective.budget());
     let factor = ratio(pair.burn_rate * budget);
-    let (long, short) = (secs(pair.long), secs(pair.short));
+    let (long, short) = (window_name(pair.long), window_name(pair.short));
     let sel = format!("slo={}", q(&slo.name));
     let mut expr = format!(
         "(slo:sli_error:ratio_rate{long}{{{sel}}} > {factor}) and (slo:sli_error:ratio_rate{short}{{{sel}}} > {factor})"
@@ -142,7 +133,7 @@ fn alert_rule(out: &mut String, config: &Config, slo: &SloConfig, pair: &AlertPa
                 " and ignoring ({}) (sum without ({without}) (increase(probe_runs_total{{{}}}[{}])) >= {})",
                 ignoring.join(", "),
                 selector(slo),
-                range(w),
+                window_name(w),
                 slo.spec.min_events
             );
         }
@@ -210,7 +201,7 @@ pub fn generate(config: &Config, source: &str) -> Result<String, Vec<String>> {
     for slo in &config.slos {
         let budget = ratio(slo.spec.objective.budget());
         let period = nominal_period(slo);
-        let p = secs(period);
+        let p = window_name(period);
         let _ = writeln!(
             out,
             "  - name: {}",
@@ -223,7 +214,7 @@ pub fn generate(config: &Config, source: &str) -> Result<String, Vec<String>> {
                     let _ = writeln!(
                         out,
                         "      - record: \"slo:sli_error:ratio_rate{}\"",
-                        secs(w)
+                        window_name(w)
                     );
                     let _ = writeln!(out, "        expr: {}", q(&expr));
                     labels_block(&mut out, "        ", slo, &[]);

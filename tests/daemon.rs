@@ -50,6 +50,10 @@ impl Drop for Running {
 }
 
 pub async fn start_daemon_in(cfg: Cfg, env: &[(&str, &str)]) -> Running {
+    start_daemon_sharded(cfg, env, None).await
+}
+
+pub async fn start_daemon_sharded(cfg: Cfg, env: &[(&str, &str)], shard: Option<&str>) -> Running {
     let config = load_in(&cfg.path, env).unwrap_or_else(|e| panic!("{e}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -796,8 +800,8 @@ async fn shards_split_the_probes() {
     for i in 0..12 {
         cfg += &probe(&format!("p{i}"), &t.url("/ok"), "");
     }
-    let a = start_daemon_in(write_config(&cfg), &[("SHARD", "0/2")]).await;
-    let b = start_daemon_in(write_config(&cfg), &[("SHARD", "1/2")]).await;
+    let a = start_daemon_sharded(write_config(&cfg), &[], Some("0/2")).await;
+    let b = start_daemon_sharded(write_config(&cfg), &[], Some("1/2")).await;
     let names = |body: &str| -> Vec<String> {
         let doc: serde_json::Value = serde_json::from_str(body).unwrap();
         doc["probes"]

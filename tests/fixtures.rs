@@ -71,7 +71,11 @@ pub async fn https_target(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Target {
-    let acceptor = tls_acceptor(chain, key);
+    serve_https(tls_acceptor(chain, key)).await
+}
+
+/// The HTTP target's paths behind `acceptor`.
+async fn serve_https(acceptor: tokio_rustls::TlsAcceptor) -> Target {
     serve(move |s| {
         let acceptor = acceptor.clone();
         async move {
@@ -106,18 +110,7 @@ pub async fn mtls_target(
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    serve(move |s| {
-        let acceptor = acceptor.clone();
-        async move {
-            if let Ok(Ok(tls)) =
-                tokio::time::timeout(Duration::from_secs(5), acceptor.accept(s)).await
-            {
-                handle_http(tls, &Default::default()).await;
-            }
-        }
-    })
-    .await
+    serve_https(tokio_rustls::TlsAcceptor::from(Arc::new(config))).await
 }
 
 /// Completes a TLS handshake and then closes.

@@ -538,14 +538,20 @@ pub(crate) fn check_certificate(
                 Reason::CertExpiring,
                 format!(
                     "certificate expires in {:.1} days (effective expiry {}), required at least {min} days",
-                    // Truncated, not rounded: 4.99 days must not read as 5.0.
-                    (days * 10.0).floor() / 10.0,
+                    days_left_tenths(tls),
                     tls.effective_not_after
                 ),
             ));
         }
     }
     Ok(())
+}
+
+/// Days from now until the effective expiry, truncated to a tenth: 4.99 days must not read as
+/// 5.0 in a message that says it is below 5.
+pub fn days_left_tenths(tls: &TlsFacts) -> f64 {
+    let days = (tls.effective_not_after - unix_now()) as f64 / 86_400.0;
+    (days * 10.0).floor() / 10.0
 }
 
 /// "expires in 9 days" / "expired 3 days ago", from the effective expiry.

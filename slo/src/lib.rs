@@ -357,11 +357,6 @@ impl Slo {
         }
     }
 
-    /// Record `n` events at once (benchmarks and bulk imports).
-    pub fn record_counts(&mut self, at: i64, good: u64, n: u64) {
-        self.add(at, good, n);
-    }
-
     fn add(&mut self, at: i64, good: u64, n: u64) {
         let mut kept = false;
         for l in &mut self.state.levels {

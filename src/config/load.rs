@@ -67,6 +67,17 @@ impl Sources {
             .unwrap_or_default()
     }
 
+    /// A problem with a file that could not be read (so has no lines): reported at 1:1.
+    fn whole_file(&self, display: String, message: String) -> Diagnostic {
+        Diagnostic {
+            file_order: self.files.len(),
+            file: display,
+            line: 1,
+            col: 1,
+            message,
+        }
+    }
+
     pub fn diag(&self, file: FileId, offset: usize, message: impl Into<String>) -> Diagnostic {
         let (display, _, text) = &self.files[file];
         let mut offset = offset.min(text.len());
@@ -142,25 +153,19 @@ pub fn read(
             continue;
         }
         if seen.len() > MAX_FILES {
-            errors.push(Diagnostic {
-                file_order: raw.sources.files.len(),
-                file: display,
-                line: 1,
-                col: 1,
-                message: format!("more than {MAX_FILES} config files included"),
-            });
+            errors.push(raw.sources.whole_file(
+                display,
+                format!("more than {MAX_FILES} config files included"),
+            ));
             break;
         }
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(Diagnostic {
-                    file_order: raw.sources.files.len(),
-                    file: display,
-                    line: 1,
-                    col: 1,
-                    message: format!("cannot read config file: {e}"),
-                });
+                errors.push(
+                    raw.sources
+                        .whole_file(display, format!("cannot read config file: {e}")),
+                );
                 continue;
             }
         };

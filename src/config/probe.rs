@@ -516,17 +516,7 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
     let url = parse_url(url_s.get_ref())
         .map_err(|e| ctx.err(url_s.span().start, e))
         .ok();
-    let method = match &p.method {
-        Some(m) => Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes())
-            .map_err(|_| {
-                ctx.err(
-                    m.span().start,
-                    format!("invalid HTTP method {:?}", m.get_ref()),
-                )
-            })
-            .ok(),
-        None => Some(Method::GET),
-    };
+    let method = resolve_method(p.method.as_ref(), ctx);
     let mut headers = HeaderMap::new();
     for (k, v) in p.headers.iter().flatten() {
         let name = HeaderName::from_bytes(k.as_bytes());
@@ -586,6 +576,19 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
             redactor: ctx.redactor.clone(),
         })),
     ))
+}
+
+/// `method = "post"` → POST; default GET.
+fn resolve_method(m: Option<&Spanned<String>>, ctx: &mut Ctx<'_>) -> Option<Method> {
+    let Some(m) = m else { return Some(Method::GET) };
+    Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes())
+        .map_err(|_| {
+            ctx.err(
+                m.span().start,
+                format!("invalid HTTP method {:?}", m.get_ref()),
+            )
+        })
+        .ok()
 }
 
 /// How an http or scrape probe's requests travel: redirects, size limit, family, proxy, TLS.
@@ -726,17 +729,7 @@ fn resolve_scrape(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<
                 }
             }
         }
-        let method = match &r.method {
-            Some(m) => Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes())
-                .map_err(|_| {
-                    ctx.err(
-                        m.span().start,
-                        format!("invalid HTTP method {:?}", m.get_ref()),
-                    )
-                })
-                .ok(),
-            None => Some(Method::GET),
-        };
+        let method = resolve_method(r.method.as_ref(), ctx);
         let mut headers = Vec::new();
         let mut has_content_type = false;
         for (k, v) in r.headers.iter().flatten() {
