@@ -65,10 +65,7 @@ pub async fn start_daemon_sharded(cfg: Cfg, env: &[(&str, &str)], shard: Option<
         store: Arc::new(Store::default()),
         evaluator: Arc::new(vantage::evaluator::Evaluator::default()),
         log_redactor: None,
-        shard: env
-            .iter()
-            .find(|(k, _)| *k == "SHARD")
-            .map(|(_, v)| v.parse().unwrap()),
+        shard: shard.map(|s| s.parse().unwrap()),
     };
     let task = tokio::spawn(daemon::run(d, control.clone(), requests));
     Running {
