@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tokio::time::Instant;
 use vantage::config::{Kind, Probe, SloConfig};
 use vantage::evaluator::Evaluator;
 use vantage::metrics::Metrics;
@@ -78,26 +77,27 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let _guard = rt.enter();
 
-    let store = Arc::new(Store::default());
+    let clock = vantage::Clock::system();
+    let store = Arc::new(Store::new(clock));
     let states = store.sync(&probes(1), &Redactor::default());
     let state = states[0].clone();
     let o = outcome(4);
     for _ in 0..400 {
         rt.block_on(tokio::time::advance(Duration::from_secs(10)));
-        state.observe(o.clone(), Instant::now());
+        state.observe(o.clone(), &clock);
     }
     c.bench_function("observe_one_run_10s_interval", |b| {
         b.iter(|| {
             rt.block_on(tokio::time::advance(Duration::from_secs(10)));
-            state.observe(o.clone(), Instant::now());
+            state.observe(o.clone(), &clock);
         });
     });
 
-    let store = Arc::new(Store::default());
+    let store = Arc::new(Store::new(vantage::Clock::system()));
     let states = store.sync(&probes(10_000), &Redactor::default());
     for (i, s) in states.iter().enumerate() {
         for k in 0..3 {
-            s.observe(outcome(i + k), Instant::now());
+            s.observe(outcome(i + k), &clock);
         }
     }
     // 1,000 SLOs over those probes, each with some history.
@@ -121,7 +121,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     let evaluator = Arc::new(Evaluator::default());
     evaluator.apply(&slos);
-    let now = vantage::evaluator::unix_ms();
+    let now = clock.unix_ms();
     for (i, p) in config_probes.iter().enumerate().step_by(10) {
         for k in 0..100 {
             evaluator.record(

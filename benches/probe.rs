@@ -20,7 +20,7 @@ fn probes(c: &mut Criterion) {
     let http = Probe::adhoc(&target.url("/ok"), Kind::Http, Duration::from_secs(5)).unwrap();
     c.bench_function("http_probe_loopback", |b| {
         b.iter(|| {
-            let o = rt.block_on(http.run(Instant::now()));
+            let o = rt.block_on(http.run(&vantage::Clock::system(), Instant::now()));
             assert!(o.success);
         })
     });
@@ -38,7 +38,7 @@ fn probes(c: &mut Criterion) {
     .unwrap();
     c.bench_function("tls_probe_loopback", |b| {
         b.iter(|| {
-            let o = rt.block_on(tls.run(Instant::now()));
+            let o = rt.block_on(tls.run(&vantage::Clock::system(), Instant::now()));
             assert!(o.facts.tls.is_some());
         })
     });

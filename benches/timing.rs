@@ -82,7 +82,12 @@ async fn fidelity(target: &fixtures::Target) {
     let p = probe(&target.url("/delay/200"));
     let mut xs = Vec::new();
     for _ in 0..20 {
-        xs.push(p.run(Instant::now()).await.phases.processing);
+        xs.push(
+            p.run(&vantage::Clock::system(), Instant::now())
+                .await
+                .phases
+                .processing,
+        );
     }
     summary("2. processing, 200 ms target, sequential", xs);
 

@@ -222,7 +222,7 @@ impl Alerts {
                         format!(
                             "Certificate of {} expires in {:.1} days",
                             p.name,
-                            vantage_probes::tls::days_left_tenths(tls).max(0.0)
+                            vantage_probes::tls::days_left_tenths(tls, now_s).max(0.0)
                         ),
                     );
                     annotations.insert(

@@ -12,6 +12,7 @@ use vantage_probes::Outcome;
 
 use crate::config::{Kind, Probe, SloConfig};
 use crate::secret::Redactor;
+use crate::Clock;
 
 /// How a check runs.
 #[derive(Debug, Clone)]
@@ -22,6 +23,7 @@ pub struct CheckOptions {
     pub spacing: Duration,
     /// Most runs in flight at once, over all probes.
     pub concurrency: usize,
+    pub clock: Clock,
 }
 
 impl Default for CheckOptions {
@@ -30,6 +32,7 @@ impl Default for CheckOptions {
             runs: 1,
             spacing: Duration::ZERO,
             concurrency: 100,
+            clock: Clock::system(),
         }
     }
 }
@@ -61,6 +64,7 @@ pub async fn run(
         let slots = slots.clone();
         let redactor = redactor.clone();
         let runs = options.runs.max(1);
+        let clock = options.clock;
         let spacing = options.spacing;
         tasks.spawn(async move {
             let mut results = Vec::with_capacity(runs as usize);
@@ -71,7 +75,7 @@ pub async fn run(
                 let outcome = {
                     // The semaphore is never closed, so acquiring cannot fail.
                     let _slot = slots.acquire().await.expect("semaphore is never closed");
-                    probe.run(Instant::now()).await
+                    probe.run(&clock, Instant::now()).await
                 };
                 let mut outcome = outcome;
                 redactor.outcome(&mut outcome);

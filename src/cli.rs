@@ -21,6 +21,7 @@ use crate::logging::LogFormat;
 use crate::report::{self, Format, Report};
 use crate::secret::SharedRedactor;
 use crate::store::Store;
+use crate::Clock;
 
 /// Exit codes.
 pub const OK: u8 = 0;
@@ -206,6 +207,7 @@ async fn check_cmd(args: CheckArgs, redactor: &SharedRedactor) -> u8 {
         runs: args.runs,
         spacing: args.spacing,
         concurrency: args.concurrency as usize,
+        clock: Clock::system(),
     };
     info!(probes = probes.len(), runs = options.runs, "Checking.");
     let results = check::run(probes, &options, &config.redactor).await;
@@ -218,6 +220,7 @@ async fn check_cmd(args: CheckArgs, redactor: &SharedRedactor) -> u8 {
         results,
         slos,
         multi_run: args.runs > 1,
+        now: options.clock.unix_secs(),
     };
     let rendered = config
         .redactor
@@ -268,10 +271,11 @@ async fn probe_cmd(args: ProbeArgs) -> u8 {
             return USAGE;
         }
     };
-    let outcome = probe.run(tokio::time::Instant::now()).await;
+    let clock = Clock::system();
+    let outcome = probe.run(&clock, clock.now()).await;
     print!(
         "{}",
-        report::describe(kind.as_str(), &probe.target, &outcome)
+        report::describe(kind.as_str(), &probe.target, &outcome, clock.unix_secs())
     );
     if outcome.success {
         OK
@@ -330,7 +334,7 @@ async fn run_cmd(path: &Path, shard: Option<crate::config::Shard>, redactor: Sha
         config_path: path.to_path_buf(),
         config,
         listener,
-        store: Arc::new(Store::default()),
+        store: Arc::new(Store::new(Clock::system())),
         evaluator: Arc::new(Evaluator::default()),
         log_redactor: Some(redactor),
         shard,
@@ -353,13 +357,15 @@ async fn demo_cmd(listen: &str, redactor: SharedRedactor) -> u8 {
         }
     };
     let (control, requests) = daemon::control();
-    let (path, _targets) = match demo::start(dir.path(), listen, control.shutdown.clone()).await {
-        Ok(p) => p,
-        Err(e) => {
-            error!(error = %e, "Cannot start the demo targets.");
-            return USAGE;
-        }
-    };
+    let clock = Clock::system();
+    let (path, _targets) =
+        match demo::start(dir.path(), listen, &clock, control.shutdown.clone()).await {
+            Ok(p) => p,
+            Err(e) => {
+                error!(error = %e, "Cannot start the demo targets.");
+                return USAGE;
+            }
+        };
     let config = match load(&path, Some(&redactor)) {
         Ok(c) => c,
         Err(code) => return code,
@@ -369,7 +375,7 @@ async fn demo_cmd(listen: &str, redactor: SharedRedactor) -> u8 {
         Err(code) => return code,
     };
     spawn_signal_handlers(control.clone());
-    let store = Arc::new(Store::default());
+    let store = Arc::new(Store::new(clock));
     let evaluator = Arc::new(Evaluator::default());
     let printer = {
         let (store, evaluator, stop, listen) = (

@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::alert::Alerts;
 use crate::config::{self, Config, Shard};
-use crate::evaluator::{unix_ms, Evaluator};
+use crate::evaluator::Evaluator;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::scheduler::Scheduler;
@@ -89,13 +89,16 @@ pub async fn run(
     let mut config = config;
     config.apply_shard(shard);
     evaluator.apply(&config.slos);
+    let clock = *store.clock();
     let metrics = Arc::new(Metrics::new(store.clone(), evaluator.clone()));
     let s = shard.unwrap_or(Shard { index: 0, count: 1 });
     metrics.set_shard(s.index, s.count);
-    let alerting = Arc::new(Alerting::new(&config, metrics.clone()));
+    let alerting = Arc::new(Alerting::new(&config, metrics.clone(), clock));
     if let Some(dir) = &config.state.dir {
         let dir = dir.clone();
-        if let Ok(Some(saved)) = tokio::task::spawn_blocking(move || state::load(&dir)).await {
+        if let Ok(Some(saved)) =
+            tokio::task::spawn_blocking(move || state::load(&dir, &clock)).await
+        {
             let n = evaluator.restore(saved.slos);
             let firing = saved.alerts.len();
             alerting
@@ -110,7 +113,7 @@ pub async fn run(
             );
         }
     }
-    evaluator.evaluate(unix_ms());
+    evaluator.evaluate(clock.unix_ms());
     metrics.reload_successful.set(1);
     let mut scheduler = Scheduler::new(store.clone(), metrics.clone(), evaluator.clone());
     scheduler.apply(&config);
@@ -126,6 +129,7 @@ pub async fn run(
         control.reload.clone(),
     );
     let background = tokio::spawn(evaluate_and_flush(
+        clock,
         evaluator.clone(),
         store_for_alerts,
         alerting.clone(),
@@ -156,7 +160,7 @@ pub async fn run(
     info!("Shutting down.");
     scheduler.shutdown().await;
     let _ = background.await;
-    flush(&evaluator, &alerting, &live).await;
+    flush(&clock, &evaluator, &alerting, &live).await;
     if tokio::time::timeout(Duration::from_secs(6), server)
         .await
         .is_err()
@@ -214,19 +218,22 @@ pub struct Alerting {
     alerts: std::sync::Mutex<Alerts>,
     notifier: std::sync::Mutex<(String, Arc<Notifier>)>,
     metrics: Arc<Metrics>,
+    clock: crate::Clock,
 }
 
 impl Alerting {
-    fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+    fn new(config: &Config, metrics: Arc<Metrics>, clock: crate::Clock) -> Self {
         let notifier = Notifier::new(
             &config.alert.sinks,
             config.alert.resend_interval,
             metrics.clone(),
+            clock,
         );
         Self {
             alerts: std::sync::Mutex::new(Alerts::default()),
             notifier: std::sync::Mutex::new((sinks_key(config), Arc::new(notifier))),
             metrics,
+            clock,
         }
     }
 
@@ -239,6 +246,7 @@ impl Alerting {
                 &config.alert.sinks,
                 config.alert.resend_interval,
                 self.metrics.clone(),
+                self.clock,
             );
             *n = (key, Arc::new(notifier));
         }
@@ -269,6 +277,7 @@ fn sinks_key(config: &Config) -> String {
 
 /// Evaluate every SLO each second; write the state every `flush_interval` (which may be shorter).
 async fn evaluate_and_flush(
+    clock: crate::Clock,
     evaluator: Arc<Evaluator>,
     store: Arc<Store>,
     alerting: Arc<Alerting>,
@@ -291,7 +300,7 @@ async fn evaluate_and_flush(
         }
         if last_eval.elapsed() >= Duration::from_secs(1) {
             last_eval = tokio::time::Instant::now();
-            let now = unix_ms();
+            let now = clock.unix_ms();
             evaluator.evaluate(now);
             let config = live.read().unwrap_or_else(|e| e.into_inner()).clone();
             let transitions = alerting
@@ -316,17 +325,22 @@ async fn evaluate_and_flush(
             if !transitions.is_empty() {
                 // Alert state changed: make it durable now, not at the next flush.
                 last_flush = tokio::time::Instant::now();
-                flush(&evaluator, &alerting, &live).await;
+                flush(&clock, &evaluator, &alerting, &live).await;
             }
         }
         if last_flush.elapsed() >= interval {
             last_flush = tokio::time::Instant::now();
-            flush(&evaluator, &alerting, &live).await;
+            flush(&clock, &evaluator, &alerting, &live).await;
         }
     }
 }
 
-async fn flush(evaluator: &Evaluator, alerting: &Alerting, live: &Arc<RwLock<Arc<Config>>>) {
+async fn flush(
+    clock: &crate::Clock,
+    evaluator: &Evaluator,
+    alerting: &Alerting,
+    live: &Arc<RwLock<Arc<Config>>>,
+) {
     let dir = live
         .read()
         .unwrap_or_else(|e| e.into_inner())
@@ -336,7 +350,8 @@ async fn flush(evaluator: &Evaluator, alerting: &Alerting, live: &Arc<RwLock<Arc
     let Some(dir) = dir else { return };
     let saved = evaluator.save();
     let alerts = alerting.active();
-    let result = tokio::task::spawn_blocking(move || state::save(&dir, saved, alerts)).await;
+    let now = clock.unix_ms();
+    let result = tokio::task::spawn_blocking(move || state::save(&dir, saved, alerts, now)).await;
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => error!(error = %e, "Cannot write the state file."),

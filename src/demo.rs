@@ -2,6 +2,7 @@
 //! fifth request fails), slow, and a TLS endpoint whose certificate expires in five days — writes
 //! a config for them, and runs the real daemon on it, printing a short live summary.
 
+use crate::Clock;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,8 +59,11 @@ fn targets(counter: Arc<AtomicU64>) -> Router {
 }
 
 /// A CA and a `localhost`/127.0.0.1 leaf expiring in [`CERT_DAYS`]; the CA is written to `dir`.
-fn demo_pki(dir: &Path) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
-    let now = time::OffsetDateTime::now_utc();
+fn demo_pki(
+    dir: &Path,
+    clock: &Clock,
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let now = time::OffsetDateTime::from_unix_timestamp(clock.unix_secs())?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name
@@ -122,6 +126,7 @@ pub struct Targets {
 pub async fn start(
     dir: &Path,
     listen: &str,
+    clock: &Clock,
     stop: CancellationToken,
 ) -> anyhow::Result<(std::path::PathBuf, Targets)> {
     let router = targets(Arc::new(AtomicU64::new(0)));
@@ -131,7 +136,7 @@ pub async fn start(
         http: http.local_addr()?,
         https: https.local_addr()?,
     };
-    let (chain, key) = demo_pki(dir)?;
+    let (chain, key) = demo_pki(dir, clock)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -5,6 +5,8 @@
 //! [`config::Config`], run by the `vantage-probes` crate, and reported through a [`secret::Redactor`]
 //! so that nothing read from the environment ever leaves the process.
 
+pub use vantage_probes::Clock;
+
 pub mod alert;
 pub mod check;
 pub mod cli;

@@ -71,7 +71,10 @@ impl Metrics {
             store: store.clone(),
             last_run_only: false,
         }));
-        registry.register_collector(Box::new(SloCollector { evaluator }));
+        registry.register_collector(Box::new(SloCollector {
+            evaluator,
+            clock: *store.clock(),
+        }));
         let notifications = MetricFamily::<NotificationLabels, Counter>::default();
         registry.register(
             "vantage_notifications",
@@ -146,7 +149,7 @@ fn quantile_summary(store: &Store) -> String {
             let _ = write!(prefix, "{k}=\"{}\",", escape_label(v));
         }
         let r = state.record();
-        let now = tokio::time::Instant::now();
+        let now = store.clock().now();
         for (w, (window, _)) in WINDOWS.iter().enumerate() {
             let (sum, count) = r.window_totals[w];
             if count == 0 || !r.window_live(w, now) {
@@ -708,6 +711,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
 #[derive(Debug)]
 struct SloCollector {
     evaluator: Arc<Evaluator>,
+    clock: crate::Clock,
 }
 
 impl prometheus_client::collector::Collector for SloCollector {
@@ -721,59 +725,57 @@ impl prometheus_client::collector::Collector for SloCollector {
         let mut remaining: Vec<Sample> = Vec::new();
         let mut exhaustion: Vec<Sample> = Vec::new();
         let mut firing: Vec<Sample> = Vec::new();
-        self.evaluator
-            .evaluate_with(crate::evaluator::unix_ms(), |slos| {
-                for r in slos {
-                    let c = &r.config;
-                    let mut base: Labels = vec![("slo".into(), Cow::Owned(c.name.clone()))];
-                    for (k, v) in &c.labels {
-                        base.push((Cow::Owned(k.clone()), Cow::Owned(v.clone())));
+        self.evaluator.evaluate_with(self.clock.unix_ms(), |slos| {
+            for r in slos {
+                let c = &r.config;
+                let mut base: Labels = vec![("slo".into(), Cow::Owned(c.name.clone()))];
+                for (k, v) in &c.labels {
+                    base.push((Cow::Owned(k.clone()), Cow::Owned(v.clone())));
+                }
+                objective.push((base.clone(), vec![], c.spec.objective.ratio()));
+                events.push((
+                    base.clone(),
+                    vec![("outcome", "good".into())],
+                    r.events_good as f64,
+                ));
+                events.push((
+                    base.clone(),
+                    vec![("outcome", "bad".into())],
+                    r.events_bad as f64,
+                ));
+                let Some(rep) = &r.report else { continue };
+                period.push((base.clone(), vec![], rep.period.seconds));
+                for w in rep.windows.iter().chain(std::iter::once(&rep.period)) {
+                    if let Some(v) = w.sli {
+                        sli.push((base.clone(), vec![("window", w.name.to_string())], v));
                     }
-                    objective.push((base.clone(), vec![], c.spec.objective.ratio()));
-                    events.push((
-                        base.clone(),
-                        vec![("outcome", "good".into())],
-                        r.events_good as f64,
-                    ));
-                    events.push((
-                        base.clone(),
-                        vec![("outcome", "bad".into())],
-                        r.events_bad as f64,
-                    ));
-                    let Some(rep) = &r.report else { continue };
-                    period.push((base.clone(), vec![], rep.period.seconds));
-                    for w in rep.windows.iter().chain(std::iter::once(&rep.period)) {
-                        if let Some(v) = w.sli {
-                            sli.push((base.clone(), vec![("window", w.name.to_string())], v));
-                        }
-                        if let Some(v) = w.burn_rate {
-                            burn.push((base.clone(), vec![("window", w.name.to_string())], v));
-                        }
-                    }
-                    if let Some(v) = rep.budget_remaining {
-                        remaining.push((base.clone(), vec![], v));
-                    }
-                    if let Some(v) = rep.exhaustion_seconds {
-                        exhaustion.push((base.clone(), vec![], v));
-                    }
-                    let mut severities: Vec<&str> =
-                        rep.alerts.iter().map(|a| &*a.severity).collect();
-                    severities.dedup();
-                    severities.sort();
-                    severities.dedup();
-                    for sev in severities {
-                        let on = rep.alerts.iter().any(|a| &*a.severity == sev && a.firing);
-                        firing.push((
-                            base.clone(),
-                            vec![
-                                ("alert", "SLOBurnRate".into()),
-                                ("severity", sev.to_string()),
-                            ],
-                            bool_f(on),
-                        ));
+                    if let Some(v) = w.burn_rate {
+                        burn.push((base.clone(), vec![("window", w.name.to_string())], v));
                     }
                 }
-            });
+                if let Some(v) = rep.budget_remaining {
+                    remaining.push((base.clone(), vec![], v));
+                }
+                if let Some(v) = rep.exhaustion_seconds {
+                    exhaustion.push((base.clone(), vec![], v));
+                }
+                let mut severities: Vec<&str> = rep.alerts.iter().map(|a| &*a.severity).collect();
+                severities.dedup();
+                severities.sort();
+                severities.dedup();
+                for sev in severities {
+                    let on = rep.alerts.iter().any(|a| &*a.severity == sev && a.firing);
+                    firing.push((
+                        base.clone(),
+                        vec![
+                            ("alert", "SLOBurnRate".into()),
+                            ("severity", sev.to_string()),
+                        ],
+                        bool_f(on),
+                    ));
+                }
+            }
+        });
         type Family<'a> = (&'a str, &'a str, Option<Unit>, MetricType, &'a Vec<Sample>);
         let families: [Family; 8] = [
             (

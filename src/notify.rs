@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -17,6 +17,7 @@ use tracing::{debug, error, warn};
 use crate::alert::{Alert, Transition};
 use crate::config::{SinkConfig, SinkKind};
 use crate::metrics::Metrics;
+use crate::Clock;
 
 /// Most notifications waiting per sink.
 pub const QUEUE_MAX: usize = 1024;
@@ -52,13 +53,6 @@ fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// A reqwest client on rustls with the ring provider and the system's roots.
 pub fn http_client() -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
@@ -80,7 +74,12 @@ pub fn http_client() -> reqwest::Client {
 }
 
 impl Notifier {
-    pub fn new(sinks: &[SinkConfig], resend_interval: Duration, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        sinks: &[SinkConfig],
+        resend_interval: Duration,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Self {
         let client = http_client();
         let stop = CancellationToken::new();
         let sinks: Vec<Arc<Sink>> = sinks
@@ -100,6 +99,7 @@ impl Notifier {
                 metrics.clone(),
                 stop.clone(),
                 resend_interval,
+                clock,
             ));
         }
         Self {
@@ -184,18 +184,14 @@ impl Drop for Notifier {
     }
 }
 
-/// A jitter of up to half of `d`, from the clock's low bits (no shared RNG needed).
+/// A jitter of up to half of `d`, from a per-process random hasher (no RNG crate, no clock).
 fn jitter(d: Duration) -> Duration {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
+    use std::hash::{BuildHasher as _, Hasher as _};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(SEQ.fetch_add(1, Ordering::Relaxed));
     let half = d.as_millis() as u64 / 2;
-    Duration::from_millis(if half == 0 {
-        0
-    } else {
-        u64::from(nanos) % half
-    })
+    Duration::from_millis(if half == 0 { 0 } else { h.finish() % half })
 }
 
 async fn deliver_loop(
@@ -204,6 +200,7 @@ async fn deliver_loop(
     metrics: Arc<Metrics>,
     stop: CancellationToken,
     resend: Duration,
+    clock: Clock,
 ) {
     let mut backoff = BACKOFF_MIN;
     loop {
@@ -219,7 +216,7 @@ async fn deliver_loop(
                 _ = sink.wake.notified() => continue,
             }
         };
-        let result = post(&client, &sink.config, &item.alert, resend).await;
+        let result = post(&client, &sink.config, &item.alert, resend, clock.unix_ms()).await;
         match result {
             Ok(()) => {
                 metrics.notification(&sink.config.name, "success");
@@ -249,11 +246,12 @@ async fn post(
     sink: &SinkConfig,
     alert: &Alert,
     resend: Duration,
+    now_ms: i64,
 ) -> Result<(), String> {
     let (url, body) = match sink.kind {
         SinkKind::Alertmanager => {
             let url = sink.url.join("api/v2/alerts").map_err(|e| e.to_string())?;
-            (url, json!([alertmanager(alert, resend)]))
+            (url, json!([alertmanager(alert, resend, now_ms)]))
         }
         SinkKind::Webhook => (sink.url.clone(), webhook(alert)),
         SinkKind::Slack => (sink.url.clone(), slack(alert)),
@@ -287,10 +285,10 @@ async fn post(
 
 /// Alertmanager API v2: a firing alert's `endsAt` lies a few re-send intervals ahead, so
 /// Alertmanager resolves it by itself if vantage disappears; a resolved one ends when it did.
-pub fn alertmanager(a: &Alert, resend: Duration) -> Value {
+pub fn alertmanager(a: &Alert, resend: Duration, now_ms: i64) -> Value {
     let ends = a
         .ends_at
-        .unwrap_or_else(|| now_ms() + 4 * resend.as_millis() as i64);
+        .unwrap_or_else(|| now_ms + 4 * resend.as_millis() as i64);
     json!({
         "labels": a.labels,
         "annotations": a.annotations,
@@ -450,10 +448,10 @@ mod tests {
         let w = webhook(&alert(false));
         assert_eq!(w["status"], "resolved");
         assert_eq!(w["endsAt"], "2026-09-21T14:14:20.000Z");
-        let a = alertmanager(&alert(false), Duration::from_secs(60));
+        let a = alertmanager(&alert(false), Duration::from_secs(60), 1_790_000_000_000);
         assert_eq!(a["endsAt"], "2026-09-21T14:14:20.000Z");
         assert_eq!(a["generatorURL"], "http://v/api/v1/slos/api");
-        let firing = alertmanager(&alert(true), Duration::from_secs(60));
+        let firing = alertmanager(&alert(true), Duration::from_secs(60), 1_790_000_000_000);
         assert!(firing["endsAt"].as_str().unwrap() > "2026-09-21");
     }
 }

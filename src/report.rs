@@ -28,6 +28,8 @@ pub struct Report {
     pub slos: Vec<SloResult>,
     /// More than one run per probe: name runs as `probe#n`.
     pub multi_run: bool,
+    /// Unix seconds when the check ended: certificate expiry is described from here.
+    pub now: i64,
 }
 
 impl Report {
@@ -82,7 +84,7 @@ impl Report {
                     let _ = writeln!(out, "{}", o.evidence);
                 }
             }
-            for line in details(o) {
+            for line in details(o, self.now) {
                 let _ = writeln!(out, "      {line}");
             }
         }
@@ -195,7 +197,11 @@ impl Report {
                         ("message", message.as_str()),
                         ("type", reason.as_str()),
                     ]);
-                    let body = format!("target: {}\n{}", r.target, details(&r.outcome).join("\n"));
+                    let body = format!(
+                        "target: {}\n{}",
+                        r.target,
+                        details(&r.outcome, self.now).join("\n")
+                    );
                     let _ = w.write_event(Event::Start(failure));
                     let _ = w.write_event(Event::Text(quick_xml::events::BytesText::new(&body)));
                     let _ = w.write_event(Event::End(BytesEnd::new("failure")));
@@ -257,7 +263,7 @@ fn date(unix: i64) -> String {
 }
 
 /// The indented lines under a run: phases, HTTP facts, certificate facts, health checks.
-pub fn details(o: &Outcome) -> Vec<String> {
+pub fn details(o: &Outcome, now: i64) -> Vec<String> {
     let mut lines = vec![format!("phases: {}", phases_line(&o.phases))];
     let f = &o.facts;
     if let Some(status) = f.status {
@@ -296,7 +302,7 @@ pub fn details(o: &Outcome) -> Vec<String> {
         }
         lines.push(format!(
             "expiry: {} (effective {}, leaf {}, earliest presented {}{})",
-            vantage_probes::tls::describe_expiry(tls),
+            vantage_probes::tls::describe_expiry(tls, now),
             date(tls.effective_not_after),
             date(tls.leaf_not_after),
             date(tls.earliest_not_after),
@@ -330,7 +336,7 @@ pub fn details(o: &Outcome) -> Vec<String> {
 }
 
 /// The `vantage probe` output: what was probed, the verdict, and every detail.
-pub fn describe(kind: &str, target: &str, o: &Outcome) -> String {
+pub fn describe(kind: &str, target: &str, o: &Outcome, now: i64) -> String {
     let mut out = format!("{kind} {target}\n");
     let verdict = match o.reason {
         None => format!("success: {}", o.evidence),
@@ -338,7 +344,7 @@ pub fn describe(kind: &str, target: &str, o: &Outcome) -> String {
     };
     let _ = writeln!(out, "  result: {verdict}");
     let _ = writeln!(out, "  duration: {}", ms(o.duration));
-    for line in details(o) {
+    for line in details(o, now) {
         let _ = writeln!(out, "  {line}");
     }
     out

@@ -7,9 +7,9 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use governor::clock::Clock;
+use governor::clock::Clock as GovernorClock;
 use governor::nanos::Nanos;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
@@ -23,10 +23,11 @@ use vantage_probes::Outcome;
 use url::Url;
 
 use crate::config::{stable_hash, Config, Limits, Probe, Spec};
-use crate::evaluator::{unix_ms, Evaluator};
+use crate::evaluator::Evaluator;
 use crate::metrics::Metrics;
 use crate::secret::Redactor;
 use crate::store::{ProbeState, Store};
+use crate::Clock;
 
 /// A governor clock on tokio time, so rate limits follow paused time in tests.
 #[derive(Debug, Clone)]
@@ -34,7 +35,7 @@ pub struct TokioClock {
     base: Instant,
 }
 
-impl Clock for TokioClock {
+impl GovernorClock for TokioClock {
     type Instant = Nanos;
 
     fn now(&self) -> Nanos {
@@ -58,9 +59,8 @@ struct Shared {
     limiter: Option<Arc<(HostLimiter, TokioClock)>>,
     metrics: Arc<Metrics>,
     redactor: Redactor,
-    /// The tokio instant that corresponds to `wall_base` (aligns the schedule to wall time).
-    base: Instant,
-    wall_base: Duration,
+    /// Aligns the schedule to wall time.
+    clock: Clock,
 }
 
 /// Runs the probe tasks and swaps them on reload.
@@ -71,8 +71,6 @@ pub struct Scheduler {
     tasks: JoinSet<()>,
     generation: CancellationToken,
     limits: Option<(Limits, Arc<Semaphore>, Option<SharedLimiter>)>,
-    base: Instant,
-    wall_base: Duration,
 }
 
 impl Scheduler {
@@ -84,10 +82,6 @@ impl Scheduler {
             tasks: JoinSet::new(),
             generation: CancellationToken::new(),
             limits: None,
-            base: Instant::now(),
-            wall_base: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default(),
         }
     }
 
@@ -128,8 +122,7 @@ impl Scheduler {
             limiter,
             metrics: self.metrics.clone(),
             redactor: config.redactor.clone(),
-            base: self.base,
-            wall_base: self.wall_base,
+            clock: *self.store.clock(),
         });
         let states = self.store.sync(&config.probes, &config.redactor);
         for (probe, state) in config.probes.iter().zip(states) {
@@ -155,8 +148,7 @@ impl Scheduler {
 fn first_tick(name: &str, interval: Duration, shared: &Shared, now: Instant) -> Instant {
     let interval_ms = interval.as_millis().max(1);
     let offset_ms = u128::from(stable_hash(name)) % interval_ms;
-    let wall_now =
-        shared.wall_base.as_nanos() + now.saturating_duration_since(shared.base).as_nanos();
+    let wall_now = shared.clock.wall_at(now).as_nanos();
     let interval_ns = interval_ms * 1_000_000;
     let into_cycle = (wall_now + interval_ns - offset_ms * 1_000_000) % interval_ns;
     let wait = if into_cycle == 0 {
@@ -192,7 +184,11 @@ pub(crate) trait Run: Send + Sync {
     fn interval(&self) -> Duration;
     /// The host whose rate limit applies.
     fn host(&self) -> String;
-    fn run(&self, scheduled: Instant) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>>;
+    fn run<'a>(
+        &'a self,
+        clock: &'a Clock,
+        scheduled: Instant,
+    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 }
 
 impl Run for Probe {
@@ -205,8 +201,12 @@ impl Run for Probe {
     fn host(&self) -> String {
         host_of(self)
     }
-    fn run(&self, scheduled: Instant) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>> {
-        Box::pin(Probe::run(self, scheduled))
+    fn run<'a>(
+        &'a self,
+        clock: &'a Clock,
+        scheduled: Instant,
+    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
+        Box::pin(Probe::run(self, clock, scheduled))
     }
 }
 
@@ -248,7 +248,7 @@ async fn probe_loop(
                 .metrics
                 .scheduler_lag
                 .observe(started.saturating_duration_since(scheduled).as_secs_f64());
-            let mut outcome = probe.run(scheduled).await;
+            let mut outcome = probe.run(&shared.clock, scheduled).await;
             drop(guards);
             shared.redactor.outcome(&mut outcome);
             outcome
@@ -267,10 +267,13 @@ async fn probe_loop(
             was_up = Some(outcome.success);
         }
         debug!(probe = %probe.name(), success = outcome.success, duration_seconds = outcome.duration.as_secs_f64(), "Probe run finished.");
-        shared
-            .evaluator
-            .record(probe.name(), outcome.success, outcome.duration, unix_ms());
-        state.observe(outcome, Instant::now());
+        shared.evaluator.record(
+            probe.name(),
+            outcome.success,
+            outcome.duration,
+            shared.clock.unix_ms(),
+        );
+        state.observe(outcome, &shared.clock);
 
         next = scheduled + interval;
         let now = Instant::now();
@@ -312,7 +315,11 @@ mod tests {
         fn host(&self) -> String {
             self.host.clone()
         }
-        fn run(&self, scheduled: Instant) -> Pin<Box<dyn Future<Output = Outcome> + Send + '_>> {
+        fn run<'a>(
+            &'a self,
+            _clock: &'a Clock,
+            scheduled: Instant,
+        ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
             Box::pin(async move {
                 if self.running.fetch_add(1, Ordering::SeqCst) > 0 {
                     self.overlapped.fetch_add(1, Ordering::SeqCst);
@@ -353,7 +360,7 @@ mod tests {
     }
 
     fn harness(concurrency: usize, per_host_rate: u32) -> Harness {
-        let store = Arc::new(Store::default());
+        let store = Arc::new(Store::new(Clock::at(Duration::from_secs(1_700_000_000))));
         let metrics = Arc::new(Metrics::new(store.clone(), Arc::new(Evaluator::default())));
         let limiter = std::num::NonZeroU32::new(per_host_rate).map(|rate| {
             let clock = TokioClock {
@@ -372,8 +379,7 @@ mod tests {
             limiter,
             metrics,
             redactor: Redactor::default(),
-            base: Instant::now(),
-            wall_base: Duration::from_secs(1_700_000_000),
+            clock: Clock::at(Duration::from_secs(1_700_000_000)),
         });
         Harness {
             store,
@@ -494,18 +500,17 @@ mod tests {
     fn offsets_are_stable_and_spread() {
         assert_eq!(stable_hash("api-ready"), stable_hash("api-ready"));
         assert_ne!(stable_hash("a"), stable_hash("b"));
-        let store = Arc::new(Store::default());
+        let store = Arc::new(Store::new(Clock::at(Duration::from_secs(1_700_000_000))));
         let shared = Shared {
             slots: Arc::new(Semaphore::new(1)),
             evaluator: Arc::new(Evaluator::default()),
             limiter: None,
             metrics: Arc::new(Metrics::new(store, Arc::new(Evaluator::default()))),
             redactor: Redactor::default(),
-            base: Instant::now(),
-            wall_base: Duration::from_secs(1_700_000_000),
+            clock: Clock::at(Duration::from_secs(1_700_000_000)),
         };
         let interval = Duration::from_secs(60);
-        let now = shared.base;
+        let now = shared.clock.now();
         let ticks: Vec<Duration> = (0..200)
             .map(|i| first_tick(&format!("p{i}"), interval, &shared, now) - now)
             .collect();

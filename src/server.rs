@@ -28,7 +28,7 @@ use tracing::debug;
 use vantage_probes::AddressFilter;
 
 use crate::config::{AllowRule, Auth, Config, Probe, ServerTls};
-use crate::evaluator::{unix_ms, Evaluator};
+use crate::evaluator::Evaluator;
 use crate::metrics::{Metrics, ProbeCollector};
 use crate::status_page;
 use crate::store::{ProbeState, Store, QUANTILES, WINDOWS};
@@ -443,12 +443,13 @@ async fn probe(
     if let Some(limit) = scrape_timeout(&headers) {
         probe.set_timeout(probe.timeout.min(limit));
     }
-    let mut outcome = probe.run(Instant::now()).await;
+    let clock = *app.store.clock();
+    let mut outcome = probe.run(&clock, clock.now()).await;
     config.redactor.outcome(&mut outcome);
-    let store = Arc::new(Store::default());
+    let store = Arc::new(Store::new(clock));
     let states = store.sync(std::slice::from_ref(&probe), &config.redactor);
     if let Some(state) = states.first() {
-        state.observe(outcome, Instant::now());
+        state.observe(outcome, &clock);
     }
     let body = ProbeCollector::last_run_only(store).render();
     (
@@ -608,18 +609,22 @@ fn slo_doc(r: &crate::evaluator::Runtime, full: bool) -> Value {
 }
 
 async fn api_slos(State(app): State<App>) -> Json<Value> {
-    let slos = app.evaluator.evaluate_with(unix_ms(), |slos| {
-        slos.iter().map(|r| slo_doc(r, false)).collect::<Vec<_>>()
-    });
+    let slos = app
+        .evaluator
+        .evaluate_with(app.store.clock().unix_ms(), |slos| {
+            slos.iter().map(|r| slo_doc(r, false)).collect::<Vec<_>>()
+        });
     Json(json!({ "slos": slos }))
 }
 
 async fn api_slo(State(app): State<App>, Path(name): Path<String>) -> Response {
-    let doc = app.evaluator.evaluate_with(unix_ms(), |slos| {
-        slos.iter()
-            .find(|r| r.config.name == name)
-            .map(|r| slo_doc(r, true))
-    });
+    let doc = app
+        .evaluator
+        .evaluate_with(app.store.clock().unix_ms(), |slos| {
+            slos.iter()
+                .find(|r| r.config.name == name)
+                .map(|r| slo_doc(r, true))
+        });
     match doc {
         Some(d) => Json(d).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no SLO named {name:?}")),
@@ -630,7 +635,11 @@ async fn status(State(app): State<App>) -> Html<String> {
     let slos = app
         .evaluator
         .with(|slos| slos.iter().map(status_page::SloRow::of).collect::<Vec<_>>());
-    Html(status_page::render(&app.store.all(), &slos))
+    Html(status_page::render(
+        &app.store.all(),
+        &slos,
+        app.store.clock().unix_f64(),
+    ))
 }
 
 #[cfg(test)]

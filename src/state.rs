@@ -16,6 +16,7 @@ use tracing::warn;
 
 use crate::alert::Alert;
 use crate::evaluator::SavedSlo;
+use crate::Clock;
 
 const FILE: &str = "vantage-state.json";
 const VERSION: u32 = 1;
@@ -36,7 +37,7 @@ pub fn path(dir: &Path) -> PathBuf {
 }
 
 /// Read the state file. Missing: `None`. Unreadable or incompatible: moved aside, `None`.
-pub fn load(dir: &Path) -> Option<StateFile> {
+pub fn load(dir: &Path, clock: &Clock) -> Option<StateFile> {
     let file = path(dir);
     let bytes = match std::fs::read(&file) {
         Ok(b) => b,
@@ -51,7 +52,7 @@ pub fn load(dir: &Path) -> Option<StateFile> {
         Ok(s) => format!("state file version {} is not {VERSION}", s.version),
         Err(e) => format!("state file does not parse: {e}"),
     };
-    let aside = file.with_extension(format!("json.bad-{}", crate::evaluator::unix_ms()));
+    let aside = file.with_extension(format!("json.bad-{}", clock.unix_ms()));
     match std::fs::rename(&file, &aside) {
         Ok(()) => {
             warn!(path = %file.display(), moved_to = %aside.display(), problem = %problem, "State file moved aside; starting empty.")
@@ -68,11 +69,12 @@ pub fn save(
     dir: &Path,
     slos: HashMap<String, SavedSlo>,
     alerts: Vec<Alert>,
+    now_ms: i64,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let doc = StateFile {
         version: VERSION,
-        saved_at: crate::evaluator::unix_ms(),
+        saved_at: now_ms,
         slos,
         alerts,
     };

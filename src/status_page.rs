@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::store::{unix_now, ProbeState};
+use crate::store::ProbeState;
 
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -101,8 +101,7 @@ fn slo_rows(slos: &[SloRow]) -> String {
 }
 
 /// The whole page for these probes and SLOs.
-pub fn render(probes: &[Arc<ProbeState>], slos: &[SloRow]) -> String {
-    let now = unix_now();
+pub fn render(probes: &[Arc<ProbeState>], slos: &[SloRow], now: f64) -> String {
     let mut up = 0;
     let mut rows = String::new();
     for p in probes {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
@@ -14,6 +14,7 @@ use vantage_probes::{Outcome, Reason};
 
 use crate::config::{Kind, Probe};
 use crate::secret::Redactor;
+use crate::Clock;
 
 /// Recent runs kept per probe for the API and the status page.
 const HISTORY: usize = 10;
@@ -40,14 +41,6 @@ pub const LATENCY_BUCKETS: [f64; 15] = [
 /// Buckets for `probe_phase_latency_seconds`: fewer than for whole runs, because there are five
 /// phases per probe and a phase is mostly either sub-millisecond or the slow part of the run.
 pub const PHASE_BUCKETS: [f64; 8] = [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0];
-
-/// Unix seconds, as f64.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 /// What stays fixed for a probe between reloads, redacted for output.
 #[derive(Debug, Clone, Serialize)]
@@ -152,9 +145,8 @@ impl Record {
         }
     }
 
-    fn record(&mut self, outcome: Outcome, now: Instant) {
+    fn record(&mut self, outcome: Outcome, now: Instant, at: f64) {
         let run = self.runs_success + self.runs_failure + 1;
-        let at = unix_now();
         if outcome.success {
             self.consecutive_successes = self.consecutive_successes.saturating_add(1);
             self.consecutive_failures = 0;
@@ -285,8 +277,8 @@ impl ProbeState {
     }
 
     /// Store one (already redacted) outcome.
-    pub fn observe(&self, outcome: Outcome, now: Instant) {
-        self.record().record(outcome, now);
+    pub fn observe(&self, outcome: Outcome, clock: &Clock) {
+        self.record().record(outcome, clock.now(), clock.unix_f64());
     }
 
     pub fn skipped(&self, n: u64) {
@@ -294,13 +286,26 @@ impl ProbeState {
     }
 }
 
-/// Every probe's state, by name.
-#[derive(Debug, Default)]
+/// Every probe's state, by name, and the clock its runs are stamped with.
+#[derive(Debug)]
 pub struct Store {
     probes: RwLock<BTreeMap<String, Arc<ProbeState>>>,
+    clock: Clock,
 }
 
 impl Store {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            probes: RwLock::default(),
+            clock,
+        }
+    }
+
+    /// The daemon's clock: everything that reads or writes this store tells time by it.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// Make the store hold exactly `probes`: new ones start empty, kept ones keep their counts
     /// (with fresh metadata), removed ones are dropped.
     pub fn sync(&self, probes: &[Probe], redactor: &Redactor) -> Vec<Arc<ProbeState>> {

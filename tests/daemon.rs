@@ -62,7 +62,7 @@ pub async fn start_daemon_sharded(cfg: Cfg, env: &[(&str, &str)], shard: Option<
         config_path: cfg.path.clone(),
         config,
         listener,
-        store: Arc::new(Store::default()),
+        store: Arc::new(Store::new(vantage::Clock::system())),
         evaluator: Arc::new(vantage::evaluator::Evaluator::default()),
         log_redactor: None,
         shard: shard.map(|s| s.parse().unwrap()),

@@ -22,6 +22,7 @@ use crate::outcome::{Facts, Outcome, Phases, Reason};
 use crate::secret::Redactor;
 use crate::timing::TimedIo;
 use crate::tls::{self, TlsClient};
+use crate::Clock;
 
 /// Largest response head (status line and headers) we accept: endless headers are an attack.
 const MAX_HEAD: usize = 64 * 1024;
@@ -68,13 +69,14 @@ pub struct HttpSpec {
 
 /// Run one HTTP probe. `scheduled` is when the run was due: a late start counts as latency, and
 /// the timeout (DNS included) runs from there.
-pub async fn run_http(spec: &HttpSpec, scheduled: Instant) -> Outcome {
+pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
     let mut facts = Facts::default();
     let mut addr = None;
     let deadline = scheduled + spec.timeout;
     let result = tokio::time::timeout_at(deadline, async {
         let resp = exchange(
+            clock,
             &spec.request,
             &spec.transport,
             &mut phases,
@@ -122,6 +124,7 @@ pub fn ms(d: Duration) -> String {
 /// Send `req`, follow redirects, read the final body. Phases and facts accumulate as we go, so a
 /// timeout still reports what was reached.
 pub async fn exchange(
+    clock: &Clock,
     req: &Request,
     transport: &Transport,
     phases: &mut Phases,
@@ -135,6 +138,7 @@ pub async fn exchange(
     facts.redirects = 0;
     loop {
         let resp = one_hop(
+            clock,
             &url,
             &method,
             &headers,
@@ -203,6 +207,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 #[allow(clippy::too_many_arguments)]
 async fn one_hop(
+    clock: &Clock,
     url: &Url,
     method: &Method,
     headers: &HeaderMap,
@@ -259,12 +264,16 @@ async fn one_hop(
     facts.ssl = https;
     let stream: Box<dyn Io> = if https {
         let name = transport.server_name.as_deref().unwrap_or(&host);
-        let (stream, tls) = transport.tls.handshake(tcp, name, &mut phases.tls).await?;
+        let (stream, tls) = transport
+            .tls
+            .handshake(tcp, name, clock, &mut phases.tls)
+            .await?;
         facts.cert_not_after = Some(tls.leaf_not_after);
         let verdict = tls::check_certificate(
             &tls,
             !transport.insecure_skip_verify,
             transport.cert_min_days,
+            clock.unix_secs(),
         );
         facts.tls = Some(tls);
         verdict?;

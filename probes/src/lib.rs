@@ -9,6 +9,7 @@
 //! This crate knows HTTP, TLS and response parsing. It knows nothing of the daemon's config types
 //! or of metrics: callers build specs and map outcomes.
 
+pub mod clock;
 pub mod expect;
 pub mod exposition;
 pub mod http;
@@ -19,6 +20,7 @@ pub mod secret;
 mod timing;
 pub mod tls;
 
+pub use clock::Clock;
 pub use expect::{
     CssAssertion, CssCheck, HttpExpect, JsonAssertion, JsonOp, MetricAssertion, MetricOp, Response,
     StatusPattern,

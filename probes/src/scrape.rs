@@ -18,6 +18,7 @@ use crate::http::{exchange, ms, Request, Transport};
 use crate::net::Failure;
 use crate::outcome::{Facts, Outcome, Phases, Reason, StepFacts};
 use crate::secret::Redactor;
+use crate::Clock;
 
 /// Most steps in a flow.
 pub const MAX_STEPS: usize = 64;
@@ -176,7 +177,7 @@ fn step_failure(step: &str, f: Failure) -> Failure {
 }
 
 /// Run one flow from its scheduled start.
-pub async fn run_flow(spec: &FlowSpec, scheduled: Instant) -> Outcome {
+pub async fn run_flow(spec: &FlowSpec, clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
     let mut facts = Facts::default();
     let mut progress = Progress {
@@ -186,33 +187,36 @@ pub async fn run_flow(spec: &FlowSpec, scheduled: Instant) -> Outcome {
         started: scheduled,
     };
     let deadline = scheduled + spec.timeout;
-    let result =
-        tokio::time::timeout_at(deadline, flow(spec, &mut phases, &mut facts, &mut progress))
-            .await
-            .unwrap_or_else(|_| {
-                let mut evidence = format!(
-                    "step {}: timeout: the flow's {} ran out after {} attempt(s)",
-                    progress.step,
-                    ms(spec.timeout),
-                    progress.attempts
-                );
-                if let Some(l) = &progress.last {
-                    evidence.push_str(&format!("; last: {l}"));
-                }
-                facts.steps.push(StepFacts {
-                    name: progress.step.clone(),
-                    success: false,
-                    reason: Some(Reason::Timeout),
-                    status: None,
-                    duration: progress.started.elapsed(),
-                    attempts: progress.attempts,
-                });
-                Err(Failure::new(Reason::StepFailed, evidence))
-            });
+    let result = tokio::time::timeout_at(
+        deadline,
+        flow(clock, spec, &mut phases, &mut facts, &mut progress),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        let mut evidence = format!(
+            "step {}: timeout: the flow's {} ran out after {} attempt(s)",
+            progress.step,
+            ms(spec.timeout),
+            progress.attempts
+        );
+        if let Some(l) = &progress.last {
+            evidence.push_str(&format!("; last: {l}"));
+        }
+        facts.steps.push(StepFacts {
+            name: progress.step.clone(),
+            success: false,
+            reason: Some(Reason::Timeout),
+            status: None,
+            duration: progress.started.elapsed(),
+            attempts: progress.attempts,
+        });
+        Err(Failure::new(Reason::StepFailed, evidence))
+    });
     crate::finish(scheduled, phases, facts, result)
 }
 
 async fn flow(
+    clock: &Clock,
     spec: &FlowSpec,
     phases: &mut Phases,
     facts: &mut Facts,
@@ -225,7 +229,17 @@ async fn flow(
         progress.attempts = 0;
         progress.last = None;
         progress.started = Instant::now();
-        let result = run_step(spec, step, &mut vars, &mut cookies, phases, facts, progress).await;
+        let result = run_step(
+            clock,
+            spec,
+            step,
+            &mut vars,
+            &mut cookies,
+            phases,
+            facts,
+            progress,
+        )
+        .await;
         let status = facts.status;
         let failed = result.as_ref().err().map(|f| f.reason);
         facts.steps.push(StepFacts {
@@ -242,6 +256,7 @@ async fn flow(
 }
 
 async fn run_step(
+    clock: &Clock,
     spec: &FlowSpec,
     step: &StepSpec,
     vars: &mut BTreeMap<String, String>,
@@ -294,7 +309,7 @@ async fn run_step(
             body,
         };
         let mut addr = None;
-        let resp = exchange(&req, &spec.transport, phases, facts, &mut addr).await?;
+        let resp = exchange(clock, &req, &spec.transport, phases, facts, &mut addr).await?;
         for v in resp.headers.get_all(SET_COOKIE) {
             if let Some((k, val)) = v
                 .to_str()

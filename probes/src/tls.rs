@@ -28,7 +28,7 @@ use webpki::{EndEntityCert, KeyUsage};
 
 use crate::net::{self, Failure, IpFamily};
 use crate::outcome::{CertInfo, Facts, Outcome, Phases, Reason, TlsFacts, VerifyResult};
-use crate::Error;
+use crate::{Clock, Error};
 
 /// TLS settings of a probe, already loaded from disk.
 #[derive(Debug, Clone, Default)]
@@ -225,6 +225,7 @@ impl TlsClient {
         &self,
         stream: S,
         server_name: &str,
+        clock: &Clock,
         spent: &mut Duration,
     ) -> Result<(TlsStream<S>, TlsFacts), Failure>
     where
@@ -257,7 +258,7 @@ impl TlsClient {
                 .and_then(|s| s.suite().as_str())
                 .unwrap_or("unknown")
                 .to_string();
-            self.judge(chain, &name, version, cipher)?
+            self.judge(chain, &name, version, cipher, clock.unix_secs())?
         };
         Ok((stream, facts))
     }
@@ -268,6 +269,7 @@ impl TlsClient {
         name: &ServerName<'_>,
         version: String,
         cipher: String,
+        now: i64,
     ) -> Result<TlsFacts, Failure> {
         let Some(leaf_der) = chain.first() else {
             return Err(Failure::new(
@@ -290,7 +292,7 @@ impl TlsClient {
             .unwrap_or(leaf_not_after);
 
         let (verify_result, verify_detail, verified_chain_not_after) =
-            match self.verify_chain(leaf_der, &chain[1..], name) {
+            match self.verify_chain(leaf_der, &chain[1..], name, now) {
                 Ok(not_after) => (VerifyResult::Ok, None, Some(not_after)),
                 Err((result, detail)) => (result, Some(detail), None),
             };
@@ -313,6 +315,7 @@ impl TlsClient {
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         name: &ServerName<'_>,
+        now: i64,
     ) -> Result<i64, (VerifyResult, String)> {
         let ee = EndEntityCert::try_from(leaf)
             .map_err(|e| (VerifyResult::Other, format!("leaf certificate: {e}")))?;
@@ -322,7 +325,7 @@ impl TlsClient {
                 self.algs.all,
                 &anchors.anchors,
                 intermediates,
-                UnixTime::now(),
+                UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now).unwrap_or(0))),
                 KeyUsage::server_auth(),
                 None,
                 None,
@@ -452,11 +455,12 @@ pub struct TlsSpec {
 }
 
 /// Run one TLS probe. `scheduled` is when the run was due: a late start counts as latency.
-pub async fn run_tls(spec: &TlsSpec, scheduled: Instant) -> Outcome {
+pub async fn run_tls(spec: &TlsSpec, clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
     let mut facts = Facts::default();
     let deadline = scheduled + spec.timeout;
-    let result = tokio::time::timeout_at(deadline, tls_inner(spec, &mut phases, &mut facts)).await;
+    let result =
+        tokio::time::timeout_at(deadline, tls_inner(spec, clock, &mut phases, &mut facts)).await;
     let result = result.unwrap_or_else(|_| {
         Err(Failure::new(
             Reason::Timeout,
@@ -468,6 +472,7 @@ pub async fn run_tls(spec: &TlsSpec, scheduled: Instant) -> Outcome {
 
 async fn tls_inner(
     spec: &TlsSpec,
+    clock: &Clock,
     phases: &mut Phases,
     facts: &mut Facts,
 ) -> Result<String, Failure> {
@@ -482,10 +487,19 @@ async fn tls_inner(
     facts.ip_protocol = Some(net::family_number(&addr));
     let tcp = net::connect(addr, &mut phases.connect).await?;
     let name = spec.server_name.as_deref().unwrap_or(&spec.host);
-    let (_stream, tls) = spec.client.handshake(tcp, name, &mut phases.tls).await?;
+    let (_stream, tls) = spec
+        .client
+        .handshake(tcp, name, clock, &mut phases.tls)
+        .await?;
     facts.ssl = true;
     facts.cert_not_after = Some(tls.leaf_not_after);
-    let verdict = check_certificate(&tls, spec.expect.verify, spec.expect.min_days_remaining);
+    let now = clock.unix_secs();
+    let verdict = check_certificate(
+        &tls,
+        spec.expect.verify,
+        spec.expect.min_days_remaining,
+        now,
+    );
     let version_ok = spec
         .expect
         .min_version
@@ -494,7 +508,7 @@ async fn tls_inner(
         "{addr}, TLS {} {}, {}",
         tls.version,
         tls.cipher,
-        describe_expiry(&tls)
+        describe_expiry(&tls, now)
     );
     facts.tls = Some(tls.clone());
     verdict.map_err(|f| Failure::new(f.reason, format!("{}; {summary}", f.evidence)))?;
@@ -519,6 +533,7 @@ pub(crate) fn check_certificate(
     tls: &TlsFacts,
     verify: bool,
     min_days: Option<f64>,
+    now: i64,
 ) -> Result<(), Failure> {
     if verify && tls.verify_result != VerifyResult::Ok {
         return Err(Failure::new(
@@ -531,14 +546,13 @@ pub(crate) fn check_certificate(
         ));
     }
     if let Some(min) = min_days {
-        let now = unix_now();
         let days = (tls.effective_not_after - now) as f64 / 86_400.0;
         if days < min {
             return Err(Failure::new(
                 Reason::CertExpiring,
                 format!(
                     "certificate expires in {:.1} days (effective expiry {}), required at least {min} days",
-                    days_left_tenths(tls),
+                    days_left_tenths(tls, now),
                     tls.effective_not_after
                 ),
             ));
@@ -549,24 +563,17 @@ pub(crate) fn check_certificate(
 
 /// Days from now until the effective expiry, truncated to a tenth: 4.99 days must not read as
 /// 5.0 in a message that says it is below 5.
-pub fn days_left_tenths(tls: &TlsFacts) -> f64 {
-    let days = (tls.effective_not_after - unix_now()) as f64 / 86_400.0;
+pub fn days_left_tenths(tls: &TlsFacts, now: i64) -> f64 {
+    let days = (tls.effective_not_after - now) as f64 / 86_400.0;
     (days * 10.0).floor() / 10.0
 }
 
 /// "expires in 9 days" / "expired 3 days ago", from the effective expiry.
-pub fn describe_expiry(tls: &TlsFacts) -> String {
-    let days = (tls.effective_not_after - unix_now()) as f64 / 86_400.0;
+pub fn describe_expiry(tls: &TlsFacts, now: i64) -> String {
+    let days = (tls.effective_not_after - now) as f64 / 86_400.0;
     if days >= 0.0 {
         format!("certificate expires in {} days", days.floor() as i64)
     } else {
         format!("certificate expired {} days ago", (-days).ceil() as i64)
     }
-}
-
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

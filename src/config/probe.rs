@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use toml::Spanned;
 use url::Url;
 use vantage_probes::{
-    run_http, run_tls, HttpExpect, HttpSpec, IpFamily, JsonAssertion, JsonOp, Outcome, Request,
-    TlsClient, TlsExpect, TlsOptions, TlsSpec, Transport,
+    run_http, run_tls, Clock, HttpExpect, HttpSpec, IpFamily, JsonAssertion, JsonOp, Outcome,
+    Request, TlsClient, TlsExpect, TlsOptions, TlsSpec, Transport,
 };
 
 use super::raw::{Kind, RawExpect, RawJsonAssertion, RawProbe, RawTls};
@@ -50,11 +50,11 @@ pub enum Spec {
 
 impl Probe {
     /// Run once. `scheduled` is when the run was due; the outcome's duration counts from there.
-    pub async fn run(&self, scheduled: Instant) -> Outcome {
+    pub async fn run(&self, clock: &Clock, scheduled: Instant) -> Outcome {
         match &self.spec {
-            Spec::Http(s) => run_http(s, scheduled).await,
-            Spec::Tls(s) => run_tls(s, scheduled).await,
-            Spec::Scrape(s) => vantage_probes::run_flow(s, scheduled).await,
+            Spec::Http(s) => run_http(s, clock, scheduled).await,
+            Spec::Tls(s) => run_tls(s, clock, scheduled).await,
+            Spec::Scrape(s) => vantage_probes::run_flow(s, clock, scheduled).await,
         }
     }
 
