@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::alert::Alerts;
-use crate::config::{self, Config, Shard};
+use crate::config::{self, Config, Shard, SinkConfig};
 use crate::evaluator::Evaluator;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -216,7 +216,7 @@ async fn reload(
 /// Alert state and the notifier of the running config.
 pub struct Alerting {
     alerts: std::sync::Mutex<Alerts>,
-    notifier: std::sync::Mutex<(String, Arc<Notifier>)>,
+    notifier: std::sync::Mutex<((Vec<SinkConfig>, Duration), Arc<Notifier>)>,
     metrics: Arc<Metrics>,
     clock: crate::Clock,
 }
@@ -268,11 +268,10 @@ impl Alerting {
     }
 }
 
-fn sinks_key(config: &Config) -> String {
-    format!(
-        "{:?}|{:?}",
-        config.alert.sinks, config.alert.resend_interval
-    )
+/// What decides whether the notifier must be rebuilt: compared by value, never by `Debug`
+/// text (which prints every secret as `***`).
+fn sinks_key(config: &Config) -> (Vec<SinkConfig>, Duration) {
+    (config.alert.sinks.clone(), config.alert.resend_interval)
 }
 
 /// Evaluate every SLO each second; write the state every `flush_interval` (which may be shorter).

@@ -355,3 +355,44 @@ async fn certificate_expiring_alert() {
     );
     d.stop().await;
 }
+
+/// Sinks are compared by value on reload: a rotated routing key (a secret, printed as `***` by
+/// `Debug`) must reach the new notifications.
+#[tokio::test]
+async fn rotating_a_pagerduty_routing_key_takes_effect_on_reload() {
+    let (target, up) = switch_target().await;
+    let pd = Receiver::start().await;
+    let sinks = |key: &str| {
+        format!(
+            "[[alert.sink]]\nkind = \"pagerduty\"\nurl = \"{}\"\nrouting_key = \"{key}\"\n",
+            pd.url("/v2/enqueue")
+        )
+    };
+    up.store(false, std::sync::atomic::Ordering::SeqCst);
+    let d = start_daemon(&config(&target.url("/"), &sinks("KEY-ONE"), None)).await;
+    wait_until("the trigger", Duration::from_secs(15), || {
+        !pd.bodies("/v2/enqueue").is_empty()
+    })
+    .await;
+    assert_eq!(pd.bodies("/v2/enqueue")[0]["routing_key"], "KEY-ONE");
+    std::fs::write(
+        &d.cfg.path,
+        config(&target.url("/"), &sinks("KEY-TWO"), None),
+    )
+    .unwrap();
+    d.control.request_reload().await.unwrap();
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    wait_until("the resolve", Duration::from_secs(15), || {
+        pd.bodies("/v2/enqueue")
+            .iter()
+            .any(|e| e["event_action"] == "resolve")
+    })
+    .await;
+    let resolve = pd
+        .bodies("/v2/enqueue")
+        .into_iter()
+        .find(|e| e["event_action"] == "resolve")
+        .unwrap();
+    assert_eq!(resolve["routing_key"], "KEY-TWO", "{resolve}");
+    d.stop().await;
+}

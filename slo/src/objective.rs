@@ -52,6 +52,24 @@ pub enum Period {
     },
 }
 
+impl Period {
+    /// A stable text for identity (fingerprints, persisted state): never a `Debug` string,
+    /// which would change with a dependency's internals.
+    pub fn canonical(&self) -> String {
+        match self {
+            Period::Rolling(d) => format!("rolling:{}ms", d.as_millis()),
+            Period::Calendar { unit, tz } => format!(
+                "calendar:{}:{}",
+                match unit {
+                    CalendarUnit::Week => "week",
+                    CalendarUnit::Month => "month",
+                },
+                tz.iana_name().unwrap_or("UTC")
+            ),
+        }
+    }
+}
+
 /// What makes an event good.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

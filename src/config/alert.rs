@@ -31,7 +31,9 @@ impl SinkKind {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Compared by value on reload (secrets included: `Secret` compares its real value), so
+/// rotating a routing key or a token in a sink URL takes effect.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SinkConfig {
     pub name: String,
     pub kind: SinkKind,

@@ -418,13 +418,7 @@ fn resolve_slo(
         min_events,
         alerts,
     };
-    let fingerprint = stable_hash(&format!(
-        "{selected:?}|{:?}|{}|{:?}|{:?}",
-        spec.sli,
-        spec.objective.ratio(),
-        spec.budgeting,
-        spec.period,
-    ));
+    let fingerprint = fingerprint(&selected, &spec);
     Some(SloConfig {
         name,
         probes: selected,
@@ -433,4 +427,27 @@ fn resolve_slo(
         labels,
         fingerprint,
     })
+}
+
+/// What makes saved SLO counts still mean the same thing: the selected probes, the SLI, the
+/// objective, the budgeting and the period — hashed from a canonical JSON serialization, so
+/// neither a `Debug` format nor a dependency upgrade can change it.
+fn fingerprint(probes: &[String], spec: &SloSpec) -> u64 {
+    #[derive(serde::Serialize)]
+    struct Identity<'a> {
+        probes: &'a [String],
+        sli: &'a vantage_slo::Sli,
+        objective: f64,
+        budgeting: &'a vantage_slo::Budgeting,
+        period: String,
+    }
+    let identity = Identity {
+        probes,
+        sli: &spec.sli,
+        objective: spec.objective.ratio(),
+        budgeting: &spec.budgeting,
+        period: spec.period.canonical(),
+    };
+    // Serializing plain data cannot fail; an empty text would only mean "start empty".
+    stable_hash(&serde_json::to_string(&identity).unwrap_or_default())
 }
