@@ -216,7 +216,7 @@ async fn reload(
 /// Alert state and the notifier of the running config.
 pub struct Alerting {
     alerts: std::sync::Mutex<Alerts>,
-    notifier: std::sync::Mutex<((Vec<SinkConfig>, Duration), Arc<Notifier>)>,
+    notifier: std::sync::Mutex<(SinksKey, Arc<Notifier>)>,
     metrics: Arc<Metrics>,
     clock: crate::Clock,
 }
@@ -270,7 +270,9 @@ impl Alerting {
 
 /// What decides whether the notifier must be rebuilt: compared by value, never by `Debug`
 /// text (which prints every secret as `***`).
-fn sinks_key(config: &Config) -> (Vec<SinkConfig>, Duration) {
+type SinksKey = (Vec<SinkConfig>, Duration);
+
+fn sinks_key(config: &Config) -> SinksKey {
     (config.alert.sinks.clone(), config.alert.resend_interval)
 }
 
