@@ -102,7 +102,7 @@ async fn probe_down_fires_after_three_failures_and_resolves_after_two_successes(
     let evaluator = Evaluator::default();
     evaluator.apply(&config.slos);
     let mut alerts = Alerts::default();
-    let mut step = |alerts: &mut Alerts| {
+    let step = |alerts: &mut Alerts| {
         alerts
             .step(clock.unix_ms(), &config.alert, &evaluator, &store)
             .into_iter()
