@@ -214,7 +214,7 @@ impl Alerts {
                 });
             }
             if let Some(tls) = r.last.as_ref().and_then(|l| l.outcome.facts.tls.as_ref()) {
-                let days = (tls.effective_not_after - now_s) as f64 / 86_400.0;
+                let days = tls.days_left(now_s);
                 if days < config.cert_alert_days {
                     let mut annotations = BTreeMap::new();
                     annotations.insert(

@@ -20,9 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 use vantage_probes::Outcome;
 
-use url::Url;
-
-use crate::config::{stable_hash, Config, Limits, Probe, Spec};
+use crate::config::{stable_hash, Config, Limits, Probe};
 use crate::evaluator::Evaluator;
 use crate::metrics::Metrics;
 use crate::secret::Redactor;
@@ -159,25 +157,6 @@ fn first_tick(name: &str, interval: Duration, shared: &Shared, now: Instant) -> 
     now + Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX))
 }
 
-fn host_of(probe: &Probe) -> String {
-    match &probe.spec {
-        Spec::Http(s) => s
-            .transport
-            .proxy
-            .as_ref()
-            .unwrap_or(&s.request.url)
-            .host_str()
-            .unwrap_or_default()
-            .to_string(),
-        Spec::Tls(s) => s.host.clone(),
-        // The first step's host (its URL may hold {{ variables }} elsewhere).
-        Spec::Scrape(_) => Url::parse(&probe.target)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default(),
-    }
-}
-
 /// What the loop runs: a probe, or in tests a stand-in with a known duration.
 pub(crate) trait Run: Send + Sync {
     fn name(&self) -> &str;
@@ -199,7 +178,7 @@ impl Run for Probe {
         self.interval
     }
     fn host(&self) -> String {
-        host_of(self)
+        self.dial_host().map(|(h, _)| h).unwrap_or_default()
     }
     fn run<'a>(
         &'a self,

@@ -135,7 +135,7 @@ pub fn render(probes: &[Arc<ProbeState>], slos: &[SloRow], now: f64) -> String {
             .as_ref()
             .and_then(|l| l.outcome.facts.tls.as_ref())
             .map(|t| {
-                let days = (t.effective_not_after as f64 - now) / 86_400.0;
+                let days = t.days_left(now as i64);
                 if days < 0.0 {
                     format!("expired {:.0} days ago", -days)
                 } else {

@@ -198,6 +198,15 @@ pub struct TlsFacts {
     pub effective_not_after: i64,
 }
 
+impl TlsFacts {
+    /// Days from `now` (Unix seconds) until the effective expiry; negative once expired. The
+    /// one home of this number: messages, alerts, reports and the status page round it as they
+    /// need, from here.
+    pub fn days_left(&self, now: i64) -> f64 {
+        (self.effective_not_after - now) as f64 / 86_400.0
+    }
+}
+
 /// A health document's verdict (see `health = true`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HealthFacts {
@@ -273,7 +282,6 @@ pub struct Outcome {
 impl Outcome {
     /// Days from `now` (Unix seconds) until the effective certificate expiry, if any.
     pub fn cert_days_remaining(&self, now: i64) -> Option<f64> {
-        let tls = self.facts.tls.as_ref()?;
-        Some((tls.effective_not_after - now) as f64 / 86_400.0)
+        Some(self.facts.tls.as_ref()?.days_left(now))
     }
 }

@@ -546,7 +546,7 @@ pub(crate) fn check_certificate(
         ));
     }
     if let Some(min) = min_days {
-        let days = (tls.effective_not_after - now) as f64 / 86_400.0;
+        let days = tls.days_left(now);
         if days < min {
             return Err(Failure::new(
                 Reason::CertExpiring,
@@ -564,13 +564,13 @@ pub(crate) fn check_certificate(
 /// Days from now until the effective expiry, truncated to a tenth: 4.99 days must not read as
 /// 5.0 in a message that says it is below 5.
 pub fn days_left_tenths(tls: &TlsFacts, now: i64) -> f64 {
-    let days = (tls.effective_not_after - now) as f64 / 86_400.0;
+    let days = tls.days_left(now);
     (days * 10.0).floor() / 10.0
 }
 
 /// "expires in 9 days" / "expired 3 days ago", from the effective expiry.
 pub fn describe_expiry(tls: &TlsFacts, now: i64) -> String {
-    let days = (tls.effective_not_after - now) as f64 / 86_400.0;
+    let days = tls.days_left(now);
     if days >= 0.0 {
         format!("certificate expires in {} days", days.floor() as i64)
     } else {

@@ -58,6 +58,26 @@ impl Probe {
         }
     }
 
+    /// Where a run first connects: the proxy when one is set, else the target; for a flow, its
+    /// first step's host. The one home of this answer (rate limits, address checks).
+    pub fn dial_host(&self) -> Option<(String, u16)> {
+        let from_url = |u: &Url| {
+            Some((
+                u.host_str()?.trim_matches(['[', ']']).to_string(),
+                u.port_or_known_default()?,
+            ))
+        };
+        match &self.spec {
+            Spec::Http(s) => from_url(s.transport.proxy.as_ref().unwrap_or(&s.request.url)),
+            Spec::Tls(s) => Some((s.host.clone(), s.port)),
+            Spec::Scrape(s) => match &s.transport.proxy {
+                Some(proxy) => from_url(proxy),
+                // The first step's URL may hold {{ variables }} elsewhere; its host may not.
+                None => Url::parse(&self.target).ok().as_ref().and_then(from_url),
+            },
+        }
+    }
+
     /// The same probe under another name.
     pub fn renamed(mut self, name: &str) -> Probe {
         self.name = name.to_string();
