@@ -7,21 +7,18 @@
 
 pub use vantage_probes::Clock;
 
-pub mod alert;
-pub mod check;
+pub mod alerting;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod demo;
-pub mod evaluator;
 pub mod logging;
 pub mod metrics;
-pub mod notify;
-pub mod report;
-pub mod rules;
-pub mod scheduler;
 pub mod secret;
 pub mod server;
-pub mod state;
-pub mod status_page;
-pub mod store;
+
+// Old flat paths, kept while branches written against them are merged.
+pub use alerting::engine as alert;
+pub use alerting::notify;
+pub use cli::{check, demo, report, rules};
+pub use daemon::{evaluator, scheduler, state, store};
+pub use server::status_page;

@@ -3,6 +3,8 @@
 //! connection has a header-read timeout and the number of connections is bounded, so a slow or
 //! hostile client cannot tie the daemon up.
 
+pub mod status_page;
+
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -30,7 +32,6 @@ use vantage_probes::AddressFilter;
 use crate::config::{AllowRule, Auth, Config, Probe, ServerTls};
 use crate::evaluator::Evaluator;
 use crate::metrics::{Metrics, ProbeCollector};
-use crate::status_page;
 use crate::store::{ProbeState, Store, QUANTILES, WINDOWS};
 
 /// Most connections served at once; more wait in the kernel's backlog.

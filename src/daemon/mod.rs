@@ -2,6 +2,11 @@
 //! One shutdown path: cancelling the token stops the scheduler and the server; `run` returns
 //! when both have (the server's drain is bounded).
 
+pub mod evaluator;
+pub mod scheduler;
+pub mod state;
+pub mod store;
+
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,7 +24,6 @@ use crate::notify::Notifier;
 use crate::scheduler::Scheduler;
 use crate::secret::SharedRedactor;
 use crate::server::{self, App, ReloadRequest};
-use crate::state;
 use crate::store::Store;
 
 /// How the outside steers a running daemon: cancel `shutdown` to stop, send on `reload` to

@@ -1,6 +1,11 @@
 //! The command line: `check`, `validate`, `probe` and `demo`, each returning an exit code
 //! (0 ok, 1 a probe failed, 2 bad config or usage).
 
+pub mod check;
+pub mod demo;
+pub mod report;
+pub mod rules;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,13 +17,12 @@ use tracing::{error, info, warn};
 
 use std::io::IsTerminal as _;
 
-use crate::check::{self, CheckOptions};
+use self::check::CheckOptions;
+use self::report::{Format, Report};
 use crate::config::{self, Kind, Probe};
 use crate::daemon;
-use crate::demo;
 use crate::evaluator::Evaluator;
 use crate::logging::LogFormat;
-use crate::report::{self, Format, Report};
 use crate::secret::SharedRedactor;
 use crate::store::Store;
 use crate::Clock;
