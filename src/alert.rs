@@ -113,17 +113,21 @@ impl Alerts {
                     if sev == "critical" {
                         critical_slos.push(c.name.clone());
                     }
-                    // An alert keeps the labels it fired with: its identity must not change.
-                    let (long, short) = match self.active.get(&key) {
-                        Some(a) => (a.labels["long_window"].clone(), a.labels["short_window"].clone()),
-                        None => (pair.long.name.to_string(), pair.short.name.to_string()),
+                    // The windows of the pair that fired first, kept for the alert's life. They
+                    // are annotations, not labels: the identity is alertname, slo and severity
+                    // (plus the SLO's labels), exactly what `vantage rules` gives Prometheus'
+                    // alert, so Alertmanager merges the two (SPEC §10).
+                    let first = |k: &str| {
+                        self.active
+                            .get(&key)
+                            .and_then(|a| a.annotations.get(k).or_else(|| a.labels.get(k)).cloned())
                     };
+                    let long = first("long_window").unwrap_or_else(|| pair.long.name.to_string());
+                    let short = first("short_window").unwrap_or_else(|| pair.short.name.to_string());
                     let mut labels: BTreeMap<String, String> = c.labels.clone().into_iter().collect();
                     labels.insert("alertname".into(), "SLOBurnRate".into());
                     labels.insert("slo".into(), c.name.clone());
                     labels.insert("severity".into(), sev.to_string());
-                    labels.insert("long_window".into(), long);
-                    labels.insert("short_window".into(), short);
                     let remaining = rep.budget_remaining.unwrap_or(1.0);
                     let mut annotations = BTreeMap::new();
                     annotations.insert(
@@ -144,6 +148,8 @@ impl Alerts {
                             c.spec.objective.percent()
                         ),
                     );
+                    annotations.insert("long_window".into(), long);
+                    annotations.insert("short_window".into(), short);
                     if let Some(u) = &c.runbook_url {
                         annotations.insert("runbook_url".into(), u.clone());
                     }

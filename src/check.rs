@@ -175,8 +175,7 @@ pub fn evaluate_slos(slos: &[SloConfig], results: &[RunResult]) -> Vec<SloResult
             evaluator.record(&r.name, r.outcome.success, r.outcome.duration, r.ended_at);
         }
         let now = judgment_instant(&c.spec, last.ended_at);
-        let Some(v) = evaluator
-            .evaluate_with(now, |rts| rts.first().and_then(|r| r.verdict()))
+        let Some(v) = evaluator.evaluate_with(now, |rts| rts.first().and_then(|r| r.verdict()))
         else {
             continue;
         };

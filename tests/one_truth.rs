@@ -127,7 +127,10 @@ fn oracle(slo: &str, runs: &[(i64, &Run)]) -> Option<Expected> {
         "slices" => (&[0, 1, 2], 75, 2),
         _ => unreachable!(),
     };
-    let mine: Vec<&(i64, &Run)> = runs.iter().filter(|(_, r)| probes.contains(&r.probe)).collect();
+    let mine: Vec<&(i64, &Run)> = runs
+        .iter()
+        .filter(|(_, r)| probes.contains(&r.probe))
+        .collect();
     if mine.is_empty() {
         return None;
     }
@@ -273,7 +276,13 @@ min_events = 0
 "#,
     );
     let t0 = 1_700_000_000_000i64;
-    let runs = [(t0, true), (t0 + 10_000, true), (t0 + 20_000, true), (t0 + 20_500, false), (t0 + 30_000, true)];
+    let runs = [
+        (t0, true),
+        (t0 + 10_000, true),
+        (t0 + 20_000, true),
+        (t0 + 20_500, false),
+        (t0 + 30_000, true),
+    ];
     let results: Vec<RunResult> = runs
         .iter()
         .enumerate()
@@ -310,7 +319,13 @@ fn too_few_events_are_not_judged() {
         .collect();
     let all = check::evaluate_slos(&config.slos, &results);
     let avail = all.iter().find(|s| s.name == "avail").unwrap();
-    assert_eq!((avail.good, avail.total, avail.judged, avail.met), (0, 2, false, true));
+    assert_eq!(
+        (avail.good, avail.total, avail.judged, avail.met),
+        (0, 2, false, true)
+    );
     let pct = all.iter().find(|s| s.name == "pct").unwrap();
-    assert_eq!((pct.good, pct.total, pct.judged, pct.met), (0, 2, true, false));
+    assert_eq!(
+        (pct.good, pct.total, pct.judged, pct.met),
+        (0, 2, true, false)
+    );
 }
