@@ -180,11 +180,13 @@ impl Alerts {
                 labels.insert("severity".into(), severity.into());
                 labels
             };
+            // `[alert]`'s thresholds, overridden by the probe's `[probe.alert]`.
+            let limits = config.for_probe(&meta.alert);
             let down_key = format!("ProbeDown/{}", p.name);
             let down = if self.active.contains_key(&down_key) {
-                r.consecutive_successes < config.resolve_after_successes
+                r.consecutive_successes < limits.resolve_after_successes
             } else {
-                r.consecutive_failures >= config.alert_after_failures
+                r.consecutive_failures >= limits.alert_after_failures
             };
             if down {
                 let last = r.last.as_ref().map(|l| {
@@ -221,7 +223,7 @@ impl Alerts {
             }
             if let Some(tls) = r.last.as_ref().and_then(|l| l.outcome.facts.tls.as_ref()) {
                 let days = (tls.effective_not_after - now_s) as f64 / 86_400.0;
-                if days < config.cert_alert_days {
+                if days < limits.cert_alert_days {
                     let mut annotations = BTreeMap::new();
                     annotations.insert(
                         "summary".into(),
@@ -235,7 +237,7 @@ impl Alerts {
                         "description".into(),
                         format!(
                             "The effective expiry of {} is {} (Unix seconds), {:.1} days away; alerting below {} days.",
-                            meta.target, tls.effective_not_after, days, config.cert_alert_days
+                            meta.target, tls.effective_not_after, days, limits.cert_alert_days
                         ),
                     );
                     let mut values = BTreeMap::new();

@@ -9,6 +9,7 @@ mod examples;
 mod fixtures;
 mod http_probe;
 mod one_truth;
+mod probe_alert;
 mod prom;
 mod rules;
 mod scrape;
