@@ -74,7 +74,7 @@ async fn probe_alert_overrides_thresholds_per_probe() {
     let evaluator = Evaluator::default();
     let mut alerts = Alerts::default();
     let now_ms = 1_700_000_000_000i64;
-    let mut step = |alerts: &mut Alerts, i: i64| {
+    let step = |alerts: &mut Alerts, i: i64| {
         alerts.step(now_ms + i * 10_000, &config.alert, &evaluator, &store)
     };
     let run = |success: bool| {
