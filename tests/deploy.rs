@@ -333,7 +333,12 @@ async fn compose_vantage_prometheus_and_alertmanager_agree() {
             assert_eq!(address, want, "the /probe job's address");
             probe_targets.extend(targets);
         } else {
-            assert_eq!(targets, [want.clone()], "job {:?}", job["job_name"]);
+            assert_eq!(
+                targets,
+                std::slice::from_ref(&want),
+                "job {:?}",
+                job["job_name"]
+            );
             let (h, _) = host_port(&targets[0]);
             assert!(
                 services.contains_key(h.as_str()),
