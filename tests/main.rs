@@ -1,6 +1,7 @@
 //! The one integration test binary: loopback fixtures, real processes, no network.
 
 mod alerting;
+mod am_dedup;
 mod check_cli;
 mod config_errors;
 mod daemon;
