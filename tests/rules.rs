@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::daemon::start_daemon;
 use crate::fixtures::http_target;
 use crate::support::{vantage, write_config};
 
