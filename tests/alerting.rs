@@ -95,8 +95,12 @@ async fn outage_pages_webhook_and_alertmanager_then_resolves() {
         .unwrap();
     assert_eq!(firing["labels"]["slo"], "api-availability");
     assert_eq!(firing["labels"]["severity"], "critical");
-    assert_eq!(firing["labels"]["long_window"], "20s");
-    assert_eq!(firing["labels"]["short_window"], "4s");
+    assert_eq!(firing["annotations"]["long_window"], "20s");
+    assert_eq!(firing["annotations"]["short_window"], "4s");
+    assert!(
+        firing["labels"].get("long_window").is_none(),
+        "not part of the identity"
+    );
     assert_eq!(firing["labels"]["team"], "sre");
     assert_eq!(
         firing["annotations"]["runbook_url"],

@@ -48,8 +48,9 @@ fn yaml_docs(path: &Path) -> Vec<serde_yaml::Value> {
 #[tokio::test]
 async fn prometheus_config_and_rules_are_valid_and_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The rules of the config the compose file runs.
     let out = vantage(
-        &["rules", "-c", "deploy/examples/vantage.toml"],
+        &["rules", "-c", "deploy/compose/vantage.toml"],
         &EXAMPLE_ENV,
         root,
     )
@@ -58,7 +59,7 @@ async fn prometheus_config_and_rules_are_valid_and_current() {
     let committed = std::fs::read_to_string(deploy().join("prometheus/vantage-rules.yml")).unwrap();
     assert_eq!(
         out.stdout, committed,
-        "deploy/prometheus/vantage-rules.yml is stale: regenerate with `vantage rules -c deploy/examples/vantage.toml --output deploy/prometheus/vantage-rules.yml`"
+        "deploy/prometheus/vantage-rules.yml is stale: regenerate with `vantage rules -c deploy/compose/vantage.toml --output deploy/prometheus/vantage-rules.yml`"
     );
     let cfg = deploy().join("prometheus/prometheus.yml");
     let (ok, text) = tool("promtool", &["check", "config", cfg.to_str().unwrap()]).await;
@@ -146,6 +147,9 @@ fn dashboards_use_only_vantage_metrics() {
         let text = std::fs::read_to_string(deploy().join("grafana/dashboards").join(name)).unwrap();
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         for panel in doc["panels"].as_array().unwrap() {
+            if panel["type"] == "row" {
+                continue;
+            }
             for target in panel["targets"].as_array().unwrap() {
                 let expr = target["expr"].as_str().unwrap();
                 let metrics: Vec<&str> = selector
@@ -209,4 +213,231 @@ fn which(cmd: &str) -> Option<PathBuf> {
             .map(|d| d.join(cmd))
             .find(|c| c.is_file())
     })
+}
+
+/// `${NAME:-default}` as docker compose expands it, with nothing set.
+fn compose_default(v: &str) -> String {
+    match v.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+        Some(inner) => inner
+            .split_once(":-")
+            .map(|(_, d)| d)
+            .unwrap_or("")
+            .to_string(),
+        None => v.to_string(),
+    }
+}
+
+/// `host:port` of a URL or address.
+fn host_port(s: &str) -> (String, u16) {
+    let rest = s.split_once("://").map_or(s, |(_, r)| r);
+    let hp = rest.split('/').next().unwrap();
+    let (h, p) = hp.rsplit_once(':').expect("an explicit port");
+    (h.to_string(), p.parse().unwrap())
+}
+
+/// SPEC §10: deploy/docker-compose.yml works as shipped. Its vantage config (the file the
+/// compose file mounts where the Dockerfile's CMD reads it) listens on all addresses at the port
+/// Prometheus scrapes, allows every target Prometheus sends to /probe, and sends alerts to the
+/// alertmanager service (not to itself); Prometheus' alertmanager and rules agree with it too.
+#[tokio::test]
+async fn compose_vantage_prometheus_and_alertmanager_agree() {
+    let compose = &yaml_docs(&deploy().join("docker-compose.yml"))[0];
+    let services = compose["services"].as_mapping().unwrap();
+    let service = |name: &str| {
+        services
+            .get(name)
+            .unwrap_or_else(|| panic!("compose lacks service {name}"))
+    };
+    let v = service("vantage");
+
+    // The config the container reads: the Dockerfile's CMD names it, the compose file mounts it.
+    let dockerfile = std::fs::read_to_string(deploy().join("Dockerfile")).unwrap();
+    let cmd = dockerfile
+        .lines()
+        .find(|l| l.starts_with("CMD"))
+        .expect("Dockerfile CMD");
+    let cmd: Vec<String> = serde_json::from_str(cmd.trim_start_matches("CMD").trim()).unwrap();
+    let config_in_container = &cmd[cmd.iter().position(|a| a == "-c").unwrap() + 1];
+    let mount = v["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str())
+        .find_map(|m| {
+            let mut parts = m.split(':');
+            let (host, container) = (parts.next()?, parts.next()?);
+            (container == config_in_container).then(|| host.to_string())
+        })
+        .unwrap_or_else(|| panic!("compose mounts nothing at {config_in_container}"));
+    let config_path = deploy().join(&mount);
+    let env: Vec<(String, String)> = v["environment"]
+        .as_mapping()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().unwrap().to_string(),
+                        compose_default(v.as_str().unwrap()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let config = crate::support::load_in(&config_path, &env_refs).unwrap_or_else(|e| {
+        panic!(
+            "{} with the compose environment:\n{e}",
+            config_path.display()
+        )
+    });
+
+    // Listen: every address (another container connects), on the port everyone uses.
+    let listen = config.server.listen;
+    assert!(
+        listen.ip().is_unspecified(),
+        "vantage listens on {listen}: unreachable from the prometheus container"
+    );
+    let port = listen.port();
+    let published: Vec<String> = v["ports"]
+        .as_sequence()
+        .map(|p| p.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    assert!(
+        published.iter().any(|p| p.ends_with(&format!(":{port}"))),
+        "compose publishes {published:?}, vantage listens on {port}"
+    );
+    assert!(
+        config.server.auth.is_none(),
+        "prometheus.yml sends no credentials; [server] auth would make every scrape 401"
+    );
+
+    // Prometheus: scrapes vantage:port, and /probe through vantage:port.
+    let prom = &yaml_docs(&deploy().join("prometheus/prometheus.yml"))[0];
+    let jobs = prom["scrape_configs"].as_sequence().unwrap();
+    let want = format!("vantage:{port}");
+    let mut probe_targets = Vec::new();
+    let mut scraped = false;
+    for job in jobs {
+        let targets: Vec<String> = job["static_configs"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|c| c["targets"].as_sequence().unwrap().iter())
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect();
+        if job["metrics_path"].as_str() == Some("/probe") {
+            let address = job["relabel_configs"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|r| r["target_label"].as_str() == Some("__address__"))
+                .and_then(|r| r["replacement"].as_str())
+                .expect("the /probe job sends its requests to vantage");
+            assert_eq!(address, want, "the /probe job's address");
+            probe_targets.extend(targets);
+        } else {
+            assert_eq!(
+                targets,
+                std::slice::from_ref(&want),
+                "job {:?}",
+                job["job_name"]
+            );
+            let (h, _) = host_port(&targets[0]);
+            assert!(
+                services.contains_key(h.as_str()),
+                "{h} is a compose service"
+            );
+            scraped = true;
+        }
+    }
+    assert!(scraped, "Prometheus scrapes vantage");
+    assert!(!probe_targets.is_empty());
+
+    // Every /probe target is allowed; nothing beyond the list is (no allow-everything rule).
+    for t in &probe_targets {
+        assert!(
+            config.server.probe_allow.iter().any(|r| r.matches(t)),
+            "/probe?target={t} would get 403: not in probe_allow"
+        );
+    }
+    for t in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://vantage:9464/metrics",
+        "https://evil.example.net/",
+    ] {
+        assert!(
+            !config.server.probe_allow.iter().any(|r| r.matches(t)),
+            "probe_allow lets /probe reach {t}"
+        );
+    }
+
+    // Alerts: the daemon's Alertmanager sink is the alertmanager service Prometheus uses.
+    let am_targets: Vec<String> = prom["alerting"]["alertmanagers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["static_configs"].as_sequence().unwrap().iter())
+        .flat_map(|c| c["targets"].as_sequence().unwrap().iter())
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(am_targets.len(), 1, "{am_targets:?}");
+    let (am_host, am_port) = host_port(&am_targets[0]);
+    let am = service(&am_host);
+    assert!(
+        am["image"].as_str().unwrap().contains("alertmanager"),
+        "{am_host} runs Alertmanager"
+    );
+    let sinks: Vec<_> = config
+        .alert
+        .sinks
+        .iter()
+        .filter(|s| s.kind == vantage::config::SinkKind::Alertmanager)
+        .collect();
+    assert!(
+        !sinks.is_empty(),
+        "the compose config sends alerts to Alertmanager"
+    );
+    for s in sinks {
+        assert_eq!(
+            (
+                s.url.host_str().unwrap(),
+                s.url.port_or_known_default().unwrap()
+            ),
+            (am_host.as_str(), am_port),
+            "sink {} goes to {}, not to the alertmanager service",
+            s.name,
+            s.url
+        );
+    }
+
+    // Rules: Prometheus evaluates this config's SLOs (and only them).
+    let rules = std::fs::read_to_string(deploy().join("prometheus/vantage-rules.yml")).unwrap();
+    let rules: serde_yaml::Value = serde_yaml::from_str(&rules).unwrap();
+    let mut rule_slos: Vec<String> = rules["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap().iter())
+        .filter_map(|r| r["labels"]["slo"].as_str().map(str::to_string))
+        .collect();
+    rule_slos.sort();
+    rule_slos.dedup();
+    let mut config_slos: Vec<String> = config.slos.iter().map(|s| s.name.clone()).collect();
+    config_slos.sort();
+    assert_eq!(rule_slos, config_slos);
+    assert!(
+        prom["rule_files"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|f| f.as_str() == Some("vantage-rules.yml")),
+        "Prometheus loads the rules"
+    );
+    // The scrape interval the rules were generated for is Prometheus'.
+    let interval = prom["global"]["scrape_interval"].as_str().unwrap();
+    let header = std::fs::read_to_string(deploy().join("prometheus/vantage-rules.yml")).unwrap();
+    assert!(
+        header.contains(&format!("# Scrape interval {interval}:")),
+        "rules generated for another scrape interval than {interval}"
+    );
 }

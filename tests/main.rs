@@ -1,6 +1,7 @@
 //! The one integration test binary: loopback fixtures, real processes, no network.
 
 mod alerting;
+mod am_dedup;
 mod check_cli;
 mod config_errors;
 mod daemon;
@@ -8,7 +9,9 @@ mod deploy;
 mod examples;
 mod fixtures;
 mod http_probe;
+mod one_truth;
 mod paused;
+mod probe_alert;
 mod prom;
 mod rules;
 mod scrape;

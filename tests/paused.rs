@@ -83,7 +83,7 @@ async fn burn_rate_alert_fires_at_the_workbook_detection_time() {
         if let Some(t) = t.iter().find(|t| {
             t.alert.labels["alertname"] == "SLOBurnRate" && t.alert.labels["severity"] == "critical"
         }) {
-            assert_eq!(t.alert.labels["long_window"], "1h");
+            assert_eq!(t.alert.annotations["long_window"], "1h");
             assert_eq!(t.alert.starts_at, clock.unix_ms());
             fired_after = Some(k);
             break;

@@ -76,15 +76,17 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub async fn start(webhook: &str) -> Alertmanager {
+        Self::start_config(&format!(
+            "route:\n  receiver: test\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: test\n    webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n"
+        ))
+        .await
+    }
+
+    /// Start with `config` (alertmanager.yml text).
+    pub async fn start_config(config: &str) -> Alertmanager {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "route:\n  receiver: test\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: test\n    webhook_configs:\n      - url: '{webhook}'\n        send_resolved: true\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&cfg, config).unwrap();
         let port = crate::fixtures::closed_port().await.port();
         let child = Command::new("prometheus-alertmanager")
             .arg(format!("--config.file={}", cfg.display()))

@@ -111,6 +111,15 @@ async fn daemon_counts_exactly_and_burns_as_computed() {
     let alerts = doc["alerts"].as_array().unwrap();
     assert!(!alerts.is_empty());
     assert!(alerts[0]["explanation"].as_str().unwrap().contains("burn"));
+    // The daemon's verdict, the one `check --runs` gives: every run so far is in the period.
+    let v = &doc["verdict"];
+    let (good, total) = (v["good"].as_u64().unwrap(), v["total"].as_u64().unwrap());
+    assert_eq!(
+        total,
+        doc["events"]["good"].as_u64().unwrap() + doc["events"]["bad"].as_u64().unwrap()
+    );
+    assert_eq!(good, doc["events"]["good"].as_u64().unwrap());
+    assert_eq!(v["judged"], total >= 10, "{v}");
     let (status, _) = d.get("/api/v1/slos/nope").await;
     assert_eq!(status, 404);
     let (_, page) = d.get("/").await;

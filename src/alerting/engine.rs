@@ -113,17 +113,21 @@ impl Alerts {
                     if sev == "critical" {
                         critical_slos.push(c.name.clone());
                     }
-                    // An alert keeps the labels it fired with: its identity must not change.
-                    let (long, short) = match self.active.get(&key) {
-                        Some(a) => (a.labels["long_window"].clone(), a.labels["short_window"].clone()),
-                        None => (pair.long.name.to_string(), pair.short.name.to_string()),
+                    // The windows of the pair that fired first, kept for the alert's life. They
+                    // are annotations, not labels: the identity is alertname, slo and severity
+                    // (plus the SLO's labels), exactly what `vantage rules` gives Prometheus'
+                    // alert, so Alertmanager merges the two (SPEC §10).
+                    let first = |k: &str| {
+                        self.active
+                            .get(&key)
+                            .and_then(|a| a.annotations.get(k).or_else(|| a.labels.get(k)).cloned())
                     };
+                    let long = first("long_window").unwrap_or_else(|| pair.long.name.to_string());
+                    let short = first("short_window").unwrap_or_else(|| pair.short.name.to_string());
                     let mut labels: BTreeMap<String, String> = c.labels.clone().into_iter().collect();
                     labels.insert("alertname".into(), "SLOBurnRate".into());
                     labels.insert("slo".into(), c.name.clone());
                     labels.insert("severity".into(), sev.to_string());
-                    labels.insert("long_window".into(), long);
-                    labels.insert("short_window".into(), short);
                     let remaining = rep.budget_remaining.unwrap_or(1.0);
                     let mut annotations = BTreeMap::new();
                     annotations.insert(
@@ -144,6 +148,8 @@ impl Alerts {
                             c.spec.objective.percent()
                         ),
                     );
+                    annotations.insert("long_window".into(), long);
+                    annotations.insert("short_window".into(), short);
                     if let Some(u) = &c.runbook_url {
                         annotations.insert("runbook_url".into(), u.clone());
                     }
@@ -174,11 +180,13 @@ impl Alerts {
                 labels.insert("severity".into(), severity.into());
                 labels
             };
+            // `[alert]`'s thresholds, overridden by the probe's `[probe.alert]`.
+            let limits = config.for_probe(&meta.alert);
             let down_key = format!("ProbeDown/{}", p.name);
             let down = if self.active.contains_key(&down_key) {
-                r.consecutive_successes < config.resolve_after_successes
+                r.consecutive_successes < limits.resolve_after_successes
             } else {
-                r.consecutive_failures >= config.alert_after_failures
+                r.consecutive_failures >= limits.alert_after_failures
             };
             if down {
                 let last = r.last.as_ref().map(|l| {
@@ -215,7 +223,7 @@ impl Alerts {
             }
             if let Some(tls) = r.last.as_ref().and_then(|l| l.outcome.facts.tls.as_ref()) {
                 let days = tls.days_left(now_s);
-                if days < config.cert_alert_days {
+                if days < limits.cert_alert_days {
                     let mut annotations = BTreeMap::new();
                     annotations.insert(
                         "summary".into(),
@@ -229,7 +237,7 @@ impl Alerts {
                         "description".into(),
                         format!(
                             "The effective expiry of {} is {} (Unix seconds), {:.1} days away; alerting below {} days.",
-                            meta.target, tls.effective_not_after, days, config.cert_alert_days
+                            meta.target, tls.effective_not_after, days, limits.cert_alert_days
                         ),
                     );
                     let mut values = BTreeMap::new();

@@ -327,7 +327,7 @@ pub fn slack(a: &Alert) -> Value {
         .unwrap_or_else(|| a.key.clone());
     let mut fields = vec![json!({"title": "severity", "value": a.severity(), "short": true})];
     for key in ["slo", "probe", "long_window", "short_window"] {
-        if let Some(v) = a.labels.get(key) {
+        if let Some(v) = a.labels.get(key).or_else(|| a.annotations.get(key)) {
             fields.push(json!({"title": key, "value": v, "short": true}));
         }
     }

@@ -11,6 +11,7 @@ use tracing::debug;
 use vantage_probes::Outcome;
 
 use crate::config::{Kind, Probe, SloConfig};
+use crate::evaluator::{budgeting_name, Evaluator};
 use crate::secret::Redactor;
 use crate::Clock;
 
@@ -45,6 +46,8 @@ pub struct RunResult {
     pub target: String,
     /// 1-based.
     pub run: u32,
+    /// When the run ended, Unix ms: the instant the SLO engine records it at.
+    pub ended_at: i64,
     pub outcome: Outcome,
 }
 
@@ -77,6 +80,7 @@ pub async fn run(
                     let _slot = slots.acquire().await.expect("semaphore is never closed");
                     probe.run(&clock, Instant::now()).await
                 };
+                let ended_at = clock.unix_ms();
                 let mut outcome = outcome;
                 redactor.outcome(&mut outcome);
                 debug!(
@@ -93,6 +97,7 @@ pub async fn run(
                     kind: probe.kind,
                     target: redactor.redact(&probe.target).into_owned(),
                     run,
+                    ended_at,
                     outcome,
                 });
             }
@@ -118,59 +123,77 @@ pub struct SloResult {
     pub name: String,
     /// Percent.
     pub objective: f64,
+    /// `occurrences` (events are runs) or `timeslices` (events are slices).
+    pub budgeting: &'static str,
+    /// Good events: runs, or slices for timeslice budgeting.
     pub good: u64,
     pub total: u64,
-    /// good/total; absent without runs.
+    /// good/total; absent without events.
     pub sli: Option<f64>,
     /// For latency_percentile SLIs: the runs' percentile, seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub percentile_seconds: Option<f64>,
+    /// At least `max(min_events, 1)` events: the verdict means something.
+    pub judged: bool,
+    pub min_events: u64,
     pub met: bool,
 }
 
-/// Judge each SLO over the runs of its probes: every run is an event, good as the SLI says.
-/// SLOs none of whose probes ran are left out.
+/// The instant a check judges an SLO at: the end of its last run, or for timeslice budgeting
+/// the end of the slice that run fell in, so that every slice that saw a run is closed and
+/// counted (a check does not wait for the slice's wall-clock end).
+pub fn judgment_instant(spec: &vantage_slo::SloSpec, last_run_ms: i64) -> i64 {
+    match spec.budgeting {
+        vantage_slo::Budgeting::Occurrences => last_run_ms,
+        vantage_slo::Budgeting::Timeslices { slice, .. } => {
+            let width = slice.as_millis().clamp(1, i64::MAX as u128) as i64;
+            last_run_ms
+                .div_euclid(width)
+                .saturating_add(1)
+                .saturating_mul(width)
+        }
+    }
+}
+
+/// Judge each SLO over the runs of its probes with the daemon's own engine: the runs are
+/// recorded, at the instants they ended, into an [`Evaluator`] holding just that SLO (so the
+/// budgeting, timeslices, windows and `min_events` are the daemon's), which is evaluated at
+/// [`judgment_instant`] and judged by [`crate::evaluator::verdict`]. SLOs none of whose probes
+/// ran are left out.
 pub fn evaluate_slos(slos: &[SloConfig], results: &[RunResult]) -> Vec<SloResult> {
+    let mut ordered: Vec<&RunResult> = results.iter().collect();
+    // Record in time order, as the daemon sees runs end; stable, so equal instants keep order.
+    ordered.sort_by_key(|r| r.ended_at);
     let mut out = Vec::new();
     for c in slos {
-        let slo = vantage_slo::Slo::new(c.spec.clone());
-        let runs: Vec<&RunResult> = results
+        let runs: Vec<&&RunResult> = ordered
             .iter()
             .filter(|r| c.probes.contains(&r.name))
             .collect();
-        if runs.is_empty() {
+        let Some(last) = runs.last() else {
             continue;
+        };
+        let evaluator = Evaluator::default();
+        evaluator.apply(std::slice::from_ref(c));
+        for r in &runs {
+            evaluator.record(&r.name, r.outcome.success, r.outcome.duration, r.ended_at);
         }
-        let good = runs
-            .iter()
-            .filter(|r| slo.is_good(r.outcome.success, r.outcome.duration))
-            .count() as u64;
-        let total = runs.len() as u64;
-        let sli = good as f64 / total as f64;
-        let (percentile_seconds, percentile_ok) = match c.spec.sli {
-            vantage_slo::Sli::LatencyPercentile {
-                percentile,
-                threshold,
-            } => {
-                let mut h = vantage_slo::latency::Sparse::default();
-                for r in &runs {
-                    h.record(r.outcome.duration.as_micros() as u64);
-                }
-                let mut m = vantage_slo::latency::Merged::default();
-                m.add(&h);
-                let p = m.percentile(percentile).map(|us| us as f64 / 1e6);
-                (p, p.is_some_and(|p| p <= threshold.as_secs_f64()))
-            }
-            _ => (None, true),
+        let now = judgment_instant(&c.spec, last.ended_at);
+        let Some(v) = evaluator.evaluate_with(now, |rts| rts.first().and_then(|r| r.verdict()))
+        else {
+            continue;
         };
         out.push(SloResult {
             name: c.name.clone(),
             objective: c.spec.objective.percent(),
-            good,
-            total,
-            sli: Some(sli),
-            percentile_seconds,
-            met: sli >= c.spec.objective.ratio() && percentile_ok,
+            budgeting: budgeting_name(&c.spec),
+            good: v.good,
+            total: v.total,
+            sli: v.sli,
+            percentile_seconds: v.percentile_seconds,
+            judged: v.judged,
+            min_events: c.spec.min_events,
+            met: v.met,
         });
     }
     out

@@ -81,6 +81,18 @@ pub struct RulesArgs {
     /// Write the rules here instead of stdout.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Prometheus' scrape interval for vantage: no range in the rules is shorter than 4 × this
+    /// (shorter alert windows are widened, with a comment and a warning). 1s … 1h.
+    #[arg(long, default_value = "15s", value_parser = parse_scrape_interval)]
+    pub scrape_interval: Duration,
+}
+
+fn parse_scrape_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+        return Err(format!("scrape interval {s} is outside 1s … 1h"));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]
@@ -432,8 +444,16 @@ fn rules_cmd(args: &RulesArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let text = match crate::rules::generate(&config, &path.display().to_string()) {
-        Ok(t) => config.redactor.redact(&t).into_owned(),
+    let opts = crate::rules::Options {
+        scrape_interval: args.scrape_interval,
+    };
+    let text = match crate::rules::generate(&config, &path.display().to_string(), &opts) {
+        Ok(g) => {
+            for w in &g.warnings {
+                let _ = writeln!(std::io::stderr(), "warning: {w}.");
+            }
+            config.redactor.redact(&g.text).into_owned()
+        }
         Err(errors) => {
             for e in errors {
                 let _ = writeln!(std::io::stderr(), "{e}");

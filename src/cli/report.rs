@@ -91,16 +91,28 @@ impl Report {
         for s in &self.slos {
             let _ = writeln!(
                 out,
-                "SLO   {}: {} of {} runs good ({:.3}%), objective {}%{}: {}",
+                "SLO   {}: {} of {} {} good ({:.3}%), objective {}%{}: {}",
                 s.name,
                 s.good,
                 s.total,
+                if s.budgeting == "timeslices" {
+                    "slices"
+                } else {
+                    "runs"
+                },
                 s.sli.unwrap_or(0.0) * 100.0,
                 s.objective,
                 s.percentile_seconds
                     .map(|p| format!(", percentile {}", ms(Duration::from_secs_f64(p))))
                     .unwrap_or_default(),
-                if s.met { "met" } else { "NOT MET" }
+                match (s.judged, s.met) {
+                    (false, _) => format!(
+                        "met (not judged: fewer than min_events {})",
+                        s.min_events.max(1)
+                    ),
+                    (true, true) => "met".to_string(),
+                    (true, false) => "NOT MET".to_string(),
+                }
             );
         }
         let _ = writeln!(out, "{} passed, {} failed", self.passed(), self.failed());

@@ -5,7 +5,19 @@
 //! The period's error ratio is event-weighted — failures over the period divided by runs over
 //! the period — not an average of 5-minute ratios: an average gives a quiet night the same
 //! weight as a busy day and disagrees with the budget vantage computes from exact counts.
-//! Aggregation is `sum without (instance, …)`, so sharded instances and several locations add up.
+//! Aggregation is `sum by ()` — by the labels that define the SLO, and the series carry none
+//! of those: the rule attaches `slo` and the SLO's labels itself — so every target label
+//! (`instance`, `job`, and Kubernetes' `pod`, `namespace`, `service`, `endpoint`) is summed
+//! away: sharded instances, replicas and several locations add up to one SLO.
+//!
+//! Ranges are never shorter than 4 × the scrape interval (`--scrape-interval`, default 15s):
+//! `increase(x[10s])` over 15 s scrapes holds at most one sample and is always empty, so an
+//! alert pair using it could never fire. A window that would be shorter is widened to that
+//! minimum; the output says so in a comment and `generate` returns a warning.
+//!
+//! Alerts: one `SLOBurnRate` per SLO and severity (the pairs of a severity are `or`ed), with
+//! exactly the daemon's labels (`alertname`, `slo`, `severity` and the SLO's labels), so
+//! Alertmanager sees the daemon's alert and Prometheus' alert for one burn as one alert.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -34,39 +46,56 @@ fn nominal_period(slo: &SloConfig) -> Duration {
     }
 }
 
-/// The windows an SLO needs recorded: the fixed ones, the period, and every alert window.
-fn windows(slo: &SloConfig) -> Vec<Duration> {
-    let mut w: Vec<Duration> = vantage_slo::WINDOWS.iter().map(|(_, d)| *d).collect();
-    w.push(nominal_period(slo));
+/// How the rules are generated.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Prometheus' scrape interval for vantage: no range is shorter than 4 × this.
+    pub scrape_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            scrape_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Options {
+    /// The shortest range the rules use: 4 scrapes, so `increase()` always has samples.
+    pub fn min_range(&self) -> Duration {
+        self.scrape_interval.saturating_mul(4)
+    }
+
+    /// `w`, or the minimum range if `w` is shorter.
+    fn range(&self, w: Duration) -> Duration {
+        w.max(self.min_range())
+    }
+}
+
+/// The generated file and what was widened.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub text: String,
+    /// One line per widened window, for stderr.
+    pub warnings: Vec<String>,
+}
+
+/// The ranges an SLO needs recorded: the fixed windows, the period and every alert window,
+/// each at least the minimum range.
+fn windows(slo: &SloConfig, opts: &Options) -> Vec<Duration> {
+    let mut w: Vec<Duration> = vantage_slo::WINDOWS
+        .iter()
+        .map(|(_, d)| opts.range(*d))
+        .collect();
+    w.push(opts.range(nominal_period(slo)));
     for p in &slo.spec.alerts {
-        w.push(p.long);
-        w.push(p.short);
+        w.push(opts.range(p.long));
+        w.push(opts.range(p.short));
     }
     w.sort();
     w.dedup();
     w
-}
-
-/// Every label a selected probe's series carry besides what Prometheus adds: summed away.
-fn summed_labels(config: &Config, slo: &SloConfig) -> Vec<String> {
-    let mut labels = vec![
-        "instance".to_string(),
-        "probe".into(),
-        "kind".into(),
-        "result".into(),
-    ];
-    for p in config
-        .probes
-        .iter()
-        .filter(|p| slo.probes.contains(&p.name))
-    {
-        for k in p.labels.keys() {
-            if !labels.contains(k) {
-                labels.push(k.clone());
-            }
-        }
-    }
-    labels
 }
 
 fn selector(slo: &SloConfig) -> String {
@@ -76,13 +105,12 @@ fn selector(slo: &SloConfig) -> String {
 }
 
 /// The error ratio over `w`, as PromQL.
-fn error_expr(config: &Config, slo: &SloConfig, w: Duration) -> Result<String, String> {
-    let without = summed_labels(config, slo).join(", ");
+fn error_expr(slo: &SloConfig, w: Duration) -> Result<String, String> {
     let sel = selector(slo);
     let r = window_name(w);
     match slo.spec.sli {
         Sli::Availability => Ok(format!(
-            "sum without ({without}) (increase(probe_runs_total{{{sel},result=\"failure\"}}[{r}])) / sum without ({without}) (increase(probe_runs_total{{{sel}}}[{r}]))"
+            "sum by () (increase(probe_runs_total{{{sel},result=\"failure\"}}[{r}])) / sum by () (increase(probe_runs_total{{{sel}}}[{r}]))"
         )),
         Sli::Latency { threshold } | Sli::LatencyPercentile { threshold, .. } => {
             let t = threshold.as_secs_f64();
@@ -94,11 +122,10 @@ fn error_expr(config: &Config, slo: &SloConfig, w: Duration) -> Result<String, S
                     LATENCY_BUCKETS.iter().map(|b| format!("{b}s")).collect::<Vec<_>>().join(", ")
                 ));
             }
-            let without_le = format!("{without}, le");
             // As the exposition writes it: `1.0`, `0.5`.
             let le = if t.fract() == 0.0 { format!("{t:.1}") } else { format!("{t}") };
             Ok(format!(
-                "1 - (sum without ({without_le}) (increase(probe_latency_seconds_bucket{{{sel},le=\"{le}\"}}[{r}])) / sum without ({without}) (increase(probe_latency_seconds_count{{{sel}}}[{r}])))"
+                "1 - (sum by () (increase(probe_latency_seconds_bucket{{{sel},le=\"{le}\"}}[{r}])) / sum by () (increase(probe_latency_seconds_count{{{sel}}}[{r}])))"
             ))
         }
     }
@@ -115,58 +142,76 @@ fn labels_block(out: &mut String, indent: &str, slo: &SloConfig, extra: &[(&str,
     }
 }
 
-fn alert_rule(out: &mut String, config: &Config, slo: &SloConfig, pair: &AlertPair) {
+/// One pair's condition: both (widened) windows above the pair's factor, both holding
+/// `min_events` runs.
+fn pair_condition(slo: &SloConfig, pair: &AlertPair, opts: &Options) -> String {
     let budget = ratio(slo.spec.objective.budget());
     let factor = ratio(pair.burn_rate * budget);
-    let (long, short) = (window_name(pair.long), window_name(pair.short));
+    let (long, short) = (
+        window_name(opts.range(pair.long)),
+        window_name(opts.range(pair.short)),
+    );
     let sel = format!("slo={}", q(&slo.name));
     let mut expr = format!(
-        "(slo:sli_error:ratio_rate{long}{{{sel}}} > {factor}) and (slo:sli_error:ratio_rate{short}{{{sel}}} > {factor})"
+        "slo:sli_error:ratio_rate{long}{{{sel}}} > {factor} and slo:sli_error:ratio_rate{short}{{{sel}}} > {factor}"
     );
     if slo.spec.min_events > 0 {
-        let mut ignoring = vec!["slo".to_string()];
-        ignoring.extend(slo.labels.keys().cloned());
-        let without = summed_labels(config, slo).join(", ");
-        for w in [pair.long, pair.short] {
+        for w in [&long, &short] {
             let _ = write!(
                 expr,
-                " and ignoring ({}) (sum without ({without}) (increase(probe_runs_total{{{}}}[{}])) >= {})",
-                ignoring.join(", "),
+                " and on () (sum by () (increase(probe_runs_total{{{}}}[{w}])) >= {})",
                 selector(slo),
-                window_name(w),
                 slo.spec.min_events
             );
         }
     }
+    format!("({expr})")
+}
+
+/// One `SLOBurnRate` alert for an SLO and severity: any of the severity's pairs.
+fn alert_rule(out: &mut String, slo: &SloConfig, severity: &str, opts: &Options) {
+    let pairs: Vec<&AlertPair> = slo
+        .spec
+        .alerts
+        .iter()
+        .filter(|p| p.severity == severity)
+        .collect();
+    let budget = ratio(slo.spec.objective.budget());
+    let expr = pairs
+        .iter()
+        .map(|p| pair_condition(slo, p, opts))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let described: Vec<String> = pairs
+        .iter()
+        .map(|p| {
+            format!(
+                "{} and {} above burn rate {}",
+                window_name(opts.range(p.long)),
+                window_name(opts.range(p.short)),
+                p.burn_rate
+            )
+        })
+        .collect();
     let _ = writeln!(out, "      - alert: \"SLOBurnRate\"");
     let _ = writeln!(out, "        expr: {}", q(&expr));
-    labels_block(
-        out,
-        "        ",
-        slo,
-        &[
-            ("severity", pair.severity.clone()),
-            ("long_window", long.clone()),
-            ("short_window", short.clone()),
-        ],
-    );
+    labels_block(out, "        ", slo, &[("severity", severity.to_string())]);
     let _ = writeln!(out, "        annotations:");
     let _ = writeln!(
         out,
         "          summary: {}",
         q(&format!(
-            "SLO {} is burning its error budget too fast ({})",
-            slo.name, pair.severity
+            "SLO {} is burning its error budget too fast ({severity})",
+            slo.name
         ))
     );
     let _ = writeln!(
         out,
         "          description: {}",
         q(&format!(
-            "Error ratio over {long} is {{{{ $value | humanizePercentage }}}}, above {:.4}% (burn rate {} × error budget {:.4}%), and so is the {short} window. See slo:period_error_budget_remaining:ratio{{slo=\"{}\"}} for the budget remaining.",
-            factor * 100.0,
-            pair.burn_rate,
+            "Error ratio over the long window of a firing pair is {{{{ $value | humanizePercentage }}}} (error budget {:.4}%); pairs: {}. See slo:period_error_budget_remaining:ratio{{slo=\"{}\"}} for the budget remaining.",
             budget * 100.0,
+            described.join("; "),
             slo.name
         ))
     );
@@ -182,34 +227,57 @@ fn ratio(v: f64) -> f64 {
 }
 
 /// The whole rule file.
-pub fn generate(config: &Config, source: &str) -> Result<String, Vec<String>> {
+pub fn generate(config: &Config, source: &str, opts: &Options) -> Result<Generated, Vec<String>> {
     let mut out = String::new();
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let min = opts.min_range();
     let _ = writeln!(
         out,
         "# Generated by `vantage rules` from {source}. Do not edit: regenerate."
     );
     let _ = writeln!(
         out,
-        "# Recording rules use Sloth's names; alerts match the daemon's own (SPEC §4.3, §7)."
+        "# Recording rules use Sloth's names; alerts match the daemon's own (SPEC §4.3, §7, §10)."
+    );
+    let _ = writeln!(
+        out,
+        "# Scrape interval {}: no range is shorter than {}.",
+        window_name(opts.scrape_interval),
+        window_name(min)
     );
     if config.slos.is_empty() {
         let _ = writeln!(out, "groups: []");
-        return Ok(out);
+        return Ok(Generated {
+            text: out,
+            warnings,
+        });
     }
     let _ = writeln!(out, "groups:");
     for slo in &config.slos {
         let budget = ratio(slo.spec.objective.budget());
         let period = nominal_period(slo);
-        let p = window_name(period);
+        let p = window_name(opts.range(period));
         let _ = writeln!(
             out,
             "  - name: {}",
             q(&format!("vantage-slo-sli-recordings-{}", slo.name))
         );
         let _ = writeln!(out, "    rules:");
-        for w in windows(slo) {
-            match error_expr(config, slo, w) {
+        for (name, w) in vantage_slo::WINDOWS {
+            if w < min {
+                let line = format!(
+                    "SLO {}: the {name} window is recorded over {} (4 × scrape interval {})",
+                    slo.name,
+                    window_name(min),
+                    window_name(opts.scrape_interval)
+                );
+                let _ = writeln!(out, "      # {line}.");
+                warnings.push(line);
+            }
+        }
+        for w in windows(slo, opts) {
+            match error_expr(slo, w) {
                 Ok(expr) => {
                     let _ = writeln!(
                         out,
@@ -226,6 +294,7 @@ pub fn generate(config: &Config, source: &str) -> Result<String, Vec<String>> {
             }
         }
         let sel = format!("{{slo={}}}", q(&slo.name));
+        let current = window_name(opts.range(vantage_slo::WINDOWS[0].1));
         let _ = writeln!(
             out,
             "  - name: {}",
@@ -236,7 +305,7 @@ pub fn generate(config: &Config, source: &str) -> Result<String, Vec<String>> {
             ("slo:objective:ratio", format!("vector({})", ratio(slo.spec.objective.ratio()))),
             ("slo:error_budget:ratio", format!("vector({budget})")),
             ("slo:time_period:days", format!("vector({})", period.as_secs_f64() / 86_400.0)),
-            ("slo:current_burn_rate:ratio", format!("slo:sli_error:ratio_rate5m{sel} / on(slo) group_left slo:error_budget:ratio{sel}")),
+            ("slo:current_burn_rate:ratio", format!("slo:sli_error:ratio_rate{current}{sel} / on(slo) group_left slo:error_budget:ratio{sel}")),
             ("slo:period_burn_rate:ratio", format!("slo:sli_error:ratio_rate{p}{sel} / on(slo) group_left slo:error_budget:ratio{sel}")),
             ("slo:period_error_budget_remaining:ratio", format!("1 - slo:period_burn_rate:ratio{sel}")),
         ];
@@ -253,12 +322,42 @@ pub fn generate(config: &Config, source: &str) -> Result<String, Vec<String>> {
             );
             let _ = writeln!(out, "    rules:");
             for pair in &slo.spec.alerts {
-                alert_rule(&mut out, config, slo, pair);
+                for (which, w) in [("long", pair.long), ("short", pair.short)] {
+                    if w < min {
+                        let line = format!(
+                            "SLO {}: the {} pair {}/{} has its {which} window {} widened to {} (4 × scrape interval {}): a shorter range holds too few samples to ever fire",
+                            slo.name,
+                            pair.severity,
+                            window_name(pair.long),
+                            window_name(pair.short),
+                            window_name(w),
+                            window_name(min),
+                            window_name(opts.scrape_interval)
+                        );
+                        let _ = writeln!(out, "      # {line}.");
+                        warnings.push(line);
+                    }
+                }
+            }
+            let mut severities: Vec<&str> = slo
+                .spec
+                .alerts
+                .iter()
+                .map(|a| a.severity.as_str())
+                .collect();
+            // The daemon's order: sorted, one alert each.
+            severities.sort_unstable();
+            severities.dedup();
+            for severity in severities {
+                alert_rule(&mut out, slo, severity, opts);
             }
         }
     }
     if errors.is_empty() {
-        Ok(out)
+        Ok(Generated {
+            text: out,
+            warnings,
+        })
     } else {
         Err(errors)
     }

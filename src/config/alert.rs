@@ -5,7 +5,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::load::Located;
-use super::raw::RawAlert;
+use super::raw::{RawAlert, RawProbeAlert};
 use super::{Ctx, Server};
 use crate::secret::{Redactor, Secret};
 
@@ -79,6 +79,78 @@ impl AlertConfig {
     }
 }
 
+/// A probe's `[probe.alert]` overrides; `None` keeps `[alert]`'s value.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProbeAlert {
+    pub alert_after_failures: Option<u32>,
+    pub resolve_after_successes: Option<u32>,
+    pub cert_alert_days: Option<f64>,
+}
+
+/// The thresholds that apply to one probe: `[alert]`'s, overridden by its `[probe.alert]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeThresholds {
+    pub alert_after_failures: u32,
+    pub resolve_after_successes: u32,
+    pub cert_alert_days: f64,
+}
+
+impl AlertConfig {
+    /// The thresholds for a probe with these overrides.
+    pub fn for_probe(&self, o: &ProbeAlert) -> ProbeThresholds {
+        ProbeThresholds {
+            alert_after_failures: o.alert_after_failures.unwrap_or(self.alert_after_failures),
+            resolve_after_successes: o
+                .resolve_after_successes
+                .unwrap_or(self.resolve_after_successes),
+            cert_alert_days: o.cert_alert_days.unwrap_or(self.cert_alert_days),
+        }
+    }
+}
+
+/// Check the three probe-level keys (of `[alert]` or `[probe.alert]`), reporting each bad
+/// value at its location; the values as given.
+fn check_thresholds(
+    after: Option<&toml::Spanned<u32>>,
+    resolve: Option<&toml::Spanned<u32>>,
+    days: Option<&toml::Spanned<f64>>,
+    ctx: &mut Ctx<'_>,
+) -> ProbeAlert {
+    if let Some(n) = after.filter(|n| *n.get_ref() == 0) {
+        ctx.err(n.span().start, "alert_after_failures must be at least 1");
+    }
+    if let Some(n) = resolve.filter(|n| *n.get_ref() == 0) {
+        ctx.err(n.span().start, "resolve_after_successes must be at least 1");
+    }
+    if let Some(d) = days.filter(|d| !d.get_ref().is_finite() || *d.get_ref() < 0.0) {
+        ctx.err(
+            d.span().start,
+            "cert_alert_days must be a number of days ≥ 0",
+        );
+    }
+    ProbeAlert {
+        alert_after_failures: after.map(|n| *n.get_ref()),
+        resolve_after_successes: resolve.map(|n| *n.get_ref()),
+        cert_alert_days: days.map(|d| *d.get_ref()),
+    }
+}
+
+/// Resolve a probe's `[probe.alert]`.
+pub(super) fn resolve_probe_alert(
+    raw: Option<&toml::Spanned<RawProbeAlert>>,
+    ctx: &mut Ctx<'_>,
+) -> ProbeAlert {
+    let Some(a) = raw.map(|a| a.get_ref()) else {
+        return ProbeAlert::default();
+    };
+    check_thresholds(
+        a.alert_after_failures.as_ref(),
+        a.resolve_after_successes.as_ref(),
+        a.cert_alert_days.as_ref(),
+        ctx,
+    )
+}
+
 pub(super) fn resolve_alert(
     raw: Option<&Located<RawAlert>>,
     server: &Server,
@@ -89,27 +161,16 @@ pub(super) fn resolve_alert(
     let Some(raw) = raw else { return out };
     ctx.file = raw.file;
     let a = &raw.value;
-    if let Some(n) = &a.alert_after_failures {
-        if *n.get_ref() == 0 {
-            ctx.err(n.span().start, "alert_after_failures must be at least 1");
-        }
-        out.alert_after_failures = *n.get_ref();
-    }
-    if let Some(n) = &a.resolve_after_successes {
-        if *n.get_ref() == 0 {
-            ctx.err(n.span().start, "resolve_after_successes must be at least 1");
-        }
-        out.resolve_after_successes = *n.get_ref();
-    }
-    if let Some(d) = &a.cert_alert_days {
-        if !d.get_ref().is_finite() || *d.get_ref() < 0.0 {
-            ctx.err(
-                d.span().start,
-                "cert_alert_days must be a number of days ≥ 0",
-            );
-        }
-        out.cert_alert_days = *d.get_ref();
-    }
+    let global = check_thresholds(
+        a.alert_after_failures.as_ref(),
+        a.resolve_after_successes.as_ref(),
+        a.cert_alert_days.as_ref(),
+        ctx,
+    );
+    let t = out.for_probe(&global);
+    out.alert_after_failures = t.alert_after_failures;
+    out.resolve_after_successes = t.resolve_after_successes;
+    out.cert_alert_days = t.cert_alert_days;
     if let Some(u) = &a.external_url {
         match Url::parse(u.get_ref()) {
             Ok(_) => out.external_url = u.get_ref().trim_end_matches('/').to_string(),

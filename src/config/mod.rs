@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-pub use alert::{AlertConfig, SinkConfig, SinkKind};
+pub use alert::{AlertConfig, ProbeAlert, ProbeThresholds, SinkConfig, SinkKind};
 pub use load::Diagnostic;
 use load::{FileId, Located, Sources};
 use probe::{resolve_probe, Clients};

@@ -38,6 +38,8 @@ pub struct Probe {
     /// What is probed, for humans: the URL without credentials, or `host:port`. Redact on output.
     pub target: String,
     pub spec: Spec,
+    /// `[probe.alert]`: this probe's overrides of `[alert]`'s thresholds.
+    pub alert: super::ProbeAlert,
 }
 
 /// The runnable part of a probe.
@@ -122,6 +124,7 @@ impl Probe {
             labels: self.labels.clone(),
             target,
             spec,
+            alert: self.alert,
         })
     }
 
@@ -170,6 +173,7 @@ impl Probe {
                     interval,
                     timeout,
                     labels: BTreeMap::new(),
+                    alert: super::ProbeAlert::default(),
                     target: display_url(&url),
                     spec: Spec::Http(Box::new(HttpSpec {
                         request: Request {
@@ -203,6 +207,7 @@ impl Probe {
                     interval,
                     timeout,
                     labels: BTreeMap::new(),
+                    alert: super::ProbeAlert::default(),
                     target: hostport,
                     spec: Spec::Tls(Box::new(TlsSpec {
                         host,
@@ -391,6 +396,7 @@ pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>
         labels.extend(resolve_labels(l, p.name.span().start, ctx));
     }
 
+    let alert = super::alert::resolve_probe_alert(p.alert.as_ref(), ctx);
     let (target, spec) = match kind {
         Kind::Http => resolve_http(p, timeout, ctx)?,
         Kind::Tls => resolve_tls(p, timeout, ctx)?,
@@ -407,6 +413,7 @@ pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>
         labels,
         target,
         spec,
+        alert,
     })
 }
 

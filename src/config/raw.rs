@@ -206,6 +206,21 @@ pub struct RawProbe {
     pub expect: Option<Spanned<RawExpect>>,
     /// scrape: the flow's steps, in order.
     pub step: Option<Vec<Spanned<RawStep>>>,
+    /// `[probe.alert]`: this probe's own ProbeDown/CertificateExpiring thresholds.
+    pub alert: Option<Spanned<RawProbeAlert>>,
+}
+
+/// `[probe.alert]`: overrides of `[alert]`'s probe-level keys for one probe (a flapping
+/// dependency may need a higher `alert_after_failures` than the rest).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbeAlert {
+    /// ProbeDown fires after this many consecutive failures (default: `[alert]`'s).
+    pub alert_after_failures: Option<Spanned<u32>>,
+    /// ProbeDown resolves after this many consecutive successes (default: `[alert]`'s).
+    pub resolve_after_successes: Option<Spanned<u32>>,
+    /// CertificateExpiring fires below this many days (default: `[alert]`'s).
+    pub cert_alert_days: Option<Spanned<f64>>,
 }
 
 /// One `[[probe.step]]` of a scrape flow.
@@ -400,6 +415,7 @@ impl RawModule {
             labels: None,
             expect: self.expect,
             step: None,
+            alert: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
-use vantage_slo::{Report, Slo};
+use vantage_slo::{Budgeting, Report, Slo, SloSpec};
 
 use crate::config::SloConfig;
 
@@ -21,6 +21,68 @@ pub struct Runtime {
     pub events_good: u64,
     pub events_bad: u64,
     pub report: Option<Report>,
+}
+
+impl Runtime {
+    /// The "SLO met" verdict of the last report; absent before the first evaluation.
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.report.as_ref().map(|r| verdict(&self.config.spec, r))
+    }
+}
+
+/// Whether an SLO is met over its period: the one home of that judgment, used by the daemon
+/// (`Runtime::verdict`) and by `vantage check --runs N` (which feeds its runs through an
+/// [`Evaluator`] and judges them here).
+///
+/// The events are what the SLO's budgeting counts:
+/// - `occurrences`: every run is an event, good as the SLI says;
+/// - `timeslices`: every *closed* slice that saw at least one run is an event, good when the
+///   ratio of good runs in it reaches the slice target. A slice without runs is no event (the
+///   report counts it in `missing_slices`); a slice still open is not judged yet.
+///
+/// The SLO is *judged* once the period holds at least `max(min_events, 1)` events — the same
+/// low-traffic guard the burn-rate alerts use — and is then met when good/total reaches the
+/// objective and, for `latency_percentile`, the period's percentile is within the threshold.
+/// An SLO that is not judged is met: too few events say nothing against it, exactly as they
+/// never fire an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub good: u64,
+    pub total: u64,
+    /// good/total; absent without events.
+    pub sli: Option<f64>,
+    /// latency_percentile: the period's percentile, seconds.
+    pub percentile_seconds: Option<f64>,
+    /// The period holds at least `max(min_events, 1)` events.
+    pub judged: bool,
+    pub met: bool,
+}
+
+/// See [`Verdict`].
+pub fn verdict(spec: &SloSpec, report: &Report) -> Verdict {
+    let p = &report.period;
+    let judged = p.total > 0 && p.total >= spec.min_events;
+    // good/total against the objective in integers where it matters: `good ≥ ratio × total`
+    // in f64 is off by one ulp for objectives such as 90% (1 − 0.9 ≠ 0.1), so compare with
+    // a tolerance far below one event in any count a u64 can hold in practice.
+    let ratio_met = p.good as f64 + 1e-9 >= spec.objective.ratio() * p.total as f64;
+    let met = !judged || (ratio_met && report.percentile_met != Some(false));
+    Verdict {
+        good: p.good,
+        total: p.total,
+        sli: (p.total > 0).then(|| p.good as f64 / p.total as f64),
+        percentile_seconds: p.percentile_seconds,
+        judged,
+        met,
+    }
+}
+
+/// The budgeting mode's name, for reports.
+pub fn budgeting_name(spec: &SloSpec) -> &'static str {
+    match spec.budgeting {
+        Budgeting::Occurrences => "occurrences",
+        Budgeting::Timeslices { .. } => "timeslices",
+    }
 }
 
 /// What one SLO saves to disk.

@@ -52,6 +52,9 @@ pub struct ProbeMeta {
     pub interval: Duration,
     #[serde(serialize_with = "secs")]
     pub timeout: Duration,
+    /// `[probe.alert]` overrides.
+    #[serde(skip)]
+    pub alert: crate::config::ProbeAlert,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -70,6 +73,7 @@ impl ProbeMeta {
                 .collect(),
             interval: probe.interval,
             timeout: probe.timeout,
+            alert: probe.alert,
         }
     }
 }

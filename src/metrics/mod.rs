@@ -725,6 +725,7 @@ impl prometheus_client::collector::Collector for SloCollector {
         let mut remaining: Vec<Sample> = Vec::new();
         let mut exhaustion: Vec<Sample> = Vec::new();
         let mut firing: Vec<Sample> = Vec::new();
+        let mut alert_burn: Vec<Sample> = Vec::new();
         self.evaluator.evaluate_with(self.clock.unix_ms(), |slos| {
             for r in slos {
                 let c = &r.config;
@@ -759,6 +760,28 @@ impl prometheus_client::collector::Collector for SloCollector {
                 if let Some(v) = rep.exhaustion_seconds {
                     exhaustion.push((base.clone(), vec![], v));
                 }
+                // The windows the alerts use (SPEC §10: dashboards show these, not the
+                // fixed ones), once per severity and window.
+                let mut seen: Vec<(&str, &str)> = Vec::new();
+                for a in &rep.alerts {
+                    for w in [&a.long, &a.short] {
+                        let key = (&*a.severity, &*w.name);
+                        if seen.contains(&key) {
+                            continue;
+                        }
+                        seen.push(key);
+                        if let Some(v) = w.burn_rate {
+                            alert_burn.push((
+                                base.clone(),
+                                vec![
+                                    ("severity", a.severity.to_string()),
+                                    ("window", w.name.to_string()),
+                                ],
+                                v,
+                            ));
+                        }
+                    }
+                }
                 let mut severities: Vec<&str> = rep.alerts.iter().map(|a| &*a.severity).collect();
                 severities.dedup();
                 severities.sort();
@@ -777,7 +800,7 @@ impl prometheus_client::collector::Collector for SloCollector {
             }
         });
         type Family<'a> = (&'a str, &'a str, Option<Unit>, MetricType, &'a Vec<Sample>);
-        let families: [Family; 8] = [
+        let families: [Family; 9] = [
             (
                 "slo_objective_ratio",
                 "The SLO's objective as a ratio",
@@ -833,6 +856,13 @@ impl prometheus_client::collector::Collector for SloCollector {
                 None,
                 MetricType::Gauge,
                 &firing,
+            ),
+            (
+                "slo_alert_window_burn_rate",
+                "Error ratio / error budget over each window the SLO's burn-rate alerts use",
+                None,
+                MetricType::Gauge,
+                &alert_burn,
             ),
         ];
         for (name, help, unit, kind, samples) in families {

@@ -586,6 +586,8 @@ fn slo_doc(r: &crate::evaluator::Runtime, full: bool) -> Value {
         "budget_consumed": rep.and_then(|x| x.budget_consumed),
         "exhaustion_seconds": rep.and_then(|x| x.exhaustion_seconds),
         "firing": firing,
+        // The same "SLO met" verdict `vantage check --runs N` gives (evaluator::verdict).
+        "verdict": r.verdict(),
     });
     if let (true, Value::Object(o), Some(rep)) = (full, &mut doc, rep) {
         o.insert("windows".into(), json!(rep.windows));
