@@ -23,5 +23,7 @@ pub mod scheduler;
 pub mod secret;
 pub mod server;
 pub mod state;
+pub mod status_history;
 pub mod status_page;
+pub mod status_svg;
 pub mod store;
