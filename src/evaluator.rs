@@ -184,7 +184,9 @@ impl Evaluator {
     }
 
     /// Every SLO's sampled history, for the state file.
-    pub fn save_history(&self) -> std::collections::BTreeMap<String, crate::status_history::SavedSloHistory> {
+    pub fn save_history(
+        &self,
+    ) -> std::collections::BTreeMap<String, crate::status_history::SavedSloHistory> {
         self.lock()
             .slos
             .iter()

@@ -574,7 +574,10 @@ mod tests {
         assert_eq!(t.incidents[0].end, None);
         t.record(&outcome(true, 5, ""), DAY0 + 3000);
         let i = &t.incidents[0];
-        assert_eq!((i.start, i.end, i.failed_runs), (DAY0 + 1000, Some(DAY0 + 3000), 2));
+        assert_eq!(
+            (i.start, i.end, i.failed_runs),
+            (DAY0 + 1000, Some(DAY0 + 3000), 2)
+        );
         assert_eq!(i.evidence, "status 503");
         assert_eq!(t.failures.len(), 2);
         for k in 0..100 {
@@ -588,7 +591,10 @@ mod tests {
     fn timeline_round_trips_through_json() {
         let mut t = Timeline::default();
         for k in 0..200 {
-            t.record(&outcome(k % 7 != 0, 5 + k as u64, "ü".repeat(400).as_str()), DAY0 + k * 61_000);
+            t.record(
+                &outcome(k % 7 != 0, 5 + k as u64, "ü".repeat(400).as_str()),
+                DAY0 + k * 61_000,
+            );
         }
         let saved = t.save();
         let json = serde_json::to_string(&saved).unwrap();
@@ -614,7 +620,10 @@ mod tests {
         // Then failures and incidents full of maximal evidence.
         for k in 0..200 {
             let ev = "x".repeat(1000);
-            t.record(&outcome(k % 2 == 0, 5, &ev), DAY0 + 40 * 86_400_000 + k * 1000);
+            t.record(
+                &outcome(k % 2 == 0, 5, &ev),
+                DAY0 + 40 * 86_400_000 + k * 1000,
+            );
         }
         let worst = serde_json::to_string(&t.save()).unwrap().len();
         eprintln!("state bytes per probe: steady {steady}, worst {worst}");

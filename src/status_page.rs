@@ -115,7 +115,10 @@ impl ProbeView {
     fn state(&self) -> (&'static str, String) {
         match self.up {
             Some(true) => ("up", "UP".into()),
-            Some(false) => ("down", format!("DOWN ({})", self.last_reason.unwrap_or("failure"))),
+            Some(false) => (
+                "down",
+                format!("DOWN ({})", self.last_reason.unwrap_or("failure")),
+            ),
             None => ("pending", "PENDING".into()),
         }
     }
@@ -208,7 +211,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 7px 10px; border-bottom: 1px solid var(--line); vertical-align: middle; white-space: nowrap; }
 th { font-weight: 600; color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }
 tr:last-child td { border-bottom: 0; }
-td.wrapok, td.evidence { white-space: normal; overflow-wrap: anywhere; min-width: 14em; }
+td.wrapok, td.evidence { white-space: normal; overflow-wrap: anywhere; min-width: 14em; max-width: 24em; }
 .evidence, pre, code { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: 12px; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 0 0; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 999px; font-weight: 600; font-size: 12px; }
@@ -219,8 +222,8 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 0 0; }
 svg .ok { fill: var(--ok); } svg .bad { fill: var(--bad); } svg .none { fill: var(--none); }
 svg.spark path { fill: none; stroke: var(--accent); stroke-width: 1.6; }
 svg.spark line.empty { stroke: var(--none); stroke-dasharray: 3 3; }
-svg.chart { width: 100%; height: 220px; background: var(--card); border: 1px solid var(--line); border-radius: 10px; }
-svg.chart text { font-size: 11px; }
+svg.chart { display: block; width: 100%; height: auto; background: var(--card); border: 1px solid var(--line); border-radius: 10px; }
+svg.chart text { font-size: 12px; }
 svg .grid { stroke: var(--line); stroke-width: 1; }
 svg .line { fill: none; stroke: var(--accent); stroke-width: 2; vector-effect: non-scaling-stroke; }
 svg .ref { stroke-width: 1.5; stroke-dasharray: 5 4; vector-effect: non-scaling-stroke; }
@@ -238,7 +241,8 @@ i.sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px; mar
 .card .k { color: var(--muted); font-size: 12px; } .card .v { font-size: 20px; font-weight: 600; }
 .group-h { display: flex; align-items: baseline; gap: 10px; }
 footer { color: var(--muted); padding-top: 24px; padding-bottom: 24px; font-size: 12px; }
-@media (max-width: 700px) { body { font-size: 13px; } .hide-s { display: none; } th, td { padding: 6px 7px; } svg.chart { height: 170px; } }
+@media (max-width: 700px) { body { font-size: 13px; } .hide-s { display: none; } th, td { padding: 6px 7px; }
+  svg.history { width: 150px; } svg.chart text { font-size: 22px; } td.evidence { min-width: 10em; } }
 "#;
 
 /// Refetch every 5 s and swap `<main>`: the scroll position and the filter form stay.
@@ -314,14 +318,14 @@ fn probe_rows(views: &[&ProbeView], now_ms: i64) -> String {
                 "<b>{}</b> {} ago<br><span class=\"evidence\">{}</span>",
                 esc(f.reason.map_or("failed", |r| r.as_str())),
                 span((now_ms - f.at) as f64 / 1000.0),
-                esc(&crate::status_history::truncate(&f.evidence, 120))
+                esc(&crate::status_history::truncate(&f.evidence, 90))
             ),
             None => "<span class=\"muted\">none</span>".into(),
         };
         let _ = writeln!(
             rows,
             "<tr class=\"probe {class}\" data-probe=\"{name}\"><td><a href=\"probes/{link}\"><b>{name}</b></a><br><span class=\"muted\">{kind}</span></td>\
-             <td><span class=\"badge {class} state\">{state}</span></td><td>{bar}</td><td>{spark}<br><span class=\"muted\">last {last_lat}</span></td>{up}<td>{cert}</td><td class=\"evidence\">{failure}</td></tr>",
+             <td><span class=\"badge {class} state\">{state}</span></td><td>{bar}</td><td class=\"hide-s\">{spark}<br><span class=\"muted\">last {last_lat}</span></td>{up}<td>{cert}</td><td class=\"evidence\">{failure}</td></tr>",
             name = esc(&v.name),
             link = enc(&v.name),
             kind = v.kind,
@@ -336,7 +340,7 @@ fn probe_rows(views: &[&ProbeView], now_ms: i64) -> String {
 
 fn probe_table(views: &[&ProbeView], now_ms: i64) -> String {
     format!(
-        "<div class=\"wrap\"><table class=\"probes\">\n<thead><tr><th>probe</th><th>state</th><th>last {BAR_RUNS} runs</th><th>latency</th><th>24h</th><th class=\"hide-s\">7d</th><th>30d</th><th>cert</th><th>last failure</th></tr></thead>\n<tbody>\n{}</tbody></table></div>\n",
+        "<div class=\"wrap\"><table class=\"probes\">\n<thead><tr><th>probe</th><th>state</th><th>last {BAR_RUNS} runs</th><th class=\"hide-s\">latency</th><th>24h</th><th class=\"hide-s\">7d</th><th>30d</th><th>cert</th><th>last failure</th></tr></thead>\n<tbody>\n{}</tbody></table></div>\n",
         probe_rows(views, now_ms)
     )
 }
@@ -352,7 +356,10 @@ fn slo_table(slos: &[&SloRow]) -> String {
         } else {
             (
                 "down",
-                format!("<span class=\"badge down\">{}</span>", esc(&s.firing.join(", "))),
+                format!(
+                    "<span class=\"badge down\">{}</span>",
+                    esc(&s.firing.join(", "))
+                ),
             )
         };
         let remaining_class = match s.remaining {
@@ -539,7 +546,11 @@ fn cert_section(tls: &TlsFacts, now: i64, redactor: &Redactor) -> String {
         esc(&tls.cipher),
     );
     if let Some(d) = &tls.verify_detail {
-        let _ = writeln!(out, "<pre class=\"evidence\">{}</pre>", esc(&redactor.redact(d)));
+        let _ = writeln!(
+            out,
+            "<pre class=\"evidence\">{}</pre>",
+            esc(&redactor.redact(d))
+        );
     }
     out.push_str("<div class=\"wrap\"><table class=\"chain\"><thead><tr><th>#</th><th>subject</th><th>issuer</th><th>not after</th><th>SANs</th></tr></thead><tbody>\n");
     for (i, c) in tls.chain.iter().enumerate() {
@@ -586,10 +597,18 @@ pub fn render_probe(p: &ProbeState, slos: &[String], now_ms: i64, redactor: &Red
     );
     let mut main = String::from("<div class=\"cards\">");
     for ((name, _), u) in UPTIME_SPANS.iter().zip(v.uptime) {
-        main.push_str(&card(&format!("uptime {name}"), &pct(u, 3), uptime_class(u)));
+        main.push_str(&card(
+            &format!("uptime {name}"),
+            &pct(u, 3),
+            uptime_class(u),
+        ));
     }
     let q = |w: usize, i: usize| r.quantiles[w][i].map_or("–".into(), dur);
-    main.push_str(&card("p50 / p99 (1h)", &format!("{} / {}", q(1, 0), q(1, 2)), ""));
+    main.push_str(&card(
+        "p50 / p99 (1h)",
+        &format!("{} / {}", q(1, 0), q(1, 2)),
+        "",
+    ));
     main.push_str(&card("certificate", &cert_cell(v.cert_days), ""));
     main.push_str(&card(
         "runs ok / failed",
@@ -736,7 +755,11 @@ pub fn render_slo(s: &SloView, redactor: &Redactor) -> String {
         probes = probes.join(", "),
     );
     let mut main = String::from("<div class=\"cards\">");
-    main.push_str(&card("SLI (period)", &pct(rep.and_then(|r| r.period.sli), 3), ""));
+    main.push_str(&card(
+        "SLI (period)",
+        &pct(rep.and_then(|r| r.period.sli), 3),
+        "",
+    ));
     let remaining = rep.and_then(|r| r.budget_remaining);
     let rclass = match remaining {
         Some(r) if r > 0.5 => "good",
@@ -891,7 +914,7 @@ pub async fn probe(State(app): State<App>, Path(name): Path<String>) -> Response
     };
     let slos = app.evaluator.with(|slos| {
         slos.iter()
-            .filter(|r| r.config.probes.iter().any(|p| *p == name))
+            .filter(|r| r.config.probes.contains(&name))
             .map(|r| r.config.name.clone())
             .collect::<Vec<_>>()
     });
@@ -907,11 +930,9 @@ pub async fn probe(State(app): State<App>, Path(name): Path<String>) -> Response
 
 /// `GET /slos/{name}`.
 pub async fn slo(State(app): State<App>, Path(name): Path<String>) -> Response {
-    let view = app.evaluator.with(|slos| {
-        slos.iter()
-            .find(|r| r.config.name == name)
-            .map(SloView::of)
-    });
+    let view = app
+        .evaluator
+        .with(|slos| slos.iter().find(|r| r.config.name == name).map(SloView::of));
     let config = app.config();
     match view {
         Some(v) => Html(render_slo(&v, &config.redactor)).into_response(),

@@ -53,7 +53,7 @@ pub fn history_bar(runs: &[RunPoint], slots: usize, now_ms: i64) -> String {
     let (cell, gap, h) = (5, 2, 18);
     let width = slots * (cell + gap);
     let mut out = format!(
-        "<svg class=\"history\" viewBox=\"0 0 {width} {h}\" width=\"{width}\" height=\"{h}\" role=\"img\" aria-label=\"last {n} runs\">",
+        "<svg class=\"history\" viewBox=\"0 0 {width} {h}\" width=\"{width}\" height=\"{h}\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"last {n} runs\">",
         n = runs.len().min(slots)
     );
     let shown = &runs[runs.len().saturating_sub(slots)..];
@@ -135,11 +135,11 @@ pub const PHASES: [&str; 6] = [
 /// Stacked bars, one per run: each phase's share of the run's duration. Failed runs are marked
 /// under their bar.
 pub fn latency_chart(runs: &[RunPoint]) -> String {
-    let (w, h, left, bottom) = (640.0, 220.0, 52.0, 16.0);
+    let (w, h, left, bottom) = (960.0, 220.0, 56.0, 16.0);
     let plot_h = h - bottom - 8.0;
     let max_us = runs.iter().map(|r| r.duration_us).max().unwrap_or(0).max(1) as f64;
     let mut out = format!(
-        "<svg id=\"latency-chart\" class=\"chart latency\" viewBox=\"0 0 {w} {h}\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"latency per run by phase\">"
+        "<svg id=\"latency-chart\" class=\"chart latency\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"latency per run by phase\">"
     );
     for frac in [0.0, 0.5, 1.0] {
         let y = 8.0 + plot_h * (1.0 - frac);
@@ -213,7 +213,7 @@ pub fn line_chart(
     refs: &[Reference],
     fmt: &dyn Fn(f64) -> String,
 ) -> String {
-    let (w, h, left, bottom) = (640.0, 200.0, 60.0, 18.0);
+    let (w, h, left, bottom) = (960.0, 200.0, 60.0, 18.0);
     let top = 8.0;
     let plot_h = h - bottom - top;
     let values = points
@@ -236,7 +236,7 @@ pub fn line_chart(
         )
     };
     let mut out = format!(
-        "<svg id=\"{}\" class=\"chart {}\" viewBox=\"0 0 {w} {h}\" preserveAspectRatio=\"none\" role=\"img\">",
+        "<svg id=\"{}\" class=\"chart {}\" viewBox=\"0 0 {w} {h}\" role=\"img\">",
         esc(id),
         esc(class)
     );

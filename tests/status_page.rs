@@ -19,7 +19,9 @@ fn cells(page: &str, class: &str) -> usize {
     let Some(start) = page.find("<svg class=\"history\"") else {
         return 0;
     };
-    let end = page[start..].find("</svg>").map_or(page.len(), |e| start + e);
+    let end = page[start..]
+        .find("</svg>")
+        .map_or(page.len(), |e| start + e);
     page[start..end]
         .matches(&format!("<rect class=\"{class}\""))
         .count()
@@ -87,9 +89,14 @@ async fn pages_show_history_charts_groups_and_no_secrets() {
     let (_, filtered) = d.get("/?q=SECU").await;
     assert!(filtered.contains("data-probe=\"secure\""));
     assert!(!filtered.contains("data-probe=\"web\"") && !filtered.contains("data-probe=\"api\""));
-    let (_, none) = d.get("/?q=%3Cscript%3Ealert(1)%3C/script%3E&group=%22%3E").await;
+    let (_, none) = d
+        .get("/?q=%3Cscript%3Ealert(1)%3C/script%3E&group=%22%3E")
+        .await;
     assert!(none.contains("No probe matches."));
-    assert!(!none.contains("<script>alert(1)"), "the filter is echoed escaped");
+    assert!(
+        !none.contains("<script>alert(1)"),
+        "the filter is echoed escaped"
+    );
     assert!(none.contains("&lt;script&gt;alert(1)"));
 
     // The probe page: latency by phase, history, incidents, failures with evidence.
@@ -184,15 +191,30 @@ async fn history_survives_a_restart() {
     d.stop().await;
     let file = std::fs::read_to_string(state.path().join("vantage-state.json")).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&file).unwrap();
-    assert!(doc["history"]["probes"]["bad"]["runs"].as_str().unwrap().len() > 100);
-    assert!(!doc["history"]["slos"]["s"]["fine"].as_str().unwrap().is_empty());
+    assert!(
+        doc["history"]["probes"]["bad"]["runs"]
+            .as_str()
+            .unwrap()
+            .len()
+            > 100
+    );
+    assert!(!doc["history"]["slos"]["s"]["fine"]
+        .as_str()
+        .unwrap()
+        .is_empty());
 
     let d = start_daemon_in(write_config(&text), &[]).await;
     // Straight after the start, before a second run could happen.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (after, page) = runs_on_page(&d, "bad").await;
-    assert!(after >= before, "{after} runs after the restart, {before} before");
-    assert_eq!(first_incident_start(&page).as_deref(), Some(incident.as_str()));
+    assert!(
+        after >= before,
+        "{after} runs after the restart, {before} before"
+    );
+    assert_eq!(
+        first_incident_start(&page).as_deref(),
+        Some(incident.as_str())
+    );
     let (_, overview) = d.get("/").await;
     assert!(overview.contains("0.00%") && overview.contains("100.00%"));
     d.stop().await;
@@ -256,6 +278,14 @@ fn console_errors(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
+/// A page to render: name, path, what its DOM must hold, window size.
+type Shot = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    (u32, u32),
+);
+
 #[tokio::test]
 async fn pages_render_in_headless_chromium() {
     if !Path::new("/usr/bin/chromium").exists() {
@@ -294,17 +324,25 @@ async fn pages_render_in_headless_chromium() {
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let pages: [(&str, &str, &[&str], (u32, u32)); 4] = [
+    let pages: [Shot; 4] = [
         (
             "overview",
             "/?group=env",
-            &["class=\"history\"", "class=\"spark latency\"", "class=\"spark budget\""],
+            &[
+                "class=\"history\"",
+                "class=\"spark latency\"",
+                "class=\"spark budget\"",
+            ],
             (1280, 1000),
         ),
         (
             "probe",
             "/probes/secure-api",
-            &["id=\"latency-chart\"", "class=\"history\"", "class=\"chain\""],
+            &[
+                "id=\"latency-chart\"",
+                "class=\"history\"",
+                "class=\"chain\"",
+            ],
             (1280, 1700),
         ),
         (
@@ -313,12 +351,7 @@ async fn pages_render_in_headless_chromium() {
             &["id=\"burndown\"", "id=\"sli-chart\"", "class=\"burn\""],
             (1280, 1500),
         ),
-        (
-            "phone",
-            "/",
-            &["class=\"history\""],
-            (400, 900),
-        ),
+        ("phone", "/", &["class=\"history\""], (400, 900)),
     ];
     for (name, path, needles, (w, h)) in pages {
         let url = format!("{base}{path}");
@@ -350,7 +383,10 @@ async fn pages_render_in_headless_chromium() {
         .await;
         let png = std::fs::read(&shot)
             .unwrap_or_else(|e| panic!("{name}: no screenshot ({e}):\n{stderr}"));
-        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name}: screenshot");
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: screenshot"
+        );
         if let Some(dir) = &screenshots_dir {
             std::fs::create_dir_all(dir).unwrap();
             std::fs::copy(&shot, dir.join(format!("status-{name}.png"))).unwrap();

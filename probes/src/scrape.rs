@@ -255,6 +255,7 @@ async fn flow(
     Ok(format!("{} steps passed", spec.steps.len()))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_step(
     clock: &Clock,
     spec: &FlowSpec,
