@@ -242,7 +242,8 @@ i.sw { display: inline-block; width: 10px; height: 10px; border-radius: 2px; mar
 .group-h { display: flex; align-items: baseline; gap: 10px; }
 footer { color: var(--muted); padding-top: 24px; padding-bottom: 24px; font-size: 12px; }
 @media (max-width: 700px) { body { font-size: 13px; } .hide-s { display: none; } th, td { padding: 6px 7px; }
-  svg.history { width: 150px; } svg.chart text { font-size: 22px; } td.evidence { min-width: 10em; } }
+  svg.history { width: 150px; } svg.chart text { font-size: 22px; } td.evidence { min-width: 0; }
+  td.evidence .evidence, td.evidence br { display: none; } }
 "#;
 
 /// Refetch every 5 s and swap `<main>`: the scroll position and the filter form stay.

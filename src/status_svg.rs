@@ -135,7 +135,7 @@ pub const PHASES: [&str; 6] = [
 /// Stacked bars, one per run: each phase's share of the run's duration. Failed runs are marked
 /// under their bar.
 pub fn latency_chart(runs: &[RunPoint]) -> String {
-    let (w, h, left, bottom) = (960.0, 220.0, 56.0, 16.0);
+    let (w, h, left, bottom) = (960.0, 220.0, 72.0, 16.0);
     let plot_h = h - bottom - 8.0;
     let max_us = runs.iter().map(|r| r.duration_us).max().unwrap_or(0).max(1) as f64;
     let mut out = format!(
@@ -213,7 +213,7 @@ pub fn line_chart(
     refs: &[Reference],
     fmt: &dyn Fn(f64) -> String,
 ) -> String {
-    let (w, h, left, bottom) = (960.0, 200.0, 60.0, 18.0);
+    let (w, h, left, bottom) = (960.0, 200.0, 72.0, 18.0);
     let top = 8.0;
     let plot_h = h - bottom - top;
     let values = points

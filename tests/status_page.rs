@@ -333,7 +333,7 @@ async fn pages_render_in_headless_chromium() {
                 "class=\"spark latency\"",
                 "class=\"spark budget\"",
             ],
-            (1280, 1000),
+            (1280, 900),
         ),
         (
             "probe",
@@ -343,13 +343,13 @@ async fn pages_render_in_headless_chromium() {
                 "class=\"history\"",
                 "class=\"chain\"",
             ],
-            (1280, 1700),
+            (1280, 1250),
         ),
         (
             "slo",
             "/slos/flaky-availability",
             &["id=\"burndown\"", "id=\"sli-chart\"", "class=\"burn\""],
-            (1280, 1500),
+            (1280, 1250),
         ),
         ("phone", "/", &["class=\"history\""], (400, 900)),
     ];
@@ -394,4 +394,45 @@ async fn pages_render_in_headless_chromium() {
     }
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+}
+
+#[tokio::test]
+async fn log_formats_choose_the_shape_of_lines() {
+    let busy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let cfg = write_config(&format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let path = cfg.path.to_str().unwrap();
+    let run = |format: Option<&'static str>| {
+        let mut args = vec!["run", "-c", path];
+        if let Some(f) = format {
+            args.extend(["--log-format", f]);
+        }
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        let dir = cfg.dir.path().to_path_buf();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            crate::support::vantage(&args, &[], &dir).await
+        }
+    };
+    // Not a terminal: JSON by default.
+    let out = run(None).await;
+    assert_eq!(out.code, 2);
+    let line = out.stderr.lines().find(|l| l.contains("Cannot listen")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+    assert_eq!(doc["level"], "ERROR");
+    for f in ["compact", "text"] {
+        let out = run(Some(f)).await;
+        let line = out.stderr.lines().find(|l| l.contains("Cannot listen")).unwrap();
+        assert!(!line.starts_with('{') && line.contains("ERROR"), "{f}: {line}");
+        assert!(!line.contains("\x1b["), "{f}: colours only on a terminal");
+    }
+    let out = run(Some("pretty")).await;
+    let at = out.stderr.find("Cannot listen").expect("pretty logs the event");
+    // Pretty spreads an event over lines: the source location on a line of its own.
+    assert!(out.stderr[at..].lines().count() >= 2, "{}", out.stderr);
+    assert!(out.stderr[at..].contains("\n    at src/cli.rs:"), "{}", out.stderr);
+    let out = run(Some("xml")).await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("xml"));
+    drop(busy);
 }
