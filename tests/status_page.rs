@@ -417,20 +417,38 @@ async fn log_formats_choose_the_shape_of_lines() {
     // Not a terminal: JSON by default.
     let out = run(None).await;
     assert_eq!(out.code, 2);
-    let line = out.stderr.lines().find(|l| l.contains("Cannot listen")).unwrap();
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("Cannot listen"))
+        .unwrap();
     let doc: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
     assert_eq!(doc["level"], "ERROR");
     for f in ["compact", "text"] {
         let out = run(Some(f)).await;
-        let line = out.stderr.lines().find(|l| l.contains("Cannot listen")).unwrap();
-        assert!(!line.starts_with('{') && line.contains("ERROR"), "{f}: {line}");
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("Cannot listen"))
+            .unwrap();
+        assert!(
+            !line.starts_with('{') && line.contains("ERROR"),
+            "{f}: {line}"
+        );
         assert!(!line.contains("\x1b["), "{f}: colours only on a terminal");
     }
     let out = run(Some("pretty")).await;
-    let at = out.stderr.find("Cannot listen").expect("pretty logs the event");
+    let at = out
+        .stderr
+        .find("Cannot listen")
+        .expect("pretty logs the event");
     // Pretty spreads an event over lines: the source location on a line of its own.
     assert!(out.stderr[at..].lines().count() >= 2, "{}", out.stderr);
-    assert!(out.stderr[at..].contains("\n    at src/cli.rs:"), "{}", out.stderr);
+    assert!(
+        out.stderr[at..].contains("\n    at src/cli.rs:"),
+        "{}",
+        out.stderr
+    );
     let out = run(Some("xml")).await;
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("xml"));
