@@ -96,10 +96,17 @@ impl Buckets {
             }
             self.last = idx;
         }
-        let back = self.last - idx;
-        if back < 0 || back >= self.counts.len() as i64 {
+        let back = self.last.saturating_sub(idx);
+        if back >= self.cap as i64 {
+            // Older than the whole ring: the clock went back further than the ring spans
+            // (or the saved ring came from the future). Start over from this run.
+            self.counts.clear();
+            self.last = idx;
+            self.counts.push_back((0, 0));
+        } else if back >= self.counts.len() as i64 {
             return;
         }
+        let back = self.last - idx;
         let pos = self.counts.len() - 1 - back as usize;
         let c = &mut self.counts[pos];
         c.1 = c.1.saturating_add(1);
@@ -110,8 +117,8 @@ impl Buckets {
 
     /// (good, total) over the buckets newer than `now - span`.
     fn sum(&self, now: i64, span: i64) -> (u64, u64) {
-        let first = (now - span).div_euclid(self.width);
-        let mut idx = self.last - self.counts.len() as i64;
+        let first = now.saturating_sub(span).div_euclid(self.width);
+        let mut idx = self.last.saturating_sub(self.counts.len() as i64);
         let (mut good, mut total) = (0, 0);
         for (g, t) in &self.counts {
             idx += 1;
@@ -133,6 +140,10 @@ impl Buckets {
     }
 
     fn decode(&mut self, last: i64, text: &str) -> Result<(), String> {
+        // Bucket indexes of Unix times from 1970 to the year 3000 only.
+        if !(0..=32_503_680_000 / self.width).contains(&last) {
+            return Err(format!("bucket index {last} is out of range"));
+        }
         let raw = decode_bounded(text, self.cap * 4)?;
         if raw.len() % 4 != 0 {
             return Err("bucket data is not a whole number of records".into());
@@ -672,6 +683,25 @@ mod tests {
         assert_eq!(t.runs[0].reason, None);
         assert_eq!(t.failures.len(), FAILURES);
         assert!(t.failures[0].evidence.len() <= EVIDENCE_MAX + 3);
+        let future = SavedTimeline {
+            fine_last: i64::MAX,
+            ..Default::default()
+        };
+        assert!(Timeline::restore(&future).is_err());
+        // Runs stamped anywhere in i64, and a clock far behind the ring: recording and uptime
+        // still work.
+        let mut run = vec![0u8; RUN_BYTES];
+        run[..8].copy_from_slice(&i64::MIN.to_le_bytes());
+        let odd = SavedTimeline {
+            fine: B64.encode([1, 0, 1, 0]),
+            fine_last: 32_503_680_000 / FINE_SECS,
+            runs: B64.encode(&run),
+            ..Default::default()
+        };
+        let mut t = Timeline::restore(&odd).unwrap();
+        t.record(&outcome(true, 1, ""), DAY0);
+        assert_eq!(t.uptime(DAY0 / 1000, 86_400), Some(1.0));
+        assert_eq!(t.runs.len(), 2);
         let json = r#"{"fine_last":0,"fine":"","coarse_last":0,"coarse":"","runs":"","failures":[{"at":1,"reason":255,"status":null,"duration_us":1,"evidence":""}],"incidents":[]}"#;
         let s: SavedTimeline = serde_json::from_str(json).unwrap();
         assert_eq!(Timeline::restore(&s).unwrap().failures[0].reason, None);

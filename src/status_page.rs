@@ -318,7 +318,7 @@ fn probe_rows(views: &[&ProbeView], now_ms: i64) -> String {
             Some(f) => format!(
                 "<b>{}</b> {} ago<br><span class=\"evidence\">{}</span>",
                 esc(f.reason.map_or("failed", |r| r.as_str())),
-                span((now_ms - f.at) as f64 / 1000.0),
+                svg::between(f.at, now_ms),
                 esc(&crate::status_history::truncate(&f.evidence, 90))
             ),
             None => "<span class=\"muted\">none</span>".into(),
@@ -509,10 +509,10 @@ fn incident_rows(incidents: &[Incident], now_ms: i64, redactor: &Redactor) -> St
     let mut rows = String::new();
     for i in incidents.iter().rev() {
         let (end, length) = match i.end {
-            Some(e) => (utc(e), span((e - i.start) as f64 / 1000.0)),
+            Some(e) => (utc(e), svg::between(i.start, e)),
             None => (
                 "<span class=\"badge down\">ongoing</span>".into(),
-                span((now_ms - i.start) as f64 / 1000.0),
+                svg::between(i.start, now_ms),
             ),
         };
         let _ = writeln!(
@@ -644,7 +644,7 @@ pub fn render_probe(p: &ProbeState, slos: &[String], now_ms: i64, redactor: &Red
             main,
             "<tr><td>{} <span class=\"muted\">({} ago)</span></td><td>{result}</td><td>{}</td><td>{}</td><td class=\"hide-s muted\">{}</td></tr>",
             utc(run.at_ms),
-            span((now_ms - run.at_ms) as f64 / 1000.0),
+            svg::between(run.at_ms, now_ms),
             run.status.map_or("–".into(), |s| s.to_string()),
             dur(f64::from(run.duration_us) / 1e6),
             phases.join(" · ")
@@ -671,7 +671,7 @@ pub fn render_probe(p: &ProbeState, slos: &[String], now_ms: i64, redactor: &Red
             "<div class=\"card failure\"><b>{}</b> <span class=\"muted\">{} · {} ago · status {} · {}</span><pre class=\"evidence\">{}</pre></div>",
             esc(f.reason.map_or("failed", |x| x.as_str())),
             utc(f.at),
-            span((now_ms - f.at) as f64 / 1000.0),
+            svg::between(f.at, now_ms),
             f.status.map_or("–".into(), |s| s.to_string()),
             dur(f64::from(f.duration_us) / 1e6),
             esc(&redactor.redact(&f.evidence))
@@ -745,7 +745,13 @@ pub fn render_slo(s: &SloView, redactor: &Redactor) -> String {
         .as_ref()
         .map(|u| {
             let u = redactor.redact(u);
-            format!(" · <a href=\"{}\" rel=\"noreferrer\">runbook</a>", esc(&u))
+            // Only web links become links: never a `javascript:` or `data:` href.
+            let lower = u.to_ascii_lowercase();
+            if lower.starts_with("https://") || lower.starts_with("http://") {
+                format!(" · <a href=\"{}\" rel=\"noreferrer\">runbook</a>", esc(&u))
+            } else {
+                format!(" · runbook <code>{}</code>", esc(&u))
+            }
         })
         .unwrap_or_default();
     let header = format!(
@@ -948,6 +954,39 @@ mod tests {
     #[test]
     fn escapes_html() {
         assert_eq!(esc("<script>\"&'"), "&lt;script&gt;&quot;&amp;&#39;");
+    }
+
+    #[test]
+    fn slo_page_resists_hostile_text() {
+        let v = SloView {
+            name: "<img src=x onerror=alert(1)>".into(),
+            objective: 99.0,
+            period: "30d".into(),
+            probes: vec!["a b/\"c".into()],
+            runbook: Some("JavaScript:alert(1)".into()),
+            report: None,
+            events: (0, 0),
+            history: vec![
+                SloSample {
+                    t: 10,
+                    remaining: f32::NAN,
+                    sli: f32::NAN,
+                },
+                SloSample {
+                    t: 20,
+                    remaining: f32::NAN,
+                    sli: 1.0,
+                },
+            ],
+        };
+        let secret = Redactor::default();
+        let html = render_slo(&v, &secret);
+        assert!(!html.contains("<img"), "{html}");
+        assert!(!html.to_lowercase().contains("href=\"javascript"), "{html}");
+        assert!(html.contains("href=\"../probes/a%20b%2F%22c\""));
+        assert!(!html.contains("NaN"));
+        assert!(html.contains("id=\"burndown\"") && html.contains("id=\"sli-chart\""));
+        assert!(html.contains("No alert pairs evaluated yet."));
     }
 
     #[test]

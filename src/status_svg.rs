@@ -32,6 +32,12 @@ pub fn span(secs: f64) -> String {
     }
 }
 
+/// The span from `from` to `to` (Unix ms), whatever the stored values: a damaged state file
+/// must not overflow the arithmetic.
+pub fn between(from: i64, to: i64) -> String {
+    span(to.saturating_sub(from) as f64 / 1000.0)
+}
+
 /// UTC date and time of Unix ms, e.g. `2026-11-22 04:36:53Z`.
 pub fn utc(ms: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
@@ -76,7 +82,7 @@ pub fn history_bar(runs: &[RunPoint], slots: usize, now_ms: i64) -> String {
             out,
             "<rect class=\"{class}\" x=\"{}\" y=\"0\" width=\"{cell}\" height=\"{h}\" rx=\"1\"><title>{} ago: {} in {}</title></rect>",
             (empty + i) * (cell + gap),
-            span((now_ms - r.at_ms) as f64 / 1000.0),
+            between(r.at_ms, now_ms),
             esc(&what),
             dur(f64::from(r.duration_us) / 1e6),
         );
@@ -320,6 +326,26 @@ mod tests {
         // No runs, one run, NaN and infinite values: still one well-formed <svg> each.
         for svg in [
             history_bar(&[], 30, 0),
+            history_bar(
+                &[RunPoint {
+                    at_ms: i64::MIN,
+                    success: false,
+                    reason: None,
+                    status: None,
+                    duration_us: u32::MAX,
+                    phases_us: [u32::MAX; 5],
+                }],
+                30,
+                i64::MAX,
+            ),
+            latency_chart(&[RunPoint {
+                at_ms: i64::MAX,
+                success: false,
+                reason: None,
+                status: None,
+                duration_us: 0,
+                phases_us: [u32::MAX; 5],
+            }]),
             sparkline(&[], "latency", "x"),
             sparkline(&[f64::NAN, 1.0, f64::INFINITY], "latency", "x"),
             latency_chart(&[]),
