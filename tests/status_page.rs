@@ -356,11 +356,21 @@ async fn pages_render_in_headless_chromium() {
     for (name, path, needles, (w, h)) in pages {
         let url = format!("{base}{path}");
         let profile = tempfile::tempdir().unwrap();
-        let (dom, stderr) = chromium(&["--dump-dom"], &url, profile.path()).await;
+        // Virtual time runs the 5 s refresh once: the fetched page's <main> is swapped in.
+        let (dom, stderr) = chromium(
+            &["--dump-dom", "--virtual-time-budget=7000"],
+            &url,
+            profile.path(),
+        )
+        .await;
         assert!(dom.contains("<main>"), "{name}: no DOM:\n{dom}\n{stderr}");
         assert!(
             dom.contains("data-ok=\"1\""),
             "{name}: the page's script did not run:\n{stderr}"
+        );
+        assert!(
+            dom.contains("data-refreshed=\""),
+            "{name}: the refresh did not swap <main>:\n{stderr}"
         );
         for n in needles {
             assert!(dom.contains(n), "{name}: rendered DOM lacks {n}");
