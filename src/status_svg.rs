@@ -157,11 +157,13 @@ pub fn latency_chart(runs: &[RunPoint]) -> String {
             dur(max_us * frac / 1e6)
         );
     }
-    let n = runs.len().max(1) as f64;
-    let slot = (w - left) / n;
+    // At least 30 slots, newest at the right: a young probe's few runs are not drawn as slabs.
+    let slots = runs.len().max(30);
+    let slot = (w - left) / slots as f64;
     let bar = (slot * 0.75).max(1.0);
+    let first = slots - runs.len();
     for (i, r) in runs.iter().enumerate() {
-        let x = left + i as f64 * slot + (slot - bar) / 2.0;
+        let x = left + (first + i) as f64 * slot + (slot - bar) / 2.0;
         let mut parts: Vec<u32> = r.phases_us.to_vec();
         let sum: u64 = parts.iter().map(|p| u64::from(*p)).sum();
         parts.push(u32::try_from(u64::from(r.duration_us).saturating_sub(sum)).unwrap_or(0));

@@ -324,7 +324,7 @@ async fn pages_render_in_headless_chromium() {
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let pages: [Shot; 4] = [
+    let pages: [Shot; 5] = [
         (
             "overview",
             "/?group=env",
@@ -350,6 +350,12 @@ async fn pages_render_in_headless_chromium() {
             "/slos/flaky-availability",
             &["id=\"burndown\"", "id=\"sli-chart\"", "class=\"burn\""],
             (1280, 1250),
+        ),
+        (
+            "dark",
+            "/probes/flaky",
+            &["id=\"latency-chart\"", "class=\"incidents\""],
+            (1280, 900),
         ),
         ("phone", "/", &["class=\"history\""], (400, 900)),
     ];
@@ -386,6 +392,12 @@ async fn pages_render_in_headless_chromium() {
                 &format!("--screenshot={}", shot.display()),
                 &format!("--window-size={w},{h}"),
                 "--hide-scrollbars",
+                // Dark: prefers-color-scheme answers "dark".
+                if name == "dark" {
+                    "--force-dark-mode"
+                } else {
+                    "--no-default-browser-check"
+                },
             ],
             &url,
             profile.path(),
