@@ -20,5 +20,5 @@ pub mod server;
 pub use alerting::engine as alert;
 pub use alerting::notify;
 pub use cli::{check, demo, report, rules};
-pub use daemon::{evaluator, scheduler, state, store};
-pub use server::status_page;
+pub use daemon::{evaluator, history as status_history, scheduler, state, store};
+pub use server::{status_page, svg as status_svg};

@@ -16,5 +16,6 @@ mod prom;
 mod rules;
 mod scrape;
 mod slo;
+mod status_page;
 mod support;
 mod tls_probe;

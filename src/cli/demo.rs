@@ -230,26 +230,108 @@ min_events = 5
     Ok((path, targets))
 }
 
-/// A few lines on the terminal: each probe's state and success ratio, each SLO's budget.
-pub fn summary(store: &Store, evaluator: &crate::evaluator::Evaluator, listen: &str) -> String {
-    let mut out =
-        format!("vantage demo on http://{listen}/  (/metrics, /api/v1/probes; Ctrl-C stops)\n");
+/// Runs drawn in the terminal's history bar.
+const BAR_RUNS: usize = 30;
+
+/// ANSI styling, or none when the output is not a terminal.
+#[derive(Debug, Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn green(self, t: &str) -> String {
+        self.paint("32", t)
+    }
+    fn red(self, t: &str) -> String {
+        self.paint("31", t)
+    }
+    fn yellow(self, t: &str) -> String {
+        self.paint("33", t)
+    }
+    fn dim(self, t: &str) -> String {
+        self.paint("2", t)
+    }
+    fn bold(self, t: &str) -> String {
+        self.paint("1", t)
+    }
+}
+
+/// The status page's history bar in characters: one cell per recent run, oldest left. With
+/// colour, a green or red block; without, `+` for a success and `x` for a failure.
+fn history_bar(runs: &[crate::status_history::RunPoint], paint: Paint) -> String {
+    let shown = &runs[runs.len().saturating_sub(BAR_RUNS)..];
+    let mut out = String::new();
+    let empty = BAR_RUNS - shown.len();
+    if empty > 0 {
+        out.push_str(&paint.dim(&(if paint.0 { "▁" } else { "." }).repeat(empty)));
+    }
+    for r in shown {
+        out.push_str(&match (r.success, paint.0) {
+            (true, true) => paint.green("▇"),
+            (false, true) => paint.red("▇"),
+            (true, false) => "+".into(),
+            (false, false) => "x".into(),
+        });
+    }
+    out
+}
+
+/// Pad `text` to `width` characters (ANSI-free text only).
+fn pad(text: &str, width: usize) -> String {
+    let n = text.chars().count();
+    format!("{text}{}", " ".repeat(width.saturating_sub(n)))
+}
+
+/// The live summary: per probe its state, history bar, last latency and 24h uptime; per SLO its
+/// budget and burn rate. `color` adds ANSI colours (for a terminal).
+pub fn summary(
+    store: &Store,
+    evaluator: &crate::evaluator::Evaluator,
+    listen: &str,
+    color: bool,
+) -> String {
+    let paint = Paint(color);
+    let now_ms = store.clock().unix_ms();
+    let mut out = format!(
+        "{} on http://{listen}/  {}\n",
+        paint.bold("vantage demo"),
+        paint.dim("(status page, /metrics, /api/v1/probes; Ctrl-C stops)")
+    );
     for p in store.all() {
         let r = p.record();
-        let total = r.runs_success + r.runs_failure;
-        let state = match r.history.back() {
-            Some(l) if l.success => "UP  ".to_string(),
-            Some(l) => format!("DOWN {}", l.reason.map(|x| x.as_str()).unwrap_or("")),
-            None => "... ".to_string(),
+        let painted = match r.history.back() {
+            Some(l) if l.success => paint.green(&pad("UP", 20)),
+            Some(l) => {
+                let s = format!("DOWN {}", l.reason.map(|x| x.as_str()).unwrap_or(""));
+                paint.red(&pad(&s, 20))
+            }
+            None => paint.dim(&pad("...", 20)),
         };
         let latency = r
             .history
             .back()
             .map(|l| format!("{:.1} ms", l.duration_seconds * 1000.0))
             .unwrap_or_default();
+        let runs: Vec<_> = r.timeline.runs.iter().copied().collect();
+        let uptime = r
+            .timeline
+            .uptime(now_ms.div_euclid(1000), 86_400)
+            .map(|u| format!("{:.1}%", u * 100.0))
+            .unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "  {:<12} {:<24} {:>10}  {}/{} runs ok\n",
-            p.name, state, latency, r.runs_success, total
+            "  {} {painted} {} {:>10}  {:>6} 24h  {}/{} ok\n",
+            pad(&p.name, 12),
+            history_bar(&runs, paint),
+            latency,
+            uptime,
+            r.runs_success,
+            r.runs_success + r.runs_failure
         ));
     }
     evaluator.with(|slos| {
@@ -267,22 +349,76 @@ pub fn summary(store: &Store, evaluator: &crate::evaluator::Evaluator, listen: &
                 .map(|a| &*a.severity)
                 .collect();
             firing.dedup();
+            let budget = rep
+                .budget_remaining
+                .map(|b| format!("{:.1}%", b * 100.0))
+                .unwrap_or_else(|| "-".into());
+            let budget = match rep.budget_remaining {
+                Some(b) if b <= 0.0 => paint.red(&format!("{budget:>8}")),
+                Some(b) if b < 0.5 => paint.yellow(&format!("{budget:>8}")),
+                Some(_) => paint.green(&format!("{budget:>8}")),
+                None => format!("{budget:>8}"),
+            };
             out.push_str(&format!(
-                "  SLO {:<20} {}% budget left {:>8}  burn(5m) {:>6}  {}\n",
-                r.config.name,
+                "  SLO {} {}% budget left {budget}  burn(5m) {:>6}  {}\n",
+                pad(&r.config.name, 20),
                 r.config.spec.objective.percent(),
-                rep.budget_remaining
-                    .map(|b| format!("{:.1}%", b * 100.0))
-                    .unwrap_or_else(|| "-".into()),
                 burn.map(|b| format!("{b:.2}"))
                     .unwrap_or_else(|| "-".into()),
                 if firing.is_empty() {
                     String::new()
                 } else {
-                    format!("FIRING {}", firing.join(","))
+                    paint.red(&format!("FIRING {}", firing.join(",")))
                 }
             ));
         }
     });
     out
+}
+
+/// One frame for a terminal: back to the top-left corner, each line overwritten and cleared to
+/// its end, then the rest of the screen cleared. No full-screen clear, so nothing piles up in
+/// the scrollback: the summary redraws in place.
+pub fn redraw(text: &str) -> String {
+    let mut out = String::from("\x1b[H");
+    for line in text.lines() {
+        out.push_str(line);
+        out.push_str("\x1b[K\n");
+    }
+    out.push_str("\x1b[J");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redraw_overwrites_in_place() {
+        let f = redraw("a\nbb\n");
+        assert_eq!(f, "\x1b[Ha\x1b[K\nbb\x1b[K\n\x1b[J");
+        assert!(
+            !f.contains("\x1b[2J"),
+            "a full clear scrolls copies into the scrollback"
+        );
+    }
+
+    #[test]
+    fn history_bar_with_and_without_colour() {
+        let run = |ok| crate::status_history::RunPoint {
+            at_ms: 0,
+            success: ok,
+            reason: None,
+            status: None,
+            duration_us: 1,
+            phases_us: [0; 5],
+        };
+        let runs = vec![run(true), run(false), run(true)];
+        let plain = history_bar(&runs, Paint(false));
+        assert_eq!(plain, format!("{}+x+", ".".repeat(BAR_RUNS - 3)));
+        let coloured = history_bar(&runs, Paint(true));
+        assert!(coloured.contains("\x1b[31m▇\x1b[0m") && coloured.contains("\x1b[32m▇\x1b[0m"));
+        let many: Vec<_> = (0..100).map(|i| run(i % 2 == 0)).collect();
+        assert_eq!(history_bar(&many, Paint(false)).chars().count(), BAR_RUNS);
+    }
 }

@@ -403,17 +403,24 @@ async fn demo_cmd(listen: &str, redactor: SharedRedactor) -> u8 {
         tokio::spawn(async move {
             let tty = std::io::stdout().is_terminal();
             let mut tick = tokio::time::interval(Duration::from_secs(2));
+            let mut first = true;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                let text = demo::summary(&store, &evaluator, &listen);
+                let text = demo::summary(&store, &evaluator, &listen, tty);
                 let mut out = std::io::stdout().lock();
                 if tty {
-                    let _ = write!(out, "\x1b[2J\x1b[H");
+                    // Redraw in place; the first frame starts on a clean screen.
+                    if first {
+                        let _ = write!(out, "\x1b[2J");
+                        first = false;
+                    }
+                    let _ = write!(out, "{}", demo::redraw(&text));
+                } else {
+                    let _ = writeln!(out, "{text}");
                 }
-                let _ = writeln!(out, "{text}");
                 let _ = out.flush();
             }
         })

@@ -21,6 +21,8 @@ pub struct Runtime {
     pub events_good: u64,
     pub events_bad: u64,
     pub report: Option<Report>,
+    /// Sampled reports for the status page's charts; persisted.
+    pub history: crate::status_history::SloHistory,
 }
 
 impl Runtime {
@@ -134,6 +136,7 @@ impl Evaluator {
                         events_good: r.events_good,
                         events_bad: r.events_bad,
                         report: None,
+                        history: r.history,
                     })
                 });
             next.push(kept.unwrap_or_else(|| Runtime {
@@ -142,6 +145,7 @@ impl Evaluator {
                 events_good: 0,
                 events_bad: 0,
                 report: None,
+                history: Default::default(),
             }));
         }
         let mut by_probe: HashMap<String, Vec<usize>> = HashMap::new();
@@ -176,7 +180,9 @@ impl Evaluator {
     pub fn evaluate(&self, now: i64) {
         let mut inner = self.lock();
         for r in &mut inner.slos {
-            r.report = Some(r.slo.evaluate(now));
+            let report = r.slo.evaluate(now);
+            r.history.sample(&report, now);
+            r.report = Some(report);
         }
     }
 
@@ -185,7 +191,9 @@ impl Evaluator {
     pub fn evaluate_with<T>(&self, now: i64, f: impl FnOnce(&[Runtime]) -> T) -> T {
         let mut inner = self.lock();
         for r in &mut inner.slos {
-            r.report = Some(r.slo.evaluate(now));
+            let report = r.slo.evaluate(now);
+            r.history.sample(&report, now);
+            r.report = Some(report);
         }
         f(&inner.slos)
     }
@@ -235,5 +243,39 @@ impl Evaluator {
             }
         }
         n
+    }
+
+    /// Every SLO's sampled history, for the state file.
+    pub fn save_history(
+        &self,
+    ) -> std::collections::BTreeMap<String, crate::status_history::SavedSloHistory> {
+        self.lock()
+            .slos
+            .iter()
+            .map(|r| (r.config.name.clone(), r.history.save()))
+            .collect()
+    }
+
+    /// Put back sampled histories of SLOs whose counts were restored (`restore` first).
+    pub fn restore_history(
+        &self,
+        saved: &std::collections::BTreeMap<String, crate::status_history::SavedSloHistory>,
+        restored: &HashMap<String, SavedSlo>,
+    ) {
+        let mut inner = self.lock();
+        for r in &mut inner.slos {
+            let same = restored
+                .get(&r.config.name)
+                .is_some_and(|s| s.fingerprint == r.config.fingerprint);
+            let Some(s) = saved.get(&r.config.name).filter(|_| same) else {
+                continue;
+            };
+            match crate::status_history::SloHistory::restore(s) {
+                Ok(h) => r.history = h,
+                Err(e) => {
+                    warn!(slo = %r.config.name, error = %e, "Saved SLO history is damaged; starting it empty.")
+                }
+            }
+        }
     }
 }

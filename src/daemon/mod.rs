@@ -3,6 +3,7 @@
 //! when both have (the server's drain is bounded).
 
 pub mod evaluator;
+pub mod history;
 pub mod scheduler;
 pub mod state;
 pub mod store;
@@ -103,6 +104,8 @@ pub async fn run(
         if let Ok(Some(saved)) =
             tokio::task::spawn_blocking(move || state::load(&dir, &clock)).await
         {
+            evaluator.restore_history(&saved.history.slos, &saved.slos);
+            store.restore_history(&saved.history.probes);
             let n = evaluator.restore(saved.slos);
             let firing = saved.alerts.len();
             alerting
@@ -125,6 +128,7 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let live = Arc::new(RwLock::new(Arc::new(config)));
     let store_for_alerts = store.clone();
+    let app_store = store.clone();
     let app = App::new(
         store,
         evaluator.clone(),
@@ -164,7 +168,7 @@ pub async fn run(
     info!("Shutting down.");
     scheduler.shutdown().await;
     let _ = background.await;
-    flush(&clock, &evaluator, &alerting, &live).await;
+    flush(&clock, &evaluator, &alerting, &live, &app_store).await;
     if tokio::time::timeout(Duration::from_secs(6), server)
         .await
         .is_err()
@@ -330,12 +334,12 @@ async fn evaluate_and_flush(
             if !transitions.is_empty() {
                 // Alert state changed: make it durable now, not at the next flush.
                 last_flush = tokio::time::Instant::now();
-                flush(&clock, &evaluator, &alerting, &live).await;
+                flush(&clock, &evaluator, &alerting, &live, &store).await;
             }
         }
         if last_flush.elapsed() >= interval {
             last_flush = tokio::time::Instant::now();
-            flush(&clock, &evaluator, &alerting, &live).await;
+            flush(&clock, &evaluator, &alerting, &live, &store).await;
         }
     }
 }
@@ -345,6 +349,7 @@ async fn flush(
     evaluator: &Evaluator,
     alerting: &Alerting,
     live: &Arc<RwLock<Arc<Config>>>,
+    store: &Store,
 ) {
     let dir = live
         .read()
@@ -355,8 +360,13 @@ async fn flush(
     let Some(dir) = dir else { return };
     let saved = evaluator.save();
     let alerts = alerting.active();
+    let history = crate::status_history::SavedHistory {
+        probes: store.save_history(),
+        slos: evaluator.save_history(),
+    };
     let now = clock.unix_ms();
-    let result = tokio::task::spawn_blocking(move || state::save(&dir, saved, alerts, now)).await;
+    let result =
+        tokio::task::spawn_blocking(move || state::save(&dir, saved, alerts, history, now)).await;
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => error!(error = %e, "Cannot write the state file."),

@@ -30,6 +30,9 @@ pub struct StateFile {
     /// Firing alerts: restored without paging again, and resolved when due.
     #[serde(default)]
     pub alerts: Vec<Alert>,
+    /// The status page's history (see `status_history` for its size per probe and SLO).
+    #[serde(default)]
+    pub history: crate::status_history::SavedHistory,
 }
 
 pub fn path(dir: &Path) -> PathBuf {
@@ -69,6 +72,7 @@ pub fn save(
     dir: &Path,
     slos: HashMap<String, SavedSlo>,
     alerts: Vec<Alert>,
+    history: crate::status_history::SavedHistory,
     now_ms: i64,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -77,6 +81,7 @@ pub fn save(
         saved_at: now_ms,
         slos,
         alerts,
+        history,
     };
     let bytes = serde_json::to_vec(&doc).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!("{FILE}.tmp"));

@@ -124,6 +124,8 @@ pub struct Record {
     pub quantiles: [[Option<f64>; 3]; 2],
     /// Per window: sum of durations (seconds) and number of runs.
     pub window_totals: [(f64, u64); 2],
+    /// The status page's long history (uptime buckets, runs with phases, incidents); persisted.
+    pub timeline: crate::status_history::Timeline,
 }
 
 impl Record {
@@ -146,6 +148,7 @@ impl Record {
             last_seen: None,
             quantiles: [[None; 3]; 2],
             window_totals: [(0.0, 0); 2],
+            timeline: Default::default(),
         }
     }
 
@@ -166,6 +169,7 @@ impl Record {
                 *self.failures_by_reason.entry(r).or_default() += 1;
             }
         }
+        self.timeline.record(&outcome, (at * 1000.0) as i64);
         self.latency.observe(outcome.duration.as_secs_f64());
         for (h, d) in self.phase_latency.iter().zip(outcome.phases.as_array()) {
             h.observe(d.as_secs_f64());
@@ -295,6 +299,8 @@ impl ProbeState {
 pub struct Store {
     probes: RwLock<BTreeMap<String, Arc<ProbeState>>>,
     clock: Clock,
+    /// Timelines restored from the state file for probes not synced yet.
+    pending: Mutex<BTreeMap<String, crate::status_history::Timeline>>,
 }
 
 impl Store {
@@ -302,6 +308,7 @@ impl Store {
         Self {
             probes: RwLock::default(),
             clock,
+            pending: Mutex::default(),
         }
     }
 
@@ -323,12 +330,23 @@ impl Store {
                     *s.meta.write().unwrap_or_else(|e| e.into_inner()) = meta;
                     s
                 }
-                None => Arc::new(ProbeState {
-                    name: p.name.clone(),
-                    meta: RwLock::new(meta),
-                    run_lock: tokio::sync::Mutex::new(()),
-                    record: Mutex::new(Record::new()),
-                }),
+                None => {
+                    let mut record = Record::new();
+                    if let Some(t) = self
+                        .pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&p.name)
+                    {
+                        record.timeline = t;
+                    }
+                    Arc::new(ProbeState {
+                        name: p.name.clone(),
+                        meta: RwLock::new(meta),
+                        run_lock: tokio::sync::Mutex::new(()),
+                        record: Mutex::new(record),
+                    })
+                }
             };
             next.insert(p.name.clone(), state.clone());
             out.push(state);
@@ -353,5 +371,40 @@ impl Store {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Every probe's timeline, for the state file.
+    pub fn save_history(&self) -> BTreeMap<String, crate::status_history::SavedTimeline> {
+        self.all()
+            .iter()
+            .map(|p| (p.name.clone(), p.record().timeline.save()))
+            .collect()
+    }
+
+    /// Put back saved timelines: now for probes already here, at their first sync otherwise.
+    /// A damaged timeline is dropped with a warning. Returns how many were usable.
+    pub fn restore_history(
+        &self,
+        saved: &BTreeMap<String, crate::status_history::SavedTimeline>,
+    ) -> usize {
+        let mut n = 0;
+        for (name, s) in saved {
+            let t = match crate::status_history::Timeline::restore(s) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(probe = %name, error = %e, "Saved probe history is damaged; starting it empty.");
+                    continue;
+                }
+            };
+            n += 1;
+            match self.get(name) {
+                Some(p) => p.record().timeline = t,
+                None => {
+                    let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    pending.insert(name.clone(), t);
+                }
+            }
+        }
+        n
     }
 }

@@ -4,6 +4,7 @@
 //! hostile client cannot tie the daemon up.
 
 pub mod status_page;
+pub mod svg;
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -87,7 +88,9 @@ impl App {
 
 pub fn router(app: App) -> Router {
     let protected = Router::new()
-        .route("/", get(status))
+        .route("/", get(status_page::overview))
+        .route("/probes/{name}", get(status_page::probe))
+        .route("/slos/{name}", get(status_page::slo))
         .route("/metrics", get(metrics))
         .route("/probe", get(probe))
         .route("/api/v1/probes", get(api_probes))
@@ -632,17 +635,6 @@ async fn api_slo(State(app): State<App>, Path(name): Path<String>) -> Response {
         Some(d) => Json(d).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no SLO named {name:?}")),
     }
-}
-
-async fn status(State(app): State<App>) -> Html<String> {
-    let slos = app
-        .evaluator
-        .with(|slos| slos.iter().map(status_page::SloRow::of).collect::<Vec<_>>());
-    Html(status_page::render(
-        &app.store.all(),
-        &slos,
-        app.store.clock().unix_f64(),
-    ))
 }
 
 #[cfg(test)]
