@@ -19,6 +19,8 @@ pub mod report;
 pub mod rules;
 pub mod scheduler;
 pub mod secret;
+pub mod probe_allow;
+pub mod probe_debug;
 pub mod server;
 pub mod state;
 pub mod status_page;
