@@ -40,7 +40,8 @@ pub struct ProbeRejectedLabels {
 }
 
 /// Why a `/probe` request was refused (the `reason` label).
-pub const PROBE_REJECT_REASONS: [&str; 4] = ["max_in_flight", "rate_limit", "not_allowed", "bad_request"];
+pub const PROBE_REJECT_REASONS: [&str; 4] =
+    ["max_in_flight", "rate_limit", "not_allowed", "bad_request"];
 
 /// vantage's own metrics plus the registry that serves everything.
 #[derive(Debug)]

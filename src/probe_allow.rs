@@ -37,9 +37,7 @@ impl Dest {
             return Err("a target with userinfo (user:password@) is not allowed".into());
         }
         let host = url.host().ok_or("the URL has no host")?.to_owned();
-        let port = url
-            .port_or_known_default()
-            .ok_or("the URL has no port")?;
+        let port = url.port_or_known_default().ok_or("the URL has no port")?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("scheme {:?} is not http or https", url.scheme()));
         }
@@ -54,9 +52,11 @@ impl Dest {
     /// A `tls` module's `host:port`, normalised as an https URL's host would be.
     pub fn tls(host: &str, port: u16) -> Result<Dest, String> {
         if host.is_empty()
-            || host
-                .chars()
-                .any(|c| matches!(c, '@' | '/' | '?' | '#' | '\\' | '[' | ']' | '%') || c.is_whitespace() || c.is_control())
+            || host.chars().any(|c| {
+                matches!(c, '@' | '/' | '?' | '#' | '\\' | '[' | ']' | '%')
+                    || c.is_whitespace()
+                    || c.is_control()
+            })
         {
             return Err(format!("invalid host {host:?}"));
         }
@@ -103,9 +103,15 @@ pub struct AllowRule {
 pub enum HostPattern {
     Any,
     /// Lowercase ASCII (IDN converted), no trailing dot. `wildcard`: one more label in front.
-    Name { name: String, wildcard: bool },
+    Name {
+        name: String,
+        wildcard: bool,
+    },
     Ip(IpAddr),
-    Cidr { net: IpAddr, prefix: u8 },
+    Cidr {
+        net: IpAddr,
+        prefix: u8,
+    },
 }
 
 /// A malformed rule: what is wrong and the byte offset in the rule text where it is.
@@ -165,8 +171,10 @@ impl AllowRule {
                 ),
             ));
         }
-        let (authority, path) = split_authority(rest).map_err(|e| bad(base + e.offset, e.message))?;
-        let (host_text, port_text) = split_port(authority).map_err(|e| bad(base + e.offset, e.message))?;
+        let (authority, path) =
+            split_authority(rest).map_err(|e| bad(base + e.offset, e.message))?;
+        let (host_text, port_text) =
+            split_port(authority).map_err(|e| bad(base + e.offset, e.message))?;
         let host = parse_host(host_text).map_err(|e| bad(base + e.offset, e.message))?;
         let port = match port_text {
             None => default_port(&scheme),
@@ -317,7 +325,10 @@ fn split_authority(rest: &str) -> Result<(&str, &str), RuleError> {
     if rest[end..].starts_with(':') {
         end = rest[end..].find('/').map_or(rest.len(), |j| end + j);
     } else if !rest[end..].is_empty() && !rest[end..].starts_with('/') {
-        return Err(bad(end, format!("unexpected {:?} after the host", &rest[end..])));
+        return Err(bad(
+            end,
+            format!("unexpected {:?} after the host", &rest[end..]),
+        ));
     }
     Ok(rest.split_at(end))
 }
@@ -356,7 +367,9 @@ fn parse_host(text: &str) -> Result<HostPattern, RuleError> {
         return Ok(HostPattern::Any);
     }
     if let Some(inner) = text.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or_else(|| bad(0, "'[' without a closing ']'"))?;
+        let inner = inner
+            .strip_suffix(']')
+            .ok_or_else(|| bad(0, "'[' without a closing ']'"))?;
         let (addr, prefix) = match inner.split_once('/') {
             Some((a, p)) => (a, Some(parse_prefix(p, 128, a.len() + 2)?)),
             None => (inner, None),
@@ -414,14 +427,22 @@ fn parse_host(text: &str) -> Result<HostPattern, RuleError> {
                 return Err(bad(0, format!("{text:?} is not a host name")));
             }
             // A name that is all digits and dots would be read as an address by the URL parser.
-            if d.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) {
-                return Err(bad(0, format!("{text:?} is neither a dotted-decimal IPv4 address nor a host name")));
+            if d.rsplit('.')
+                .next()
+                .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return Err(bad(
+                    0,
+                    format!("{text:?} is neither a dotted-decimal IPv4 address nor a host name"),
+                ));
             }
             Ok(HostPattern::Name { name: d, wildcard })
         }
         Ok(Host::Ipv4(_)) | Ok(Host::Ipv6(_)) => Err(bad(
             0,
-            format!("{text:?} looks like an address in another notation: write IPv4 as dotted decimal"),
+            format!(
+                "{text:?} looks like an address in another notation: write IPv4 as dotted decimal"
+            ),
         )),
         Err(e) => Err(bad(0, format!("{text:?} is not a host name: {e}"))),
     }
@@ -432,7 +453,10 @@ fn parse_path(path: &str) -> Result<Vec<String>, RuleError> {
     let mut at = 1;
     for seg in path[1..].split('/') {
         if seg == "." || seg == ".." {
-            return Err(bad(at, "'.' and '..' segments are not allowed in a rule path"));
+            return Err(bad(
+                at,
+                "'.' and '..' segments are not allowed in a rule path",
+            ));
         }
         if seg.contains("**") && seg != "**" {
             return Err(bad(at, "'**' must be a whole path segment"));
@@ -459,7 +483,9 @@ fn match_segments(rule: &[String], path: &[&str]) -> bool {
             (0..=path.len()).any(|skip| match_segments(rest, &path[skip..]))
         }
         Some((first, rest)) => match path.split_first() {
-            Some((p, prest)) => match_glob(first.as_bytes(), p.as_bytes()) && match_segments(rest, prest),
+            Some((p, prest)) => {
+                match_glob(first.as_bytes(), p.as_bytes()) && match_segments(rest, prest)
+            }
             None => false,
         },
     }
@@ -564,7 +590,10 @@ mod tests {
         );
         assert_eq!(r.port, Some(443));
         assert_eq!(rule("http://127.0.0.1:*/**").port, None);
-        assert_eq!(rule("http://[::1]:8080/x").host, HostPattern::Ip("::1".parse().unwrap()));
+        assert_eq!(
+            rule("http://[::1]:8080/x").host,
+            HostPattern::Ip("::1".parse().unwrap())
+        );
         assert_eq!(
             rule("http://[fd00::/8]:*").host,
             HostPattern::Cidr {
@@ -579,7 +608,10 @@ mod tests {
                 prefix: 8
             }
         );
-        assert_eq!(rule("http://10.0.0.0/8:*/api/**").path, Some(vec!["api".into(), "**".into()]));
+        assert_eq!(
+            rule("http://10.0.0.0/8:*/api/**").path,
+            Some(vec!["api".into(), "**".into()])
+        );
         assert_eq!(rule("http://10.0.0.0/8").port, Some(80));
         assert_eq!(rule("http://10.0.0.0/8/x").path, Some(vec!["x".into()]));
         assert_eq!(rule("http://10.0.0.1/404").path, Some(vec!["404".into()]));
@@ -630,16 +662,37 @@ mod tests {
 
     #[test]
     fn matches_parsed_urls() {
-        assert!(allows("https://*.example.com/**", "https://a.example.com/x/y"));
-        assert!(allows("https://*.example.com/**", "https://A.EXAMPLE.COM./"));
+        assert!(allows(
+            "https://*.example.com/**",
+            "https://a.example.com/x/y"
+        ));
+        assert!(allows(
+            "https://*.example.com/**",
+            "https://A.EXAMPLE.COM./"
+        ));
         assert!(!allows("https://*.example.com/**", "https://example.com/"));
-        assert!(!allows("https://*.example.com/**", "https://a.b.example.com/"));
-        assert!(!allows("https://*.example.com/**", "https://a.example.com:1@localhost/"));
-        assert!(!allows("https://*.example.com/**", "https://a.example.com:8443/"));
+        assert!(!allows(
+            "https://*.example.com/**",
+            "https://a.b.example.com/"
+        ));
+        assert!(!allows(
+            "https://*.example.com/**",
+            "https://a.example.com:1@localhost/"
+        ));
+        assert!(!allows(
+            "https://*.example.com/**",
+            "https://a.example.com:8443/"
+        ));
         assert!(!allows("https://*.example.com/**", "http://a.example.com/"));
-        assert!(!allows("https://*.example.com/**", "https://evilexample.com/"));
+        assert!(!allows(
+            "https://*.example.com/**",
+            "https://evilexample.com/"
+        ));
         assert!(allows("http://127.0.0.2:*/**", "http://127.0.0.2:1/ok"));
-        assert!(!allows("http://127.0.0.2:*/**", "http://127.0.0.2:1@127.0.0.1:9/ok"));
+        assert!(!allows(
+            "http://127.0.0.2:*/**",
+            "http://127.0.0.2:1@127.0.0.1:9/ok"
+        ));
         assert!(allows("http://127.0.0.1/**", "http://0x7f000001/"));
         assert!(allows("http://127.0.0.1/**", "http://2130706433/"));
         assert!(allows("http://127.0.0.1/**", "http://0177.0.0.1/"));
@@ -657,14 +710,20 @@ mod tests {
         assert!(!allows("http://x/a/**/z", "http://x/a/b/c/y"));
         assert!(allows("http://x/*.json", "http://x/a.json"));
         assert!(!allows("http://x/", "http://x/a"));
-        assert!(allows("https://bücher.example", "https://xn--bcher-kva.example/"));
+        assert!(allows(
+            "https://bücher.example",
+            "https://xn--bcher-kva.example/"
+        ));
         assert!(!allows("http://localhost:*/**", "http://127.0.0.1:80/"));
     }
 
     #[test]
     fn metadata_needs_an_exact_rule() {
         let allow = ProbeAllow {
-            rules: vec![rule("http://169.254.169.254.evil.example/**"), rule("http://*:*/**")],
+            rules: vec![
+                rule("http://169.254.169.254.evil.example/**"),
+                rule("http://*:*/**"),
+            ],
         };
         let md: IpAddr = "169.254.169.254".parse().unwrap();
         let u = Dest::of_url(&Url::parse("http://169.254.169.254/latest").unwrap()).unwrap();
@@ -680,14 +739,19 @@ mod tests {
         assert!(cidr.check_address(&u, &md).is_ok());
         // A name resolving to the metadata address is refused even with an exact rule elsewhere.
         let both = ProbeAllow {
-            rules: vec![rule("http://169.254.169.254/**"), rule("http://*.example.com/**")],
+            rules: vec![
+                rule("http://169.254.169.254/**"),
+                rule("http://*.example.com/**"),
+            ],
         };
         let named = Dest::of_url(&Url::parse("http://a.example.com/").unwrap()).unwrap();
         assert!(both.check_address(&named, &md).is_err());
         assert!(both
             .check_address(&named, &"::ffff:169.254.169.254".parse().unwrap())
             .is_err());
-        assert!(both.check_address(&named, &"127.0.0.1".parse().unwrap()).is_ok());
+        assert!(both
+            .check_address(&named, &"127.0.0.1".parse().unwrap())
+            .is_ok());
     }
 
     #[test]

@@ -31,7 +31,10 @@ pub fn render(
     let prefix = format!("module={} target={}", value(module), value(&probe.target));
     let mut line = |at: Duration, level: &str, msg: &str, fields: &[(&str, String)]| {
         let ts = humantime::format_rfc3339_nanos(started + at);
-        let mut l = format!("ts={ts} caller=vantage {prefix} level={level} msg={}", value(msg));
+        let mut l = format!(
+            "ts={ts} caller=vantage {prefix} level={level} msg={}",
+            value(msg)
+        );
         for (k, v) in fields {
             let _ = write!(l, " {k}={}", value(v));
         }
@@ -62,10 +65,20 @@ pub fn render(
         )],
     );
     at += p.connect;
-    line(at, "info", "Connected", &[("connect_seconds", p.connect.as_secs_f64().to_string())]);
+    line(
+        at,
+        "info",
+        "Connected",
+        &[("connect_seconds", p.connect.as_secs_f64().to_string())],
+    );
     if outcome.facts.ssl || !p.tls.is_zero() {
         at += p.tls;
-        line(at, "info", "TLS handshake done", &[("tls_seconds", p.tls.as_secs_f64().to_string())]);
+        line(
+            at,
+            "info",
+            "TLS handshake done",
+            &[("tls_seconds", p.tls.as_secs_f64().to_string())],
+        );
     }
     if outcome.facts.redirects > 0 {
         line(
@@ -77,7 +90,12 @@ pub fn render(
     }
     if let Some(status) = outcome.facts.status {
         at += p.processing;
-        line(at, "info", "Received HTTP response", &[("status_code", status.to_string())]);
+        line(
+            at,
+            "info",
+            "Received HTTP response",
+            &[("status_code", status.to_string())],
+        );
         at += p.transfer;
         let fields = [
             ("resolve", p.resolve.as_secs_f64().to_string()),
@@ -88,7 +106,10 @@ pub fn render(
         ];
         line(at, "info", "Response timings", &fields);
     }
-    let duration = ("duration_seconds", outcome.duration.as_secs_f64().to_string());
+    let duration = (
+        "duration_seconds",
+        outcome.duration.as_secs_f64().to_string(),
+    );
     if outcome.success {
         line(
             outcome.duration,
@@ -102,14 +123,22 @@ pub fn render(
             outcome.duration,
             "error",
             "Probe failed",
-            &[duration, ("reason", reason), ("evidence", outcome.evidence.clone())],
+            &[
+                duration,
+                ("reason", reason),
+                ("evidence", outcome.evidence.clone()),
+            ],
         );
     }
     out.push_str("\n\n\nMetrics that would have been returned:\n");
     out.push_str(metrics);
     out.push_str("\n\n\nModule configuration:\n");
     let _ = writeln!(out, "prober: {}", probe.kind.as_str());
-    let _ = writeln!(out, "timeout: {}", humantime::format_duration(probe.timeout));
+    let _ = writeln!(
+        out,
+        "timeout: {}",
+        humantime::format_duration(probe.timeout)
+    );
     if let Spec::Http(s) = &probe.spec {
         let _ = writeln!(out, "http:");
         let _ = writeln!(out, "  method: {}", s.request.method);

@@ -28,9 +28,9 @@ use tracing::debug;
 use vantage_probes::AddressFilter;
 
 use crate::config::{Auth, Config, Probe, ServerTls};
-use crate::probe_allow::{Dest, ProbeAllow};
 use crate::evaluator::{unix_ms, Evaluator};
 use crate::metrics::{Metrics, ProbeCollector};
+use crate::probe_allow::{Dest, ProbeAllow};
 use crate::status_page;
 use crate::store::{ProbeState, Store, QUANTILES, WINDOWS};
 
@@ -196,11 +196,8 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let service = TowerToHyperService::new(
-            router
-                .clone()
-                .layer(axum::Extension(ClientAddr(peer.ip()))),
-        );
+        let service =
+            TowerToHyperService::new(router.clone().layer(axum::Extension(ClientAddr(peer.ip()))));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
@@ -425,7 +422,12 @@ struct ProbeQuery {
 }
 
 /// Refuse a `/probe` request and count it.
-fn reject(app: &App, status: StatusCode, reason: &'static str, message: impl Into<String>) -> Response {
+fn reject(
+    app: &App,
+    status: StatusCode,
+    reason: &'static str,
+    message: impl Into<String>,
+) -> Response {
     app.metrics.probe_rejected(reason);
     error(status, message)
 }
@@ -487,9 +489,10 @@ async fn probe(
             "/probe is disabled: set server.probe_allow to the targets it may probe",
         );
     }
-    let gate = app
-        .probe_gate
-        .current(config.server.probe_max_in_flight, config.server.probe_rate_limit);
+    let gate = app.probe_gate.current(
+        config.server.probe_max_in_flight,
+        config.server.probe_rate_limit,
+    );
     if let (Some(limiter), Some(axum::Extension(ClientAddr(ip)))) = (&gate.limiter, &client) {
         if limiter.len() > RATE_LIMITER_KEYS {
             limiter.retain_recent();
@@ -507,7 +510,12 @@ async fn probe(
         }
     }
     let Some(target) = q.target.filter(|t| !t.trim().is_empty()) else {
-        return reject(&app, StatusCode::BAD_REQUEST, "bad_request", "missing parameter: target");
+        return reject(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "missing parameter: target",
+        );
     };
     if target.len() > MAX_TARGET_LEN {
         return reject(
@@ -526,7 +534,10 @@ async fn probe(
             "a target with userinfo (user:password@) is not allowed",
         );
     }
-    let debug_mode = q.debug.as_deref().is_some_and(|d| d.eq_ignore_ascii_case("true"));
+    let debug_mode = q
+        .debug
+        .as_deref()
+        .is_some_and(|d| d.eq_ignore_ascii_case("true"));
     let module_name = q.module.unwrap_or_else(|| "http_2xx".to_string());
     let Some(module) = config.modules.get(&module_name) else {
         let known: Vec<&str> = config.modules.keys().map(String::as_str).collect();
@@ -563,7 +574,12 @@ async fn probe(
         }
     };
     if let Err(why) = allow.check(&dest) {
-        return reject(&app, StatusCode::FORBIDDEN, "not_allowed", format!("target is {why}"));
+        return reject(
+            &app,
+            StatusCode::FORBIDDEN,
+            "not_allowed",
+            format!("target is {why}"),
+        );
     }
     // An address literal is decided now; a name is decided when it resolves (on every hop).
     let literal = match &dest.host {

@@ -36,7 +36,10 @@ impl IpFamily {
 /// first one and every redirect hop) is dialled, the hop's URL is checked and the address filter
 /// for that hop is derived from it.
 #[derive(Clone)]
-pub struct AddressFilter(std::sync::Arc<AddressCheck>, Option<std::sync::Arc<HopCheck>>);
+pub struct AddressFilter(
+    std::sync::Arc<AddressCheck>,
+    Option<std::sync::Arc<HopCheck>>,
+);
 
 /// `Err` says why the address is refused.
 type AddressCheck = dyn Fn(&IpAddr) -> Result<(), String> + Send + Sync;
