@@ -792,3 +792,75 @@ async fn tls_module_targets_are_matched_as_tls_urls() {
     assert_eq!(s.accepted(), 0);
     d.stop().await;
 }
+
+/// Acceptance: a real Prometheus scraping 500 blackbox-style targets through one vantage at a
+/// 5 s interval sees `up == 1` and `probe_success == 1` for every one of them.
+#[tokio::test]
+async fn prometheus_scrapes_500_targets_through_one_vantage() {
+    let t = Server::start("127.0.0.1").await;
+    let cfg = format!(
+        "[server]\nprobe_allow = [\"http://{t}/ok\"]\n[[probe]]\nname = \"p\"\nkind = \"http\"\nurl = \"http://{t}/ok\"\ninterval = \"1h\"\n",
+        t = t.addr
+    );
+    let d = start_daemon(&cfg).await;
+    let targets: Vec<String> = (0..500)
+        .map(|i| format!("          - 'http://{}/ok?i={i}'", t.addr))
+        .collect();
+    let prom_cfg = format!(
+        r#"global:
+  scrape_interval: 5s
+  scrape_timeout: 4s
+scrape_configs:
+  - job_name: blackbox
+    metrics_path: /probe
+    params:
+      module: [http_2xx]
+    static_configs:
+      - targets:
+{}
+    relabel_configs:
+      - source_labels: [__address__]
+        target_label: __param_target
+      - source_labels: [__param_target]
+        target_label: instance
+      - target_label: __address__
+        replacement: '{}'
+"#,
+        targets.join("\n"),
+        d.addr
+    );
+    let prom = crate::prom::Prometheus::start(&prom_cfg).await;
+    let count = |v: &[serde_json::Value]| -> f64 {
+        v.first()
+            .and_then(|r| r["value"][1].as_str())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let mut last = (0.0, 0.0, 0.0);
+    for _ in 0..120 {
+        let up = count(&prom.query("count(up{job=\"blackbox\"} == 1)").await);
+        let down = count(&prom.query("count(up{job=\"blackbox\"} == 0)").await);
+        let success = count(&prom.query("count(probe_success{job=\"blackbox\"} == 1)").await);
+        last = (up, down, success);
+        assert_eq!(down, 0.0, "some scrapes failed: up {up}, down {down}");
+        if up == 500.0 && success == 500.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(last, (500.0, 0.0, 500.0), "(up, down, probe_success) after the bounded wait");
+    // Two more intervals: still every one up, and nothing was refused.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(count(&prom.query("count(up{job=\"blackbox\"} == 1)").await), 500.0);
+    assert_eq!(count(&prom.query("count(up{job=\"blackbox\"} == 0)").await), 0.0);
+    let (_, metrics) = d.get("/metrics").await;
+    for reason in ["max_in_flight", "rate_limit", "not_allowed", "bad_request"] {
+        assert_eq!(
+            sample(&metrics, "vantage_probe_requests_rejected_total", &[("reason", reason)]),
+            Some(0.0),
+            "{reason}"
+        );
+    }
+    prom.stop().await;
+    d.stop().await;
+}
