@@ -804,6 +804,76 @@ async fn status(State(app): State<App>) -> Html<String> {
 mod tests {
     use super::*;
 
+    fn allow(rules: &[&str]) -> Arc<ProbeAllow> {
+        Arc::new(ProbeAllow {
+            rules: rules
+                .iter()
+                .map(|r| crate::probe_allow::AllowRule::parse(r).unwrap())
+                .collect(),
+        })
+    }
+
+    /// The filter the prober applies to every resolved address: a name that resolves to a
+    /// metadata or link-local address is refused, on the first hop and on redirect hops, even
+    /// when another rule names that address exactly.
+    #[test]
+    fn names_resolving_to_metadata_are_refused_on_every_hop() {
+        let allow = allow(&["http://*.example.com/**", "http://169.254.169.254/**"]);
+        let first = Dest::of_url(&url::Url::parse("http://a.example.com/").unwrap()).unwrap();
+        let filter = probe_filter(allow, first);
+        for ip in [
+            "169.254.169.254",
+            "169.254.1.1",
+            "fe80::1",
+            "::ffff:169.254.169.254",
+            "fd00:ec2::254",
+            "100.100.100.200",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(filter.check(&ip).is_err(), "first hop to {ip}");
+            for hop in ["http://b.example.com/x", "http://metadata.example.com/"] {
+                let f = filter.for_hop(&url::Url::parse(hop).unwrap()).unwrap();
+                assert!(f.check(&ip).is_err(), "{hop} resolving to {ip}");
+            }
+        }
+        assert!(filter.check(&"10.0.0.1".parse().unwrap()).is_ok());
+        // The exact rule lets the literal address through, and only it.
+        let md = url::Url::parse("http://169.254.169.254/latest").unwrap();
+        let f = filter.for_hop(&md).unwrap();
+        assert!(f.check(&"169.254.169.254".parse().unwrap()).is_ok());
+        assert!(filter
+            .for_hop(&url::Url::parse("http://169.254.169.253/").unwrap())
+            .is_err());
+        // Hops outside every rule, or with userinfo, are refused before any address is looked at.
+        for hop in [
+            "http://example.com/",
+            "https://a.example.com/",
+            "http://u:p@a.example.com/",
+            "http://a.example.com:8080/",
+        ] {
+            assert!(
+                filter.for_hop(&url::Url::parse(hop).unwrap()).is_err(),
+                "{hop}"
+            );
+        }
+    }
+
+    #[test]
+    fn userinfo_is_seen_in_every_spelling() {
+        for t in [
+            "http://u@x/",
+            "u:p@x:80",
+            "http://127.0.0.1:1@127.0.0.1:2/",
+            "http://a%40b@x/",
+            "HTTP://u@x",
+        ] {
+            assert!(has_userinfo(t), "{t}");
+        }
+        for t in ["http://x/@y", "x:80/a@b", "http://@x/", "http://x/?a=@b"] {
+            assert!(!has_userinfo(t), "{t}");
+        }
+    }
+
     #[test]
     fn scrape_timeout_header() {
         let mut h = HeaderMap::new();

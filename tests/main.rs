@@ -8,6 +8,7 @@ mod deploy;
 mod examples;
 mod fixtures;
 mod http_probe;
+mod probe_allow_prop;
 mod probe_endpoint;
 mod prom;
 mod rules;

@@ -840,7 +840,11 @@ scrape_configs:
     for _ in 0..120 {
         let up = count(&prom.query("count(up{job=\"blackbox\"} == 1)").await);
         let down = count(&prom.query("count(up{job=\"blackbox\"} == 0)").await);
-        let success = count(&prom.query("count(probe_success{job=\"blackbox\"} == 1)").await);
+        let success = count(
+            &prom
+                .query("count(probe_success{job=\"blackbox\"} == 1)")
+                .await,
+        );
         last = (up, down, success);
         assert_eq!(down, 0.0, "some scrapes failed: up {up}, down {down}");
         if up == 500.0 && success == 500.0 {
@@ -848,15 +852,29 @@ scrape_configs:
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(last, (500.0, 0.0, 500.0), "(up, down, probe_success) after the bounded wait");
+    assert_eq!(
+        last,
+        (500.0, 0.0, 500.0),
+        "(up, down, probe_success) after the bounded wait"
+    );
     // Two more intervals: still every one up, and nothing was refused.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!(count(&prom.query("count(up{job=\"blackbox\"} == 1)").await), 500.0);
-    assert_eq!(count(&prom.query("count(up{job=\"blackbox\"} == 0)").await), 0.0);
+    assert_eq!(
+        count(&prom.query("count(up{job=\"blackbox\"} == 1)").await),
+        500.0
+    );
+    assert_eq!(
+        count(&prom.query("count(up{job=\"blackbox\"} == 0)").await),
+        0.0
+    );
     let (_, metrics) = d.get("/metrics").await;
     for reason in ["max_in_flight", "rate_limit", "not_allowed", "bad_request"] {
         assert_eq!(
-            sample(&metrics, "vantage_probe_requests_rejected_total", &[("reason", reason)]),
+            sample(
+                &metrics,
+                "vantage_probe_requests_rejected_total",
+                &[("reason", reason)]
+            ),
             Some(0.0),
             "{reason}"
         );
