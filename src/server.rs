@@ -87,14 +87,15 @@ impl ProbeGate {
         match &mut *state {
             Some(s) if s.max_in_flight == max_in_flight && s.rate == rate => {}
             other => {
-                let (in_flight, max) = match other.take() {
-                    Some(s) if s.max_in_flight == max_in_flight => (s.in_flight, max_in_flight),
-                    _ => (Arc::new(Semaphore::new(max_in_flight)), max_in_flight),
+                // Requests running under an old limit keep their permits on the old semaphore.
+                let in_flight = match other.take() {
+                    Some(s) if s.max_in_flight == max_in_flight => s.in_flight,
+                    _ => Arc::new(Semaphore::new(max_in_flight)),
                 };
                 let limiter = std::num::NonZeroU32::new(rate)
                     .map(|r| Arc::new(governor::RateLimiter::keyed(Quota::per_second(r))));
                 *other = Some(GateState {
-                    max_in_flight: max,
+                    max_in_flight,
                     in_flight,
                     rate,
                     limiter,
