@@ -44,7 +44,9 @@ async fn target() -> std::net::SocketAddr {
                     }
                 }
                 let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
                     .await;
                 let _ = s.shutdown().await;
             });
@@ -146,7 +148,10 @@ async fn main() {
     println!("{}", rejected.join("\n"));
     control.shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-    assert_eq!(failures, 0, "every request must answer 200 with probe_success 1");
+    assert_eq!(
+        failures, 0,
+        "every request must answer 200 with probe_success 1"
+    );
     assert!(
         rejected.iter().all(|l| l.ends_with(" 0")),
         "nothing may be refused at default settings"
