@@ -21,4 +21,4 @@ pub use alerting::engine as alert;
 pub use alerting::notify;
 pub use cli::{check, demo, report, rules};
 pub use daemon::{evaluator, history as status_history, scheduler, state, store};
-pub use server::{status_page, svg as status_svg};
+pub use server::{probe_allow, probe_debug, status_page, svg as status_svg};

@@ -490,8 +490,8 @@ async fn probe_endpoint_is_guarded() {
     d.stop().await;
 
     // Even an allow-everything rule does not reach metadata addresses.
-    let cfg =
-        "[server]\nprobe_allow = [\"http://**\"]\n".to_string() + &probe("p", &t.url("/ok"), "");
+    let cfg = "[server]\nprobe_allow = [\"http://*:*/**\"]\n".to_string()
+        + &probe("p", &t.url("/ok"), "");
     let d = start_daemon(&cfg).await;
     let (status, body) = d
         .get("/probe?target=http://169.254.169.254/latest/meta-data/")

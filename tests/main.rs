@@ -12,6 +12,8 @@ mod http_probe;
 mod one_truth;
 mod paused;
 mod probe_alert;
+mod probe_allow_prop;
+mod probe_endpoint;
 mod prom;
 mod rules;
 mod scrape;

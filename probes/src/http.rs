@@ -136,6 +136,12 @@ pub async fn exchange(
     let mut body = req.body.clone();
     let mut headers = req.headers.clone();
     facts.redirects = 0;
+    let mut hop_filter = match &transport.filter {
+        Some(f) => Some(f.for_hop(&url).map_err(|why| {
+            Failure::new(Reason::Connect, format!("target {url} refused: {why}"))
+        })?),
+        None => None,
+    };
     loop {
         let resp = one_hop(
             clock,
@@ -144,6 +150,7 @@ pub async fn exchange(
             &headers,
             body.clone(),
             transport,
+            hop_filter.as_ref(),
             phases,
             facts,
             addr,
@@ -182,6 +189,15 @@ pub async fn exchange(
                 format!("redirect to unsupported scheme {:?}", next.scheme()),
             ));
         }
+        // Every hop is decided before it is dialled: nothing is sent to a refused one.
+        if let Some(f) = &transport.filter {
+            hop_filter = Some(f.for_hop(&next).map_err(|why| {
+                Failure::new(
+                    Reason::Connect,
+                    format!("redirect_blocked: {status} to {next} refused: {why}"),
+                )
+            })?);
+        }
         facts.redirects += 1;
         // As browsers do: 303, and 301/302 after a POST, become a GET without a body.
         if status == 303 || (matches!(status, 301 | 302) && method == Method::POST) {
@@ -189,13 +205,21 @@ pub async fn exchange(
             body = None;
             headers.remove(header::CONTENT_TYPE);
         }
-        // Credentials stay with the origin they were meant for.
-        if next.host_str() != url.host_str()
-            || next.port_or_known_default() != url.port_or_known_default()
-        {
+        // Credentials stay with the origin they were meant for: on a redirect to another origin,
+        // Authorization, Cookie and every header marked sensitive (the config marks each header
+        // whose value holds a secret) are dropped.
+        if next.origin() != url.origin() {
             headers.remove(header::AUTHORIZATION);
             headers.remove(header::COOKIE);
             headers.remove(header::PROXY_AUTHORIZATION);
+            let secret: Vec<header::HeaderName> = headers
+                .iter()
+                .filter(|(_, v)| v.is_sensitive())
+                .map(|(n, _)| n.clone())
+                .collect();
+            for name in secret {
+                headers.remove(name);
+            }
         }
         url = next;
     }
@@ -213,6 +237,7 @@ async fn one_hop(
     headers: &HeaderMap,
     body: Option<Bytes>,
     transport: &Transport,
+    filter: Option<&AddressFilter>,
     phases: &mut Phases,
     facts: &mut Facts,
     addr_out: &mut Option<SocketAddr>,
@@ -247,7 +272,7 @@ async fn one_hop(
         &dial_host,
         dial_port,
         transport.ip,
-        transport.filter.as_ref(),
+        filter,
         &mut phases.resolve,
     )
     .await?;

@@ -31,19 +31,45 @@ impl IpFamily {
 
 /// Decides which resolved addresses a probe may connect to (the daemon's `/probe` endpoint
 /// refuses link-local and cloud-metadata addresses, on every redirect hop too).
+///
+/// With [`AddressFilter::with_hops`], it is also a per-hop policy: before an HTTP request (the
+/// first one and every redirect hop) is dialled, the hop's URL is checked and the address filter
+/// for that hop is derived from it.
 #[derive(Clone)]
-pub struct AddressFilter(std::sync::Arc<AddressCheck>);
+pub struct AddressFilter(
+    std::sync::Arc<AddressCheck>,
+    Option<std::sync::Arc<HopCheck>>,
+);
 
 /// `Err` says why the address is refused.
 type AddressCheck = dyn Fn(&IpAddr) -> Result<(), String> + Send + Sync;
+/// `Err` says why the hop is refused; `Ok` is the address filter for that hop.
+type HopCheck = dyn Fn(&url::Url) -> Result<AddressFilter, String> + Send + Sync;
 
 impl AddressFilter {
     pub fn new(f: impl Fn(&IpAddr) -> Result<(), String> + Send + Sync + 'static) -> Self {
-        Self(std::sync::Arc::new(f))
+        Self(std::sync::Arc::new(f), None)
+    }
+
+    /// Also decide each HTTP hop by its URL, before anything is sent to it.
+    pub fn with_hops(
+        mut self,
+        f: impl Fn(&url::Url) -> Result<AddressFilter, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.1 = Some(std::sync::Arc::new(f));
+        self
     }
 
     pub fn check(&self, ip: &IpAddr) -> Result<(), String> {
         (self.0)(ip)
+    }
+
+    /// The filter for a request to `url`, or why that request may not be made.
+    pub fn for_hop(&self, url: &url::Url) -> Result<AddressFilter, String> {
+        match &self.1 {
+            Some(hop) => hop(url),
+            None => Ok(self.clone()),
+        }
     }
 }
 

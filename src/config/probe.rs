@@ -550,8 +550,10 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
         let value = HeaderValue::from_str(v.get_ref());
         match (name, value) {
             (Ok(name), Ok(mut value)) => {
-                // Header values often carry credentials: keep them out of Debug output.
-                value.set_sensitive(true);
+                // A value holding a secret stays out of Debug output and is dropped on a
+                // redirect to another origin.
+                let secret = ctx.redactor.redact(v.get_ref()) != v.get_ref().as_str();
+                value.set_sensitive(secret);
                 headers.insert(name, value);
             }
             (Err(_), _) => ctx.err(v.span().start, format!("invalid header name {k:?}")),

@@ -322,8 +322,13 @@ pub struct RawServer {
     pub auth: Option<Spanned<RawAuth>>,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<Spanned<RawServerTls>>,
-    /// URL globs `/probe?target=` may probe; empty or absent disables /probe.
+    /// Rules (`scheme://HOST[:PORT][/PATH]`) for what `/probe?target=` may probe; empty or absent
+    /// disables /probe.
     pub probe_allow: Option<Vec<Spanned<String>>>,
+    /// `/probe` requests running at once (default 256); beyond it, 503.
+    pub probe_max_in_flight: Option<Spanned<u32>>,
+    /// `/probe` requests per second per client address (default 0 = off); beyond it, 429.
+    pub probe_rate_limit: Option<Spanned<u32>>,
 }
 
 /// `auth = { bearer_token = "..." }` or `auth = { basic = { username, password } }`.

@@ -11,6 +11,8 @@ use super::load::{Located, RawConfig};
 use super::probe::{resolve_probe, Clients};
 use super::raw::{Kind, RawScheduler, RawServer};
 use super::{Ctx, Defaults, Diagnostic, Probe};
+pub use crate::probe_allow::AllowRule;
+use crate::probe_allow::ProbeAllow;
 use crate::secret::{Redactor, Secret};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
@@ -23,9 +25,15 @@ pub struct Server {
     pub listen: SocketAddr,
     pub auth: Option<Auth>,
     pub tls: Option<ServerTls>,
-    /// `/probe` targets must match one of these; empty disables `/probe`.
-    pub probe_allow: Vec<AllowRule>,
+    /// `/probe` targets (and every redirect hop) must match one of these; empty disables `/probe`.
+    pub probe_allow: ProbeAllow,
+    /// `/probe` requests running at once; beyond it, 503.
+    pub probe_max_in_flight: usize,
+    /// `/probe` requests per second per client address; 0 is no limit.
+    pub probe_rate_limit: u32,
 }
+
+pub const DEFAULT_PROBE_MAX_IN_FLIGHT: usize = 256;
 
 impl Default for Server {
     fn default() -> Self {
@@ -33,7 +41,9 @@ impl Default for Server {
             listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
             auth: None,
             tls: None,
-            probe_allow: Vec::new(),
+            probe_allow: ProbeAllow::default(),
+            probe_max_in_flight: DEFAULT_PROBE_MAX_IN_FLIGHT,
+            probe_rate_limit: 0,
         }
     }
 }
@@ -56,24 +66,6 @@ impl std::fmt::Debug for ServerTls {
         f.debug_struct("ServerTls")
             .field("certs", &self.chain.len())
             .finish()
-    }
-}
-
-/// One `probe_allow` glob. `*` stays within a path segment or host label, `**` crosses `/`.
-#[derive(Debug, Clone)]
-pub struct AllowRule {
-    pub pattern: glob::Pattern,
-    pub text: String,
-}
-
-impl AllowRule {
-    pub fn matches(&self, target: &str) -> bool {
-        let options = glob::MatchOptions {
-            case_sensitive: false,
-            require_literal_separator: true,
-            require_literal_leading_dot: false,
-        };
-        self.pattern.matches_with(target, options)
     }
 }
 
@@ -155,16 +147,23 @@ pub(super) fn resolve_server(
         }
     }
     for rule in s.probe_allow.iter().flatten() {
-        match glob::Pattern::new(rule.get_ref()) {
-            Ok(pattern) => out.probe_allow.push(AllowRule {
-                pattern,
-                text: rule.get_ref().clone(),
-            }),
+        match AllowRule::parse(rule.get_ref()) {
+            Ok(r) => out.probe_allow.rules.push(r),
+            // Point at the offending character: one past the opening quote, plus its offset.
             Err(e) => ctx.err(
-                rule.span().start,
-                format!("invalid probe_allow pattern {:?}: {e}", rule.get_ref()),
+                rule.span().start + 1 + e.offset,
+                format!("invalid probe_allow rule {:?}: {e}", rule.get_ref()),
             ),
         }
+    }
+    if let Some(m) = &s.probe_max_in_flight {
+        if *m.get_ref() == 0 {
+            ctx.err(m.span().start, "probe_max_in_flight must be at least 1");
+        }
+        out.probe_max_in_flight = (*m.get_ref()).max(1) as usize;
+    }
+    if let Some(r) = &s.probe_rate_limit {
+        out.probe_rate_limit = *r.get_ref();
     }
     out
 }

@@ -33,6 +33,16 @@ pub struct NotificationLabels {
     pub result: String,
 }
 
+/// Labels of `vantage_probe_requests_rejected_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ProbeRejectedLabels {
+    pub reason: &'static str,
+}
+
+/// Why a `/probe` request was refused (the `reason` label).
+pub const PROBE_REJECT_REASONS: [&str; 4] =
+    ["max_in_flight", "rate_limit", "not_allowed", "bad_request"];
+
 /// vantage's own metrics plus the registry that serves everything.
 #[derive(Debug)]
 pub struct Metrics {
@@ -43,6 +53,7 @@ pub struct Metrics {
     /// Scheduled start to actual start of each run.
     pub scheduler_lag: Histogram,
     pub reload_successful: Gauge,
+    probe_rejected: MetricFamily<ProbeRejectedLabels, Counter>,
 }
 
 /// Buckets for `vantage_scheduler_lag_seconds`: lag is normally well under a millisecond, and
@@ -87,6 +98,15 @@ impl Metrics {
             "This instance's shard: it runs the probes whose name hash is index modulo count",
             shard.clone(),
         );
+        let probe_rejected = MetricFamily::<ProbeRejectedLabels, Counter>::default();
+        registry.register(
+            "vantage_probe_requests_rejected",
+            "/probe requests refused, by reason (max_in_flight, rate_limit, not_allowed, bad_request)",
+            probe_rejected.clone(),
+        );
+        for reason in PROBE_REJECT_REASONS {
+            let _ = probe_rejected.get_or_create(&ProbeRejectedLabels { reason });
+        }
         Self {
             registry,
             store,
@@ -94,7 +114,15 @@ impl Metrics {
             shard,
             scheduler_lag,
             reload_successful,
+            probe_rejected,
         }
+    }
+
+    /// Count one refused `/probe` request.
+    pub fn probe_rejected(&self, reason: &'static str) {
+        self.probe_rejected
+            .get_or_create(&ProbeRejectedLabels { reason })
+            .inc();
     }
 
     pub fn set_shard(&self, index: u32, count: u32) {

@@ -3,6 +3,8 @@
 //! connection has a header-read timeout and the number of connections is bounded, so a slow or
 //! hostile client cannot tie the daemon up.
 
+pub mod probe_allow;
+pub mod probe_debug;
 pub mod status_page;
 pub mod svg;
 
@@ -17,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use governor::{DefaultDirectRateLimiter, Quota};
+use governor::Quota;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
@@ -30,18 +32,22 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 use vantage_probes::AddressFilter;
 
-use crate::config::{AllowRule, Auth, Config, Probe, ServerTls};
+use crate::config::{Auth, Config, Probe, ServerTls};
 use crate::evaluator::Evaluator;
 use crate::metrics::{Metrics, ProbeCollector};
+use crate::probe_allow::{Dest, ProbeAllow};
 use crate::store::{ProbeState, Store, QUANTILES, WINDOWS};
 
 /// Most connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 1024;
+/// Most connections one client address may hold open; more are closed at once, so that one
+/// client hoarding idle connections cannot keep others (and `/metrics`, `/health`) out.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 256;
 /// A client must send its request head within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// `/probe` requests per second (burst the same) before answering 429.
-const PROBE_RATE: u32 = 20;
 const MAX_TARGET_LEN: usize = 2048;
+/// Client addresses the per-client rate limiter remembers before it forgets idle ones.
+const RATE_LIMITER_KEYS: usize = 10_000;
 
 /// A reload request and where to send the verdict.
 pub type ReloadRequest = oneshot::Sender<Result<usize, String>>;
@@ -55,7 +61,53 @@ pub struct App {
     pub config: Arc<RwLock<Arc<Config>>>,
     pub reload: mpsc::Sender<ReloadRequest>,
     pub started: Instant,
-    pub probe_limiter: Arc<DefaultDirectRateLimiter>,
+    pub probe_gate: Arc<ProbeGate>,
+}
+
+/// The client's address, put on each request by the connection loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+type KeyedLimiter = governor::DefaultKeyedRateLimiter<IpAddr>;
+
+/// `/probe`'s limits, rebuilt when a reload changes them: requests in flight (all clients) and
+/// an optional rate per client address. There is no global rate.
+#[derive(Default)]
+pub struct ProbeGate {
+    state: std::sync::Mutex<Option<GateState>>,
+}
+
+#[derive(Clone)]
+struct GateState {
+    max_in_flight: usize,
+    in_flight: Arc<Semaphore>,
+    rate: u32,
+    limiter: Option<Arc<KeyedLimiter>>,
+}
+
+impl ProbeGate {
+    fn current(&self, max_in_flight: usize, rate: u32) -> GateState {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *state {
+            Some(s) if s.max_in_flight == max_in_flight && s.rate == rate => {}
+            other => {
+                // Requests running under an old limit keep their permits on the old semaphore.
+                let in_flight = match other.take() {
+                    Some(s) if s.max_in_flight == max_in_flight => s.in_flight,
+                    _ => Arc::new(Semaphore::new(max_in_flight)),
+                };
+                let limiter = std::num::NonZeroU32::new(rate)
+                    .map(|r| Arc::new(governor::RateLimiter::keyed(Quota::per_second(r))));
+                *other = Some(GateState {
+                    max_in_flight,
+                    in_flight,
+                    rate,
+                    limiter,
+                });
+            }
+        }
+        state.clone().expect("set above")
+    }
 }
 
 impl App {
@@ -66,7 +118,6 @@ impl App {
         config: Arc<RwLock<Arc<Config>>>,
         reload: mpsc::Sender<ReloadRequest>,
     ) -> Self {
-        let rate = std::num::NonZeroU32::new(PROBE_RATE).expect("constant is non-zero");
         Self {
             store,
             evaluator,
@@ -74,7 +125,7 @@ impl App {
             config,
             reload,
             started: Instant::now(),
-            probe_limiter: Arc::new(governor::RateLimiter::direct(Quota::per_second(rate))),
+            probe_gate: Arc::new(ProbeGate::default()),
         }
     }
 
@@ -122,7 +173,8 @@ pub async fn serve(
             return;
         }
     };
-    let service = TowerToHyperService::new(router(app));
+    let router = router(app);
+    let per_client = Arc::new(ClientConnections::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -146,12 +198,19 @@ pub async fn serve(
                 }
             },
         };
-        let service = service.clone();
+        let Some(client_slot) = per_client.clone().enter(peer.ip()) else {
+            debug!(%peer, "Client holds too many connections; closing the new one.");
+            drop(stream);
+            continue;
+        };
+        let service =
+            TowerToHyperService::new(router.clone().layer(axum::Extension(ClientAddr(peer.ip()))));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _client_slot = client_slot;
             match acceptor {
                 Some(acceptor) => {
                     let tls =
@@ -178,6 +237,38 @@ pub async fn serve(
     drop(listener);
     // Give open requests a moment; the daemon bounds the whole shutdown anyway.
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// Open connections per client address.
+#[derive(Default)]
+struct ClientConnections(std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>);
+
+/// One connection of a client; leaving frees the slot.
+struct ClientSlot(Arc<ClientConnections>, IpAddr);
+
+impl ClientConnections {
+    fn enter(self: Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        drop(map);
+        Some(ClientSlot(self, ip))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.0 .0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.1);
+            }
+        }
+    }
 }
 
 fn tls_acceptor(tls: ServerTls) -> Result<tokio_rustls::TlsAcceptor, rustls::Error> {
@@ -334,128 +425,221 @@ async fn reload(State(app): State<App>) -> Response {
 struct ProbeQuery {
     target: Option<String>,
     module: Option<String>,
+    debug: Option<String>,
 }
 
-/// Link-local (169.254/16, fe80::/10) and cloud metadata addresses.
-fn is_sensitive(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local() || *v4 == std::net::Ipv4Addr::new(100, 100, 100, 200),
-        IpAddr::V6(v6) => {
-            (v6.segments()[0] & 0xffc0) == 0xfe80
-                || *v6
-                    == "fd00:ec2::254"
-                        .parse::<std::net::Ipv6Addr>()
-                        .expect("constant parses")
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_sensitive(&IpAddr::V4(v4)))
+/// Refuse a `/probe` request and count it.
+fn reject(
+    app: &App,
+    status: StatusCode,
+    reason: &'static str,
+    message: impl Into<String>,
+) -> Response {
+    app.metrics.probe_rejected(reason);
+    error(status, message)
+}
+
+/// What an http or tls `/probe` target is, parsed and checked against the allow list.
+fn destination(probe: &mut Probe) -> Result<Dest, String> {
+    match &mut probe.spec {
+        crate::config::Spec::Http(s) => Dest::of_url(&s.request.url),
+        crate::config::Spec::Tls(s) => {
+            let d = Dest::tls(&s.host, s.port)?;
+            // Dial exactly the host that was matched, in its normalised form.
+            s.host = d.dial_host();
+            Ok(d)
         }
+        crate::config::Spec::Scrape(_) => Err("scrape flows cannot be /probe modules".into()),
     }
 }
 
-/// An allow rule lists an address explicitly when the address appears in it literally.
-fn listed_explicitly(rules: &[AllowRule], ip: &IpAddr) -> bool {
-    let text = ip.to_string();
-    rules.iter().any(|r| r.text.contains(&text))
+/// The filter for a `/probe` run: the first request's addresses are checked against `first`,
+/// and every HTTP hop (redirects included) must itself be allowed, with its own address check.
+fn probe_filter(allow: Arc<ProbeAllow>, first: Dest) -> AddressFilter {
+    let base = allow.clone();
+    AddressFilter::new(move |ip| base.check_address(&first, ip)).with_hops(move |url| {
+        let dest = Dest::of_url(url)?;
+        allow.check(&dest)?;
+        let allow = allow.clone();
+        Ok(AddressFilter::new(move |ip| allow.check_address(&dest, ip)))
+    })
 }
 
-fn address_filter(rules: Vec<AllowRule>) -> AddressFilter {
-    AddressFilter::new(move |ip| {
-        if is_sensitive(ip) && !listed_explicitly(&rules, ip) {
-            Err("link-local and cloud metadata addresses need an explicit probe_allow entry".into())
-        } else {
-            Ok(())
-        }
-    })
+/// The text a target would parse to, for the userinfo check (as `with_target` reads it).
+fn has_userinfo(target: &str) -> bool {
+    let text = if target.contains("://") {
+        target.to_string()
+    } else {
+        format!("http://{target}")
+    };
+    match url::Url::parse(&text) {
+        Ok(u) => !u.username().is_empty() || u.password().is_some(),
+        // Unparseable: with_target refuses it; an '@' before the path is refused here anyway.
+        Err(_) => false,
+    }
 }
 
 /// blackbox_exporter-style: one probe now, the last-run gauges as the body.
 async fn probe(
     State(app): State<App>,
+    client: Option<axum::Extension<ClientAddr>>,
     headers: HeaderMap,
     Query(q): Query<ProbeQuery>,
 ) -> Response {
     let config = app.config();
-    let rules = &config.server.probe_allow;
-    if rules.is_empty() {
-        return error(
+    let allow = &config.server.probe_allow;
+    if allow.is_empty() {
+        return reject(
+            &app,
             StatusCode::FORBIDDEN,
+            "not_allowed",
             "/probe is disabled: set server.probe_allow to the targets it may probe",
         );
     }
+    let gate = app.probe_gate.current(
+        config.server.probe_max_in_flight,
+        config.server.probe_rate_limit,
+    );
+    if let (Some(limiter), Some(axum::Extension(ClientAddr(ip)))) = (&gate.limiter, &client) {
+        if limiter.len() > RATE_LIMITER_KEYS {
+            limiter.retain_recent();
+        }
+        if limiter.check_key(ip).is_err() {
+            return reject(
+                &app,
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit",
+                format!(
+                    "more than {} /probe requests per second from {ip} (server.probe_rate_limit)",
+                    gate.rate
+                ),
+            );
+        }
+    }
     let Some(target) = q.target.filter(|t| !t.trim().is_empty()) else {
-        return error(StatusCode::BAD_REQUEST, "missing parameter: target");
+        return reject(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "missing parameter: target",
+        );
     };
     if target.len() > MAX_TARGET_LEN {
-        return error(
+        return reject(
+            &app,
             StatusCode::BAD_REQUEST,
+            "bad_request",
             format!("target longer than {MAX_TARGET_LEN} bytes"),
         );
     }
+    let target = target.trim();
+    if has_userinfo(target) {
+        return reject(
+            &app,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "a target with userinfo (user:password@) is not allowed",
+        );
+    }
+    let debug_mode = q
+        .debug
+        .as_deref()
+        .is_some_and(|d| d.eq_ignore_ascii_case("true"));
     let module_name = q.module.unwrap_or_else(|| "http_2xx".to_string());
     let Some(module) = config.modules.get(&module_name) else {
         let known: Vec<&str> = config.modules.keys().map(String::as_str).collect();
-        return error(
+        return reject(
+            &app,
             StatusCode::BAD_REQUEST,
+            "bad_request",
             format!(
                 "unknown module {module_name:?}; modules: {}",
                 known.join(", ")
             ),
         );
     };
-    let mut probe = match module.with_target(target.trim()) {
+    let mut probe = match module.with_target(target) {
         Ok(p) => p,
         Err(e) => {
-            return error(
+            return reject(
+                &app,
                 StatusCode::BAD_REQUEST,
+                "bad_request",
                 config.redactor.redact(&e).into_owned(),
             )
         }
     };
-    if !rules.iter().any(|r| r.matches(&probe.target)) {
-        return error(
+    let dest = match destination(&mut probe) {
+        Ok(d) => d,
+        Err(e) => {
+            return reject(
+                &app,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                config.redactor.redact(&e).into_owned(),
+            )
+        }
+    };
+    if let Err(why) = allow.check(&dest) {
+        return reject(
+            &app,
             StatusCode::FORBIDDEN,
-            "target is not allowed by server.probe_allow",
+            "not_allowed",
+            format!("target is {why}"),
         );
     }
-    if app.probe_limiter.check().is_err() {
-        return error(StatusCode::TOO_MANY_REQUESTS, "too many /probe requests");
-    }
-    // Refuse sensitive addresses before probing; the filter repeats the check on every hop
-    // (redirects, DNS answers that change) while probing.
-    if let Some((host, port)) = host_port(&probe) {
-        let addrs: Vec<IpAddr> = match tokio::time::timeout(
-            probe.timeout,
-            tokio::net::lookup_host((host.as_str(), port)),
-        )
-        .await
-        {
-            Ok(Ok(a)) => a.map(|s| s.ip()).collect(),
-            _ => Vec::new(),
-        };
-        if let Some(ip) = addrs
-            .iter()
-            .find(|ip| is_sensitive(ip) && !listed_explicitly(rules, ip))
-        {
-            return error(
+    // An address literal is decided now; a name is decided when it resolves (on every hop).
+    let literal = match &dest.host {
+        url::Host::Ipv4(a) => Some(IpAddr::V4(*a)),
+        url::Host::Ipv6(a) => Some(IpAddr::V6(*a)),
+        url::Host::Domain(_) => None,
+    };
+    if let Some(ip) = literal {
+        if let Err(why) = allow.check_address(&dest, &ip) {
+            return reject(
+                &app,
                 StatusCode::FORBIDDEN,
-                format!("target resolves to {ip}: link-local and cloud metadata addresses need an explicit probe_allow entry"),
+                "not_allowed",
+                format!("target address {ip} refused: {why}"),
             );
         }
     }
-    probe.set_filter(address_filter(rules.clone()));
+    let Ok(_in_flight) = gate.in_flight.clone().try_acquire_owned() else {
+        return reject(
+            &app,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "max_in_flight",
+            format!(
+                "{} /probe requests are already running (server.probe_max_in_flight); try again shortly",
+                gate.max_in_flight
+            ),
+        );
+    };
+    probe.set_filter(probe_filter(Arc::new(allow.clone()), dest));
     if let Some(limit) = scrape_timeout(&headers) {
         probe.set_timeout(probe.timeout.min(limit));
     }
     let clock = *app.store.clock();
+    let started_at = std::time::UNIX_EPOCH + clock.wall();
     let mut outcome = probe.run(&clock, clock.now()).await;
     config.redactor.outcome(&mut outcome);
     let store = Arc::new(Store::new(clock));
     let states = store.sync(std::slice::from_ref(&probe), &config.redactor);
     if let Some(state) = states.first() {
-        state.observe(outcome, &clock);
+        state.observe(outcome.clone(), &clock);
     }
     let body = ProbeCollector::last_run_only(store).render();
+    if debug_mode {
+        let text = crate::probe_debug::render(
+            &module_name,
+            &probe,
+            &outcome,
+            started_at,
+            &body,
+            &config.redactor,
+        );
+        return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -475,20 +659,6 @@ fn scrape_timeout(headers: &HeaderMap) -> Option<Duration> {
         .parse()
         .ok()?;
     (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64((secs - 0.5).max(0.1)))
-}
-
-fn host_port(probe: &Probe) -> Option<(String, u16)> {
-    match &probe.spec {
-        crate::config::Spec::Http(s) => {
-            let u = &s.request.url;
-            Some((
-                u.host_str()?.trim_matches(['[', ']']).to_string(),
-                u.port_or_known_default()?,
-            ))
-        }
-        crate::config::Spec::Tls(s) => Some((s.host.clone(), s.port)),
-        crate::config::Spec::Scrape(_) => None,
-    }
 }
 
 fn probe_summary(state: &ProbeState) -> Value {
@@ -641,20 +811,73 @@ async fn api_slo(State(app): State<App>, Path(name): Path<String>) -> Response {
 mod tests {
     use super::*;
 
+    fn allow(rules: &[&str]) -> Arc<ProbeAllow> {
+        Arc::new(ProbeAllow {
+            rules: rules
+                .iter()
+                .map(|r| crate::probe_allow::AllowRule::parse(r).unwrap())
+                .collect(),
+        })
+    }
+
+    /// The filter the prober applies to every resolved address: a name that resolves to a
+    /// metadata or link-local address is refused, on the first hop and on redirect hops, even
+    /// when another rule names that address exactly.
     #[test]
-    fn sensitive_addresses() {
+    fn names_resolving_to_metadata_are_refused_on_every_hop() {
+        let allow = allow(&["http://*.example.com/**", "http://169.254.169.254/**"]);
+        let first = Dest::of_url(&url::Url::parse("http://a.example.com/").unwrap()).unwrap();
+        let filter = probe_filter(allow, first);
         for ip in [
             "169.254.169.254",
             "169.254.1.1",
-            "100.100.100.200",
             "fe80::1",
-            "fd00:ec2::254",
             "::ffff:169.254.169.254",
+            "fd00:ec2::254",
+            "100.100.100.200",
         ] {
-            assert!(is_sensitive(&ip.parse().unwrap()), "{ip}");
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(filter.check(&ip).is_err(), "first hop to {ip}");
+            for hop in ["http://b.example.com/x", "http://metadata.example.com/"] {
+                let f = filter.for_hop(&url::Url::parse(hop).unwrap()).unwrap();
+                assert!(f.check(&ip).is_err(), "{hop} resolving to {ip}");
+            }
         }
-        for ip in ["127.0.0.1", "10.0.0.1", "::1", "8.8.8.8"] {
-            assert!(!is_sensitive(&ip.parse().unwrap()), "{ip}");
+        assert!(filter.check(&"10.0.0.1".parse().unwrap()).is_ok());
+        // The exact rule lets the literal address through, and only it.
+        let md = url::Url::parse("http://169.254.169.254/latest").unwrap();
+        let f = filter.for_hop(&md).unwrap();
+        assert!(f.check(&"169.254.169.254".parse().unwrap()).is_ok());
+        assert!(filter
+            .for_hop(&url::Url::parse("http://169.254.169.253/").unwrap())
+            .is_err());
+        // Hops outside every rule, or with userinfo, are refused before any address is looked at.
+        for hop in [
+            "http://example.com/",
+            "https://a.example.com/",
+            "http://u:p@a.example.com/",
+            "http://a.example.com:8080/",
+        ] {
+            assert!(
+                filter.for_hop(&url::Url::parse(hop).unwrap()).is_err(),
+                "{hop}"
+            );
+        }
+    }
+
+    #[test]
+    fn userinfo_is_seen_in_every_spelling() {
+        for t in [
+            "http://u@x/",
+            "u:p@x:80",
+            "http://127.0.0.1:1@127.0.0.1:2/",
+            "http://a%40b@x/",
+            "HTTP://u@x",
+        ] {
+            assert!(has_userinfo(t), "{t}");
+        }
+        for t in ["http://x/@y", "x:80/a@b", "http://@x/", "http://x/?a=@b"] {
+            assert!(!has_userinfo(t), "{t}");
         }
     }
 
