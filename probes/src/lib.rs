@@ -9,6 +9,7 @@
 //! This crate knows HTTP, TLS and response parsing. It knows nothing of the daemon's config types
 //! or of metrics: callers build specs and map outcomes.
 
+mod decode;
 pub mod expect;
 pub mod exposition;
 pub mod http;
@@ -31,6 +32,7 @@ pub use outcome::{
 };
 pub use scrape::{run_flow, Capture, FlowSpec, StepSpec, Template};
 pub use secret::{Redactor, Secret};
+pub use timing::Phase;
 pub use tls::{run_tls, TlsClient, TlsExpect, TlsOptions, TlsSpec, TlsVersion};
 
 use tokio::time::Instant;
@@ -51,7 +53,18 @@ pub(crate) fn finish(
     facts: Facts,
     result: Result<String, net::Failure>,
 ) -> Outcome {
-    let duration = scheduled.elapsed();
+    finish_at(Instant::now(), scheduled, phases, facts, result)
+}
+
+/// [`finish`] for a run that ended at `end` (a timeout charges its phases up to that instant).
+pub(crate) fn finish_at(
+    end: Instant,
+    scheduled: Instant,
+    phases: Phases,
+    facts: Facts,
+    result: Result<String, net::Failure>,
+) -> Outcome {
+    let duration = end.saturating_duration_since(scheduled);
     match result {
         Ok(evidence) => Outcome {
             success: true,
