@@ -127,6 +127,8 @@ pub struct Record {
     pub quantiles: [[Option<f64>; 3]; 2],
     /// Per window: sum of durations (seconds) and number of runs.
     pub window_totals: [(f64, u64); 2],
+    /// Health check names this probe exports, bounded over its life.
+    pub health_names: crate::metrics::HealthCheckNames,
 }
 
 impl Record {
@@ -149,10 +151,14 @@ impl Record {
             last_seen: None,
             quantiles: [[None; 3]; 2],
             window_totals: [(0.0, 0); 2],
+            health_names: Default::default(),
         }
     }
 
-    fn record(&mut self, outcome: Outcome, now: Instant) {
+    fn record(&mut self, mut outcome: Outcome, now: Instant) {
+        if let Some(h) = outcome.facts.health.as_mut() {
+            self.health_names.admit(h);
+        }
         let run = self.runs_success + self.runs_failure + 1;
         let at = unix_now();
         if outcome.success {
