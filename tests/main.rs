@@ -7,6 +7,7 @@ mod daemon;
 mod deploy;
 mod examples;
 mod fixtures;
+mod honest;
 mod http_probe;
 mod prom;
 mod rules;
