@@ -3,7 +3,9 @@
 //! compression or the server compressed unasked.
 //!
 //! The limit applies to the *decoded* size and decoding stops one byte past it, so a gzip bomb
-//! costs at most `max_body` bytes of memory and the work to produce them.
+//! costs at most `max_body` bytes of memory and the work to produce them. Decoding yields to the
+//! runtime every [`SLICE`] bytes, so the probe's timeout can still end it and other probes on the
+//! same worker are not held up by a large body.
 
 use std::io::{self, Read};
 
@@ -12,6 +14,8 @@ use http::header::{HeaderMap, CONTENT_ENCODING};
 
 /// More codings than this on one response is not a real server.
 const MAX_CODINGS: usize = 4;
+/// Decoded bytes between yields to the runtime.
+const SLICE: usize = 256 * 1024;
 
 /// One content coding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,24 +83,28 @@ pub(crate) fn codings(headers: &HeaderMap) -> Result<Vec<Coding>, DecodeError> {
 }
 
 /// Undo `codings` (last applied, first undone), keeping at most `max` decoded bytes.
-pub(crate) fn decode(body: Bytes, codings: &[Coding], max: u64) -> Result<Bytes, DecodeError> {
+pub(crate) async fn decode(
+    body: Bytes,
+    codings: &[Coding],
+    max: u64,
+) -> Result<Bytes, DecodeError> {
     let mut body = body;
     if body.is_empty() {
         // 204, 304 and HEAD answers carry the header but no body.
         return Ok(body);
     }
     for &coding in codings.iter().rev() {
-        body = Bytes::from(decode_one(&body, coding, max)?);
+        body = Bytes::from(decode_one(&body, coding, max).await?);
     }
     Ok(body)
 }
 
-fn decode_one(input: &[u8], coding: Coding, max: u64) -> Result<Vec<u8>, DecodeError> {
+async fn decode_one(input: &[u8], coding: Coding, max: u64) -> Result<Vec<u8>, DecodeError> {
     let corrupt = |e: &dyn std::fmt::Display| DecodeError::Corrupt {
         coding: coding.name(),
         detail: e.to_string(),
     };
-    let reader: Box<dyn Read + '_> = match coding {
+    let reader: Box<dyn Read + Send + '_> = match coding {
         Coding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
         // RFC 9110's deflate is zlib-wrapped; some servers send raw deflate anyway.
         Coding::Deflate if looks_like_zlib(input) => {
@@ -108,7 +116,7 @@ fn decode_one(input: &[u8], coding: Coding, max: u64) -> Result<Vec<u8>, DecodeE
             Box::new(ruzstd::decoding::StreamingDecoder::new(input).map_err(|e| corrupt(&e))?)
         }
     };
-    read_bounded(reader, max).map_err(|e| match e {
+    read_bounded(reader, max).await.map_err(|e| match e {
         Bounded::TooLarge => DecodeError::TooLarge(max),
         Bounded::Io(e) => corrupt(&e),
     })
@@ -124,16 +132,23 @@ enum Bounded {
     Io(io::Error),
 }
 
-fn read_bounded(reader: impl Read, max: u64) -> Result<Vec<u8>, Bounded> {
+async fn read_bounded(reader: impl Read + Send, max: u64) -> Result<Vec<u8>, Bounded> {
     let mut out = Vec::new();
-    reader
-        .take(max.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(Bounded::Io)?;
-    if out.len() as u64 > max {
-        return Err(Bounded::TooLarge);
+    let mut reader = reader.take(max.saturating_add(1));
+    loop {
+        let before = out.len();
+        let n = (&mut reader)
+            .take(SLICE as u64)
+            .read_to_end(&mut out)
+            .map_err(Bounded::Io)?;
+        if out.len() as u64 > max {
+            return Err(Bounded::TooLarge);
+        }
+        if n == 0 || out.len() - before < SLICE {
+            return Ok(out);
+        }
+        tokio::task::yield_now().await;
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -182,7 +197,15 @@ mod tests {
     }
 
     fn roundtrip(encoding: &str, body: Vec<u8>, max: u64) -> Result<Bytes, DecodeError> {
-        decode(Bytes::from(body), &codings(&headers(encoding))?, max)
+        let codings = codings(&headers(encoding))?;
+        block_on(decode(Bytes::from(body), &codings, max))
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
@@ -211,7 +234,7 @@ mod tests {
         let c = codings(&h).unwrap();
         assert_eq!(c, [Coding::Zstd, Coding::Gzip]);
         assert_eq!(
-            decode(Bytes::from(gzip(&zstd(TEXT))), &c, 1024).unwrap(),
+            block_on(decode(Bytes::from(gzip(&zstd(TEXT))), &c, 1024)).unwrap(),
             TEXT
         );
     }
@@ -237,6 +260,11 @@ mod tests {
                 "{name}"
             );
         }
+        // Bodies larger than one slice decode whole.
+        let big: Vec<u8> = (0..3 * SLICE + 17).map(|i| (i % 251) as u8).collect();
+        assert_eq!(roundtrip("gzip", gzip(&big), 4 << 20).unwrap(), big);
+        assert_eq!(roundtrip("br", br(&big), 4 << 20).unwrap(), big);
+        assert_eq!(roundtrip("zstd", zstd(&big), 4 << 20).unwrap(), big);
         // Exactly at the limit is fine.
         assert_eq!(
             roundtrip("gzip", gzip(TEXT), TEXT.len() as u64).unwrap(),

@@ -387,7 +387,11 @@ async fn one_hop(
     drop(driver);
     read?;
     facts.content_length = Some(buf.len() as u64);
-    let body = decode_body(buf.freeze(), &parts, transport.max_body)?;
+    // Decoding is part of receiving the body: its time is the transfer phase's too.
+    let decoding = Instant::now();
+    let body = decode_body(buf.freeze(), &parts, transport.max_body).await;
+    phases.transfer += decoding.elapsed();
+    let body = body?;
     Ok(Response {
         status: parts.status.as_u16(),
         headers: parts.headers,
@@ -397,14 +401,18 @@ async fn one_hop(
 
 /// Undo the response's `Content-Encoding`: assertions and evidence see decoded text, and
 /// `max_body` bounds the decoded size (a gzip bomb stops one byte past it).
-fn decode_body(raw: Bytes, parts: &http::response::Parts, max_body: u64) -> Result<Bytes, Failure> {
+async fn decode_body(
+    raw: Bytes,
+    parts: &http::response::Parts,
+    max_body: u64,
+) -> Result<Bytes, Failure> {
     let status = parts.status.as_u16();
     let codings = decode::codings(&parts.headers)
         .map_err(|e| Failure::new(Reason::Protocol, format!("status {status}; {e}")))?;
     if codings.is_empty() {
         return Ok(raw);
     }
-    decode::decode(raw, &codings, max_body).map_err(|e| {
+    decode::decode(raw, &codings, max_body).await.map_err(|e| {
         let reason = match e {
             decode::DecodeError::TooLarge(_) => Reason::BodyTooLarge,
             _ => Reason::Protocol,
