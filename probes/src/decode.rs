@@ -277,6 +277,28 @@ mod tests {
     }
 
     #[test]
+    fn large_bodies_yield_so_a_timeout_can_end_them() {
+        // 8 MiB of zeros under a 64 MiB limit: 32 slices. A decoder that never yielded would
+        // finish inside the first poll and beat even a zero timeout.
+        let body = Bytes::from(gzip(&vec![0u8; 8 << 20]));
+        let c = [Coding::Gzip];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let cut = rt.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::ZERO,
+                decode(body.clone(), &c, 64 << 20),
+            )
+            .await
+        });
+        assert!(cut.is_err(), "decoding did not yield");
+        let whole = rt.block_on(decode(body, &c, 64 << 20)).unwrap();
+        assert_eq!(whole.len(), 8 << 20);
+    }
+
+    #[test]
     fn hostile_encodings_fail_cleanly() {
         for (encoding, body) in [
             ("gzip", b"not gzip at all".to_vec()),
