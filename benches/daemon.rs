@@ -31,6 +31,7 @@ fn outcome(i: usize) -> Outcome {
         earliest_not_after: 1_800_000_000,
         verified_chain_not_after: Some(1_800_000_000),
         effective_not_after: 1_800_000_000,
+        resumed: false,
     });
     let success = i % 10 != 0;
     Outcome {

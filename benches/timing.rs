@@ -1,14 +1,21 @@
 //! Timing fidelity and check wall time, measured (not asserted). Run with
 //! `cargo bench --bench timing`; the figures go into benches/README.md.
 //!
-//! 1. processing phase against a target that answers after exactly 50 ms, 1,000 probes in flight
+//! 1. processing phase against a target that answers after exactly 50 ms, 1,000 probes in flight;
+//!    the target runs in a process of its own (this binary, re-executed with
+//!    `VANTAGE_TIMING_TARGET=1`), with its own runtime and one accept loop per core, and reports
+//!    how late its own timers fired, so the prober's share of the error can be told apart
 //! 2. processing phase against a 200 ms target, one probe at a time
 //! 3. 40 probes of a 500 ms target through the check runner
 //! 4. `vantage check` (the release binary) over 200 endpoints answering in 100 ms
 //! 5. `vantage probe` process start to answer, against an instant target
 
-use std::sync::Arc;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use tokio::time::Instant;
 use vantage::check::{self, CheckOptions};
@@ -56,7 +63,141 @@ fn target_runtime() -> (tokio::runtime::Runtime, fixtures::Target) {
     (rt, target)
 }
 
-async fn fidelity(target: &fixtures::Target) {
+/// The 50 ms target of figure 1, as a process of its own: this binary with
+/// `VANTAGE_TIMING_TARGET` set. It prints `LISTEN <addr>`, answers `GET /delay/<ms>` that many
+/// milliseconds after the request head is read, `GET /stats` with how late its answers were
+/// (its own timer and scheduling error, in µs), and exits when its stdin closes.
+fn target_process_main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let late: Arc<Mutex<Vec<u64>>> = Arc::default();
+        let first = reuseport_listener("127.0.0.1:0".parse().unwrap());
+        let addr = first.local_addr().unwrap();
+        let mut listeners = vec![first];
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for _ in 1..workers {
+            listeners.push(reuseport_listener(addr));
+        }
+        println!("LISTEN {addr}");
+        for listener in listeners {
+            let late = late.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((s, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = s.set_nodelay(true);
+                    tokio::spawn(serve_delay(s, late.clone()));
+                }
+            });
+        }
+        // Until the bench closes our stdin.
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
+        })
+        .await
+        .unwrap();
+    });
+}
+
+fn reuseport_listener(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.set_reuseport(true).unwrap();
+    socket.bind(addr).unwrap();
+    socket.listen(4096).unwrap()
+}
+
+async fn serve_delay(mut s: tokio::net::TcpStream, late: Arc<Mutex<Vec<u64>>>) {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let read_at = Instant::now();
+    let head = String::from_utf8_lossy(&buf);
+    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let body = if let Some(ms) = path.strip_prefix("/delay/") {
+        let want = Duration::from_millis(ms.parse().unwrap_or(0));
+        tokio::time::sleep_until(read_at + want).await;
+        let error = read_at.elapsed().saturating_sub(want);
+        late.lock().unwrap().push(error.as_micros() as u64);
+        "ok".to_string()
+    } else if path == "/stats" {
+        let mut xs = std::mem::take(&mut *late.lock().unwrap());
+        xs.sort_unstable();
+        let at = |p: f64| {
+            xs.get(((xs.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        format!(
+            "{} {} {} {}",
+            xs.len(),
+            at(0.5),
+            at(0.99),
+            xs.last().copied().unwrap_or(0)
+        )
+    } else {
+        "not found".to_string()
+    };
+    let resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = s.write_all(resp.as_bytes()).await;
+    let _ = s.shutdown().await;
+}
+
+/// The target process, killed when dropped.
+struct TargetProcess {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl TargetProcess {
+    fn start() -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env("VANTAGE_TIMING_TARGET", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("LISTEN ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        Self { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TargetProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One burst of 1,000 probes against the target process; prints the processing error and the
+/// target's own lateness.
+async fn burst(label: &str, target: &TargetProcess) {
     let probes: Vec<Arc<Probe>> = (0..1000).map(|_| probe(&target.url("/delay/50"))).collect();
     let options = CheckOptions {
         concurrency: 1000,
@@ -69,7 +210,7 @@ async fn fidelity(target: &fixtures::Target) {
         .map(|r| r.outcome.phases.processing)
         .collect();
     summary(
-        "1. processing, 50 ms target, 1000 in flight",
+        &format!("1. {label}: processing, 50 ms target process, 1000 in flight"),
         processing.clone(),
     );
     let err: Vec<Duration> = processing
@@ -78,6 +219,22 @@ async fn fidelity(target: &fixtures::Target) {
         .collect();
     summary("   |processing - 50 ms|", err);
     println!("   failed runs: {failed}");
+    let mut s = tokio::net::TcpStream::connect(target.addr).await.unwrap();
+    s.write_all(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    let stats = answer.rsplit("\r\n\r\n").next().unwrap_or_default();
+    println!("   target's own lateness (n p50 p99 max, µs): {stats}");
+}
+
+async fn fidelity(target: &fixtures::Target) {
+    let process = TargetProcess::start();
+    burst("multi-thread prober runtime", &process).await;
+    // Warm: connections and timers are set up once, the second burst is the figure.
+    burst("again", &process).await;
+    drop(process);
 
     let p = probe(&target.url("/delay/200"));
     let mut xs = Vec::new();
@@ -152,6 +309,10 @@ async fn binary(target: &fixtures::Target) {
 }
 
 fn main() {
+    if std::env::var_os("VANTAGE_TIMING_TARGET").is_some() {
+        target_process_main();
+        return;
+    }
     // `cargo test --benches` runs bench binaries with --bench absent; only measure on `cargo bench`.
     if !std::env::args().any(|a| a == "--bench") {
         return;

@@ -8,6 +8,7 @@ mod daemon;
 mod deploy;
 mod examples;
 mod fixtures;
+mod honest;
 mod http_probe;
 mod one_truth;
 mod paused;

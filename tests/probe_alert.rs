@@ -51,6 +51,7 @@ fn outcome(success: bool, not_after: Option<i64>) -> Outcome {
                 earliest_not_after: t,
                 verified_chain_not_after: Some(t),
                 effective_not_after: t,
+                resumed: false,
             }),
             ..Default::default()
         },

@@ -16,11 +16,12 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::decode;
 use crate::expect::{HttpExpect, Response};
 use crate::net::{self, AddressFilter, Failure, IpFamily};
 use crate::outcome::{Facts, Outcome, Phases, Reason};
 use crate::secret::Redactor;
-use crate::timing::TimedIo;
+use crate::timing::{charge_timeout, timeout_evidence, Phase, TimedIo};
 use crate::tls::{self, TlsClient};
 use crate::Clock;
 
@@ -96,11 +97,14 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
         }
         Ok(format!("status {}", resp.status))
     })
-    .await
-    .unwrap_or_else(|_| {
+    .await;
+    let end = Instant::now();
+    let result = result.unwrap_or_else(|_| {
+        let phase = facts.in_progress;
+        charge_timeout(&mut phases, phase, end.saturating_duration_since(scheduled));
         Err(Failure::new(
             Reason::Timeout,
-            format!("no complete answer within {}", ms(spec.timeout)),
+            timeout_evidence(spec.timeout, phase),
         ))
     });
     let result = match addr {
@@ -109,7 +113,7 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
             .map_err(|f| Failure::new(f.reason, format!("{}; address {a}", f.evidence))),
         None => result,
     };
-    crate::finish(scheduled, phases, facts, result)
+    crate::finish_at(end, scheduled, phases, facts, result)
 }
 
 pub fn ms(d: Duration) -> String {
@@ -268,6 +272,7 @@ async fn one_hop(
         ),
         None => (host.clone(), port),
     };
+    facts.in_progress = Phase::Resolve;
     let addr = net::resolve(
         &dial_host,
         dial_port,
@@ -278,6 +283,7 @@ async fn one_hop(
     .await?;
     *addr_out = Some(addr);
     facts.ip_protocol = Some(net::family_number(&addr));
+    facts.in_progress = Phase::Connect;
     let mut tcp = net::connect(addr, &mut phases.connect).await?;
     if let (Some(proxy), true) = (&transport.proxy, https) {
         let start = Instant::now();
@@ -289,6 +295,7 @@ async fn one_hop(
     facts.ssl = https;
     let stream: Box<dyn Io> = if https {
         let name = transport.server_name.as_deref().unwrap_or(&host);
+        facts.in_progress = Phase::Tls;
         let (stream, tls) = transport
             .tls
             .handshake(tcp, name, clock, &mut phases.tls)
@@ -339,6 +346,7 @@ async fn one_hop(
         .body(Full::new(body.unwrap_or_default()))
         .map_err(|e| Failure::new(Reason::Protocol, format!("building request: {e}")))?;
 
+    facts.in_progress = Phase::Processing;
     let (io, marks) = TimedIo::new(stream);
     let mut conn_builder = hyper::client::conn::http1::Builder::new();
     conn_builder.max_buf_size(MAX_HEAD);
@@ -358,6 +366,7 @@ async fn one_hop(
     let written = m.request_written.unwrap_or(sent);
     let first_byte = m.first_byte.unwrap_or(head_at);
     phases.processing += first_byte.saturating_duration_since(written);
+    facts.in_progress = Phase::Transfer;
 
     facts.http_version = Some(
         match response.version() {
@@ -412,10 +421,37 @@ async fn one_hop(
     drop(driver);
     read?;
     facts.content_length = Some(buf.len() as u64);
+    // Decoding is part of receiving the body: its time is the transfer phase's too.
+    let decoding = Instant::now();
+    let body = decode_body(buf.freeze(), &parts, transport.max_body).await;
+    phases.transfer += decoding.elapsed();
+    let body = body?;
     Ok(Response {
         status: parts.status.as_u16(),
         headers: parts.headers,
-        body: buf.freeze(),
+        body,
+    })
+}
+
+/// Undo the response's `Content-Encoding`: assertions and evidence see decoded text, and
+/// `max_body` bounds the decoded size (a gzip bomb stops one byte past it).
+async fn decode_body(
+    raw: Bytes,
+    parts: &http::response::Parts,
+    max_body: u64,
+) -> Result<Bytes, Failure> {
+    let status = parts.status.as_u16();
+    let codings = decode::codings(&parts.headers)
+        .map_err(|e| Failure::new(Reason::Protocol, format!("status {status}; {e}")))?;
+    if codings.is_empty() {
+        return Ok(raw);
+    }
+    decode::decode(raw, &codings, max_body).await.map_err(|e| {
+        let reason = match e {
+            decode::DecodeError::TooLarge(_) => Reason::BodyTooLarge,
+            _ => Reason::Protocol,
+        };
+        Failure::new(reason, format!("status {status}; {e}"))
     })
 }
 
@@ -446,11 +482,11 @@ fn proxy_authorization(proxy: &Url) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("Basic {token}")).ok()
 }
 
+/// URL userinfo is percent-encoded, not form-encoded: `+` is a plus sign, not a space.
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Open a CONNECT tunnel through an HTTP proxy.

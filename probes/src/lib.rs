@@ -10,6 +10,7 @@
 //! or of metrics: callers build specs and map outcomes.
 
 pub mod clock;
+mod decode;
 pub mod expect;
 pub mod exposition;
 pub mod http;
@@ -33,6 +34,7 @@ pub use outcome::{
 };
 pub use scrape::{run_flow, Capture, FlowSpec, StepSpec, Template};
 pub use secret::{Redactor, Secret};
+pub use timing::Phase;
 pub use tls::{run_tls, TlsClient, TlsExpect, TlsOptions, TlsSpec, TlsVersion};
 
 use tokio::time::Instant;
@@ -53,7 +55,18 @@ pub(crate) fn finish(
     facts: Facts,
     result: Result<String, net::Failure>,
 ) -> Outcome {
-    let duration = scheduled.elapsed();
+    finish_at(Instant::now(), scheduled, phases, facts, result)
+}
+
+/// [`finish`] for a run that ended at `end` (a timeout charges its phases up to that instant).
+pub(crate) fn finish_at(
+    end: Instant,
+    scheduled: Instant,
+    phases: Phases,
+    facts: Facts,
+    result: Result<String, net::Failure>,
+) -> Outcome {
+    let duration = end.saturating_duration_since(scheduled);
     match result {
         Ok(evidence) => Outcome {
             success: true,

@@ -196,6 +196,9 @@ pub struct TlsFacts {
     pub verified_chain_not_after: Option<i64>,
     /// The expiry that matters: the verified chain's when one exists, else the leaf's.
     pub effective_not_after: i64,
+    /// The session was resumed, which only a probe with `resume_sessions` allows: a resumed
+    /// handshake carries no certificate, so the certificate facts are the first handshake's.
+    pub resumed: bool,
 }
 
 impl TlsFacts {
@@ -263,6 +266,9 @@ pub struct Facts {
     pub failed_due_to_regex: bool,
     pub tls: Option<TlsFacts>,
     pub health: Option<HealthFacts>,
+    /// The phase the run was last in: a timeout charges its wait there and names it.
+    #[serde(skip)]
+    pub in_progress: crate::timing::Phase,
 }
 
 /// One run's result.

@@ -24,6 +24,89 @@ use crate::Clock;
 pub const MAX_STEPS: usize = 64;
 /// Longest captured value kept.
 const MAX_CAPTURE: usize = 8 * 1024;
+/// Most cookies a flow keeps (RFC 6265 §6.1 asks for at least 50 per domain).
+pub const MAX_COOKIES: usize = 64;
+/// Largest cookie kept, name, value and attributes together (RFC 6265 §6.1: at least 4096).
+pub const MAX_COOKIE_BYTES: usize = 4096;
+
+/// A flow's cookies, by RFC 6265 (Domain, Path, Max-Age/Expires, Secure, host-only), bounded in
+/// count and size so a target that sets a new cookie on every poll cannot grow it without end.
+#[derive(Debug, Default)]
+pub struct CookieJar {
+    store: cookie_store::CookieStore,
+}
+
+impl CookieJar {
+    /// Keep the `Set-Cookie` headers of a response to `url`. Cookies past the bounds, or that
+    /// RFC 6265 refuses (say, a Domain that is not the host's), are ignored.
+    pub fn store(&mut self, url: &Url, headers: &HeaderMap) {
+        for v in headers.get_all(SET_COOKIE) {
+            let Ok(text) = v.to_str() else { continue };
+            if text.len() > MAX_COOKIE_BYTES {
+                continue;
+            }
+            let Ok(cookie) = cookie_store::Cookie::parse(text, url) else {
+                continue;
+            };
+            let key = (
+                String::from(&cookie.domain),
+                String::from(&cookie.path),
+                cookie.name().to_string(),
+            );
+            if !self.store.contains_any(&key.0, &key.1, &key.2) && !self.has_room() {
+                continue;
+            }
+            let _ = self.store.insert(cookie.into_owned(), url);
+        }
+    }
+
+    /// Room for one more cookie, after forgetting expired ones (the store keeps them).
+    fn has_room(&mut self) -> bool {
+        if self.store.iter_any().count() < MAX_COOKIES {
+            return true;
+        }
+        let expired: Vec<(String, String, String)> = self
+            .store
+            .iter_any()
+            .filter(|c| c.is_expired())
+            .map(|c| {
+                (
+                    String::from(&c.domain),
+                    String::from(&c.path),
+                    c.name().to_string(),
+                )
+            })
+            .collect();
+        for (d, p, n) in expired {
+            self.store.remove(&d, &p, &n);
+        }
+        self.store.iter_any().count() < MAX_COOKIES
+    }
+
+    /// Cookies held, expired ones included.
+    pub fn len(&self) -> usize {
+        self.store.iter_any().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `Cookie` header for a request to `url`, if any cookie applies.
+    pub fn header_for(&self, url: &Url) -> Option<HeaderValue> {
+        let pairs: Vec<String> = self
+            .store
+            .get_request_values(url)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if pairs.is_empty() {
+            return None;
+        }
+        let mut v = HeaderValue::from_str(&pairs.join("; ")).ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
@@ -223,7 +306,7 @@ async fn flow(
     progress: &mut Progress,
 ) -> Result<String, Failure> {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
-    let mut cookies: BTreeMap<String, String> = BTreeMap::new();
+    let mut cookies = CookieJar::default();
     for step in &spec.steps {
         progress.step = step.name.clone();
         progress.attempts = 0;
@@ -261,7 +344,7 @@ async fn run_step(
     spec: &FlowSpec,
     step: &StepSpec,
     vars: &mut BTreeMap<String, String>,
-    cookies: &mut BTreeMap<String, String>,
+    cookies: &mut CookieJar,
     phases: &mut Phases,
     facts: &mut Facts,
     progress: &mut Progress,
@@ -282,11 +365,8 @@ async fn run_step(
             )
         })?;
         let mut headers = HeaderMap::new();
-        if !cookies.is_empty() {
-            let jar: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            if let Ok(v) = HeaderValue::from_str(&jar.join("; ")) {
-                headers.insert(COOKIE, v);
-            }
+        if let Some(v) = cookies.header_for(&url) {
+            headers.insert(COOKIE, v);
         }
         for (name, t) in &step.headers {
             let value = t.render(vars).map_err(missing)?;
@@ -304,23 +384,14 @@ async fn run_step(
             None => None,
         };
         let req = Request {
-            url,
+            url: url.clone(),
             method: step.method.clone(),
             headers,
             body,
         };
         let mut addr = None;
         let resp = exchange(clock, &req, &spec.transport, phases, facts, &mut addr).await?;
-        for v in resp.headers.get_all(SET_COOKIE) {
-            if let Some((k, val)) = v
-                .to_str()
-                .ok()
-                .and_then(|s| s.split(';').next())
-                .and_then(|c| c.split_once('='))
-            {
-                cookies.insert(k.trim().to_string(), val.trim().to_string());
-            }
-        }
+        cookies.store(&url, &resp.headers);
         if let Some(until) = &step.until {
             let mut scratch = Facts::default();
             if let Err(f) = until.evaluate(&resp, &mut scratch, &spec.redactor) {
@@ -360,5 +431,111 @@ mod tests {
         assert!(Template::parse("{{ }}").is_err());
         assert!(Template::parse("{{ a-b }}").is_err());
         assert_eq!(Template::parse("plain").unwrap().vars().count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod cookie_tests {
+    use super::*;
+
+    fn set(cookies: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for c in cookies {
+            h.append(SET_COOKIE, HeaderValue::from_str(c).unwrap());
+        }
+        h
+    }
+
+    /// The Cookie header's pairs, sorted (the store's order is its own).
+    fn header(jar: &CookieJar, url: &str) -> String {
+        let h = jar
+            .header_for(&Url::parse(url).unwrap())
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let mut pairs: Vec<&str> = h.split("; ").filter(|p| !p.is_empty()).collect();
+        pairs.sort();
+        pairs.join("; ")
+    }
+
+    #[test]
+    fn attributes_are_honoured() {
+        let mut jar = CookieJar::default();
+        let from = Url::parse("https://app.example.com/login/form").unwrap();
+        jar.store(
+            &from,
+            &set(&[
+                "sid=1; Path=/",
+                "api=2; Path=/api",
+                "sec=3; Path=/; Secure",
+                "gone=4; Path=/; Max-Age=0",
+                "wide=5; Path=/; Domain=example.com",
+                "evil=6; Path=/; Domain=other.example",
+                "local=7",
+            ]),
+        );
+        assert_eq!(
+            header(&jar, "https://app.example.com/"),
+            "sec=3; sid=1; wide=5"
+        );
+        let api = header(&jar, "https://app.example.com/api/v1");
+        assert!(api.contains("api=2") && api.contains("sid=1"), "{api}");
+        // Secure cookies never travel over plain HTTP.
+        assert_eq!(header(&jar, "http://app.example.com/"), "sid=1; wide=5");
+        // Domain: the parent domain's cookie reaches a sibling, host-only ones do not.
+        assert_eq!(header(&jar, "https://www.example.com/"), "wide=5");
+        assert_eq!(header(&jar, "https://other.example/"), "");
+        // The default path is the directory of the URL that set it.
+        assert_eq!(
+            header(&jar, "https://app.example.com/login/x"),
+            "local=7; sec=3; sid=1; wide=5"
+        );
+        // Max-Age=0 on a later response removes a cookie.
+        jar.store(&from, &set(&["sid=1; Path=/; Max-Age=0"]));
+        assert_eq!(header(&jar, "https://app.example.com/"), "sec=3; wide=5");
+    }
+
+    #[test]
+    fn jar_is_bounded() {
+        let mut jar = CookieJar::default();
+        let url = Url::parse("http://t.example/poll").unwrap();
+        for i in 0..1000 {
+            jar.store(&url, &set(&[&format!("c{i}=v; Path=/p{i}")]));
+            jar.store(&url, &set(&[&format!("d{i}=v; Path=/")]));
+        }
+        assert_eq!(jar.len(), MAX_COOKIES);
+        // An oversized cookie is ignored; updates of known cookies still apply.
+        let big = format!("d0={}; Path=/", "x".repeat(MAX_COOKIE_BYTES));
+        jar.store(&url, &set(&[&big, "d1=updated; Path=/"]));
+        let h = header(&jar, "http://t.example/");
+        assert!(h.contains("d0=v") && h.contains("d1=updated"), "{h}");
+        assert!(h.len() < MAX_COOKIES * 64, "{}", h.len());
+        // Expired cookies make room for new ones.
+        let expire: Vec<String> = (0..MAX_COOKIES)
+            .map(|i| format!("d{i}=; Path=/; Max-Age=0"))
+            .collect();
+        let expire: Vec<&str> = expire.iter().map(String::as_str).collect();
+        jar.store(&url, &set(&expire));
+        jar.store(&url, &set(&["fresh=1; Path=/"]));
+        assert_eq!(header(&jar, "http://t.example/"), "fresh=1");
+        assert!(jar.len() <= MAX_COOKIES);
+    }
+
+    #[test]
+    fn hostile_set_cookie_headers_are_ignored() {
+        let mut jar = CookieJar::default();
+        let url = Url::parse("http://t.example/").unwrap();
+        jar.store(
+            &url,
+            &set(&[
+                "",
+                "=",
+                "noequals",
+                "; Path=/",
+                "a=b; Domain=.",
+                "a=b; Max-Age=-1",
+            ]),
+        );
+        let h = header(&jar, "http://t.example/");
+        assert!(!h.contains("a=b"), "{h}");
     }
 }

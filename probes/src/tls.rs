@@ -28,6 +28,7 @@ use webpki::{EndEntityCert, KeyUsage};
 
 use crate::net::{self, Failure, IpFamily};
 use crate::outcome::{CertInfo, Facts, Outcome, Phases, Reason, TlsFacts, VerifyResult};
+use crate::timing::{charge_timeout, timeout_evidence, Phase};
 use crate::{Clock, Error};
 
 /// TLS settings of a probe, already loaded from disk.
@@ -37,6 +38,9 @@ pub struct TlsOptions {
     pub ca: Option<Vec<CertificateDer<'static>>>,
     /// Client certificate chain and key for mutual TLS.
     pub client_auth: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+    /// Let runs resume TLS sessions of earlier runs (off by default: a resumed handshake carries
+    /// no certificate and understates the TLS phase; facts say when a session was resumed).
+    pub resume_sessions: bool,
 }
 
 /// Read every certificate of a PEM file.
@@ -203,6 +207,11 @@ impl TlsClient {
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        // rustls keeps a session cache per config, and a probe's config lives across runs: left
+        // on, most runs would resume and see no certificate at all.
+        if !options.resume_sessions {
+            config.resumption = rustls::client::Resumption::disabled();
+        }
         let anchors = match &options.ca {
             Some(certs) => {
                 let anchors = Anchors::from_certs(certs);
@@ -253,12 +262,15 @@ impl TlsClient {
                 Some(other) => format!("{other:?}"),
                 None => "unknown".to_string(),
             };
+            let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             let cipher = conn
                 .negotiated_cipher_suite()
                 .and_then(|s| s.suite().as_str())
                 .unwrap_or("unknown")
                 .to_string();
-            self.judge(chain, &name, version, cipher, clock.unix_secs())?
+            let mut facts = self.judge(chain, &name, version, cipher, clock.unix_secs())?;
+            facts.resumed = resumed;
+            facts
         };
         Ok((stream, facts))
     }
@@ -306,6 +318,7 @@ impl TlsClient {
             verified_chain_not_after,
             effective_not_after: verified_chain_not_after.unwrap_or(leaf_not_after),
             chain: infos,
+            resumed: false,
         })
     }
 
@@ -404,11 +417,24 @@ fn cert_info(der: &CertificateDer<'_>) -> Option<CertInfo> {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         sans,
-        serial: hex(cert.raw_serial()),
+        serial: serial_text(cert.raw_serial()),
         fingerprint_sha256: hex(&Sha256::digest(der.as_ref())),
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
     })
+}
+
+/// The serial number as blackbox_exporter's `serialnumber` label writes it (Go's
+/// `big.Int.Text(16)`): lowercase hex of the number, so without the DER sign byte or leading
+/// zeros (`00a908…` is `a908…`).
+fn serial_text(der_integer: &[u8]) -> String {
+    let digits = hex(der_integer);
+    let trimmed = digits.trim_start_matches('0');
+    if trimmed.is_empty() {
+        "0".to_string()
+    } else {
+        trimmed.to_string()
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -461,13 +487,16 @@ pub async fn run_tls(spec: &TlsSpec, clock: &Clock, scheduled: Instant) -> Outco
     let deadline = scheduled + spec.timeout;
     let result =
         tokio::time::timeout_at(deadline, tls_inner(spec, clock, &mut phases, &mut facts)).await;
+    let end = Instant::now();
     let result = result.unwrap_or_else(|_| {
+        let phase = facts.in_progress;
+        charge_timeout(&mut phases, phase, end.saturating_duration_since(scheduled));
         Err(Failure::new(
             Reason::Timeout,
-            format!("no TLS handshake within {:?}", spec.timeout),
+            timeout_evidence(spec.timeout, phase),
         ))
     });
-    crate::finish(scheduled, phases, facts, result)
+    crate::finish_at(end, scheduled, phases, facts, result)
 }
 
 async fn tls_inner(
@@ -476,6 +505,7 @@ async fn tls_inner(
     phases: &mut Phases,
     facts: &mut Facts,
 ) -> Result<String, Failure> {
+    facts.in_progress = Phase::Resolve;
     let addr = net::resolve(
         &spec.host,
         spec.port,
@@ -485,8 +515,10 @@ async fn tls_inner(
     )
     .await?;
     facts.ip_protocol = Some(net::family_number(&addr));
+    facts.in_progress = Phase::Connect;
     let tcp = net::connect(addr, &mut phases.connect).await?;
     let name = spec.server_name.as_deref().unwrap_or(&spec.host);
+    facts.in_progress = Phase::Tls;
     let (_stream, tls) = spec
         .client
         .handshake(tcp, name, clock, &mut phases.tls)

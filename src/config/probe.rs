@@ -510,6 +510,7 @@ fn tls_options(t: Option<&Spanned<RawTls>>, ctx: &mut Ctx<'_>) -> TlsOptions {
     let dir = ctx.sources.dir(ctx.file);
     let t_at = t.span().start;
     let t = t.get_ref();
+    options.resume_sessions = t.resume_sessions.unwrap_or(false);
     if let Some(ca) = &t.ca {
         match vantage_probes::tls::load_certs(&dir.join(ca.get_ref())) {
             Ok(certs) => options.ca = Some(certs),

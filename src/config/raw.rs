@@ -164,6 +164,8 @@ pub struct RawTls {
     pub client_cert: Option<Spanned<String>>,
     /// PEM private key for `client_cert`.
     pub client_key: Option<Spanned<String>>,
+    /// Resume TLS sessions across runs (default false: every run does a full handshake).
+    pub resume_sessions: Option<bool>,
 }
 
 /// One `[[probe]]`. Keys of every kind live here; validation rejects keys of another kind.

@@ -126,6 +126,8 @@ pub struct Record {
     pub window_totals: [(f64, u64); 2],
     /// The status page's long history (uptime buckets, runs with phases, incidents); persisted.
     pub timeline: crate::status_history::Timeline,
+    /// Health check names this probe exports, bounded over its life.
+    pub health_names: crate::metrics::HealthCheckNames,
 }
 
 impl Record {
@@ -149,10 +151,14 @@ impl Record {
             quantiles: [[None; 3]; 2],
             window_totals: [(0.0, 0); 2],
             timeline: Default::default(),
+            health_names: Default::default(),
         }
     }
 
-    fn record(&mut self, outcome: Outcome, now: Instant, at: f64) {
+    fn record(&mut self, mut outcome: Outcome, now: Instant, at: f64) {
+        if let Some(h) = outcome.facts.health.as_mut() {
+            self.health_names.admit(h);
+        }
         let run = self.runs_success + self.runs_failure + 1;
         if outcome.success {
             self.consecutive_successes = self.consecutive_successes.saturating_add(1);

@@ -7,8 +7,15 @@
 //! three ways that matter here: counter families are named with their `_total`, and there are no
 //! `# UNIT` and `# EOF` lines. [`to_prometheus_text`] makes that translation for scrapers (and
 //! `promtool check metrics`) that do not ask for OpenMetrics.
+//!
+//! No series is ever written twice: every family is written through [`SeriesSet`], which keeps
+//! the first sample of a label set and drops any later one (Prometheus would keep one of them
+//! at random). Where two samples can legitimately collide, the family merges them first: an
+//! SLO's period that equals a fixed window is that window, and health checks of one name are
+//! merged with the worst status winning (see [`HealthCheckNames`]).
 
 use std::borrow::Cow;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -18,13 +25,101 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
-use vantage_probes::{Outcome, Phases, Reason, TlsFacts};
+use vantage_probes::{HealthFacts, Outcome, Phases, Reason, TlsFacts};
 
 use crate::config::Kind;
 use crate::evaluator::Evaluator;
 use crate::store::{ProbeMeta, ProbeState, Record, Store, QUANTILES, WINDOWS};
 
 type Labels = Vec<(Cow<'static, str>, Cow<'static, str>)>;
+
+/// Longest health check name exported, in bytes (longer names are cut at a character boundary).
+pub const HEALTH_CHECK_NAME_MAX: usize = 128;
+/// Most distinct health check names one probe exports over its life.
+pub const HEALTH_CHECK_NAMES_MAX: usize = 64;
+
+/// The health check names a probe exports: a target that invents names (a request ID, a
+/// timestamp) would otherwise mint new series on every run, and one with 38 KB names would
+/// bloat every scrape.
+#[derive(Debug, Default)]
+pub struct HealthCheckNames {
+    admitted: BTreeSet<String>,
+    /// Checks left out because the probe had used up its names (`probe_health_checks_dropped`).
+    pub dropped: u64,
+}
+
+impl HealthCheckNames {
+    /// Make `health`'s checks exportable: names cut to [`HEALTH_CHECK_NAME_MAX`] bytes, checks of
+    /// one name merged with the worst status winning, and names beyond the probe's first
+    /// [`HEALTH_CHECK_NAMES_MAX`] dropped and counted.
+    pub fn admit(&mut self, health: &mut HealthFacts) {
+        let mut kept: Vec<vantage_probes::HealthCheck> = Vec::with_capacity(health.checks.len());
+        for mut check in std::mem::take(&mut health.checks) {
+            truncate_at_char(&mut check.name, HEALTH_CHECK_NAME_MAX);
+            if let Some(same) = kept.iter_mut().find(|k| k.name == check.name) {
+                if check.value() < same.value() {
+                    same.status = check.status;
+                }
+                continue;
+            }
+            if !self.admitted.contains(&check.name) {
+                if self.admitted.len() >= HEALTH_CHECK_NAMES_MAX {
+                    self.dropped += 1;
+                    continue;
+                }
+                self.admitted.insert(check.name.clone());
+            }
+            kept.push(check);
+        }
+        health.checks = kept;
+    }
+
+    /// Whether this probe ever exported a health check (or dropped one).
+    fn any(&self) -> bool {
+        !self.admitted.is_empty() || self.dropped > 0
+    }
+}
+
+fn truncate_at_char(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+}
+
+/// The label sets written so far in one family: the first sample of a series wins and any
+/// later one is dropped, so `/metrics` cannot hold two samples of one series. A label set is
+/// its base labels' [`label_key`] (computed once per probe or SLO) plus its extra labels.
+struct SeriesSet<'a>(HashSet<(&'a str, Vec<(&'static str, String)>)>);
+
+impl<'a> SeriesSet<'a> {
+    fn new() -> Self {
+        Self(HashSet::new())
+    }
+
+    /// `true` the first time this label set is seen.
+    fn first(&mut self, base_key: &'a str, extra: &[(&'static str, String)]) -> bool {
+        let mut extra = extra.to_vec();
+        extra.sort();
+        self.0.insert((base_key, extra))
+    }
+}
+
+/// An unambiguous, order-independent text of a label set (length-prefixed, sorted).
+fn label_key(labels: &Labels) -> String {
+    use std::fmt::Write as _;
+    let mut sorted: Vec<&(Cow<'static, str>, Cow<'static, str>)> = labels.iter().collect();
+    sorted.sort();
+    let mut key = String::new();
+    for (k, v) in sorted {
+        let _ = write!(key, "{}:{k}={}:{v};", k.len(), v.len());
+    }
+    key
+}
 
 /// Labels of `vantage_notifications_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
@@ -170,8 +265,12 @@ fn quantile_summary(store: &Store) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let mut any = false;
+    let mut seen = HashSet::new();
     for state in store.all() {
         let labels = base_labels(&state.name, &state.meta());
+        if !seen.insert(label_key(&labels)) {
+            continue;
+        }
         let mut prefix = String::new();
         for (k, v) in &labels {
             let _ = write!(prefix, "{k}=\"{}\",", escape_label(v));
@@ -293,8 +392,11 @@ fn base_labels(name: &str, meta: &ProbeMeta) -> Labels {
 /// One family's samples for one probe: extra labels and a value.
 type Samples = Vec<(Vec<(&'static str, String)>, f64)>;
 
+/// A probe as the collector sees it: its state, base labels, kind and the labels' key.
+type ProbeRow = (Arc<ProbeState>, Labels, Kind, String);
+
 struct Family<'a> {
-    probes: &'a [(Arc<ProbeState>, Labels, Kind)],
+    probes: &'a [ProbeRow],
 }
 
 impl Family<'_> {
@@ -329,18 +431,22 @@ impl Family<'_> {
         f: impl Fn(Kind, &Record) -> Samples,
     ) -> Result<(), std::fmt::Error> {
         let mut samples = Vec::with_capacity(self.probes.len());
-        for (state, labels, kind) in self.probes {
+        for (state, labels, kind, key) in self.probes {
             let s = f(*kind, &state.record());
             if !s.is_empty() {
-                samples.push((labels, s));
+                samples.push((labels, key, s));
             }
         }
         if samples.is_empty() {
             return Ok(());
         }
         let mut m = enc.encode_descriptor(name, help, unit, kind)?;
-        for (labels, s) in samples {
+        let mut seen = SeriesSet::new();
+        for (labels, key, s) in samples {
             for (extra, v) in s {
+                if !seen.first(key, &extra) {
+                    continue;
+                }
                 let extra: Vec<(&str, &str)> =
                     extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let set = (labels.as_slice(), extra.as_slice());
@@ -369,9 +475,13 @@ impl Family<'_> {
         }
         let mut m =
             enc.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
-        for (state, labels, kind) in self.probes {
+        let mut seen = SeriesSet::new();
+        for (state, labels, kind, key) in self.probes {
             let hs = f(*kind, &state.record());
             for (extra, h) in hs {
+                if !seen.first(key, &extra) {
+                    continue;
+                }
                 let extra: Vec<(&str, &str)> =
                     extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 h.encode(m.encode_family(&(labels.as_slice(), extra.as_slice()))?)?;
@@ -407,7 +517,7 @@ fn bool_f(b: bool) -> f64 {
 
 impl prometheus_client::collector::Collector for ProbeCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let probes: Vec<(Arc<ProbeState>, Labels, Kind)> = self
+        let probes: Vec<ProbeRow> = self
             .store
             .all()
             .into_iter()
@@ -418,7 +528,8 @@ impl prometheus_client::collector::Collector for ProbeCollector {
                 } else {
                     base_labels(&s.name, &meta)
                 };
-                (s, labels, meta.kind)
+                let key = label_key(&labels);
+                (s, labels, meta.kind, key)
             })
             .collect();
         let fam = Family { probes: &probes };
@@ -700,6 +811,18 @@ impl prometheus_client::collector::Collector for ProbeCollector {
         )?;
         fam.counter(
             &mut enc,
+            "probe_health_checks_dropped",
+            "Health checks left out because the probe already exports its 64 names",
+            |_, r| {
+                if r.health_names.any() {
+                    one(r.health_names.dropped as f64)
+                } else {
+                    Vec::new()
+                }
+            },
+        )?;
+        fam.counter(
+            &mut enc,
             "vantage_probe_runs_skipped",
             "Runs skipped because the previous one was still waiting or running",
             |_, r| one(r.skipped as f64),
@@ -774,7 +897,11 @@ impl prometheus_client::collector::Collector for SloCollector {
                 ));
                 let Some(rep) = &r.report else { continue };
                 period.push((base.clone(), vec![], rep.period.seconds));
-                for w in rep.windows.iter().chain(std::iter::once(&rep.period)) {
+                // The period is exported under its own name unless a fixed window has it:
+                // then it is that window, and one series says so.
+                let period_is_window = rep.windows.iter().any(|w| w.name == rep.period.name);
+                let period_window = (!period_is_window).then_some(&rep.period).into_iter();
+                for w in rep.windows.iter().chain(period_window) {
                     if let Some(v) = w.sli {
                         sli.push((base.clone(), vec![("window", w.name.to_string())], v));
                     }
@@ -893,12 +1020,20 @@ impl prometheus_client::collector::Collector for SloCollector {
                 &alert_burn,
             ),
         ];
-        for (name, help, unit, kind, samples) in families {
+        let keys: Vec<Vec<String>> = families
+            .iter()
+            .map(|f| f.4.iter().map(|(base, _, _)| label_key(base)).collect())
+            .collect();
+        for ((name, help, unit, kind, samples), keys) in families.into_iter().zip(&keys) {
             if samples.is_empty() {
                 continue;
             }
             let mut m = enc.encode_descriptor(name, help, unit.as_ref(), kind)?;
-            for (base, extra, v) in samples.iter() {
+            let mut seen = SeriesSet::new();
+            for ((base, extra, v), key) in samples.iter().zip(keys) {
+                if !seen.first(key, extra) {
+                    continue;
+                }
                 let extra: Vec<(&str, &str)> =
                     extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 let set = (base.as_slice(), extra.as_slice());
@@ -927,6 +1062,74 @@ mod tests {
             to_prometheus_text(om),
             "# HELP a_runs_total Runs\n# TYPE a_runs_total counter\na_runs_total{x=\"1\"} 3\n# HELP b Gauge\n# TYPE b gauge\nb 1.0\n"
         );
+    }
+
+    fn check(name: &str, status: &str) -> vantage_probes::HealthCheck {
+        vantage_probes::HealthCheck {
+            name: name.to_string(),
+            status: status.to_string(),
+        }
+    }
+
+    #[test]
+    fn health_checks_merge_worst_first_and_stay_bounded() {
+        let mut names = HealthCheckNames::default();
+        let mut h = HealthFacts {
+            status: "pass".into(),
+            checks: vec![
+                check("db", "pass"),
+                check("db", "fail"),
+                check("db", "warn"),
+                check("cache", "warn"),
+                check("cache", "pass"),
+            ],
+        };
+        names.admit(&mut h);
+        assert_eq!(h.checks, [check("db", "fail"), check("cache", "warn")]);
+
+        // Long names are cut at a character boundary; names that then agree are one check.
+        let long = "é".repeat(100);
+        let mut h = HealthFacts {
+            status: "pass".into(),
+            checks: vec![check(&long, "pass"), check(&format!("{long}x"), "fail")],
+        };
+        names.admit(&mut h);
+        assert_eq!(h.checks.len(), 1);
+        assert_eq!(h.checks[0].name.len(), 128);
+        assert_eq!(h.checks[0].status, "fail");
+
+        // 3 names so far; run after run of fresh names fills the probe's 64 and no more.
+        for run in 0..10 {
+            let mut h = HealthFacts {
+                status: "pass".into(),
+                checks: (0..256)
+                    .map(|i| check(&format!("r{run}-{i}"), "pass"))
+                    .chain(std::iter::once(check("db", "pass")))
+                    .collect(),
+            };
+            names.admit(&mut h);
+            assert!(h.checks.iter().any(|c| c.name == "db"), "known names stay");
+        }
+        assert_eq!(names.admitted.len(), HEALTH_CHECK_NAMES_MAX);
+        assert_eq!(names.dropped, 10 * 256 - (64 - 3));
+    }
+
+    #[test]
+    fn series_set_keeps_the_first_sample_of_a_series() {
+        let a: Labels = vec![("probe".into(), "a".into()), ("kind".into(), "http".into())];
+        let b: Labels = vec![("kind".into(), "http".into()), ("probe".into(), "a".into())];
+        let (ka, kb) = (label_key(&a), label_key(&b));
+        assert_eq!(ka, kb, "label order does not make a new series");
+        // Length prefixes keep `a=b,c` and `a=b` + `,c=` apart.
+        let c: Labels = vec![("x".into(), "1;y=2".into())];
+        let d: Labels = vec![("x".into(), "1".into()), ("y".into(), "2".into())];
+        assert_ne!(label_key(&c), label_key(&d));
+        let mut seen = SeriesSet::new();
+        assert!(seen.first(&ka, &[("window", "1d".into())]));
+        assert!(!seen.first(&kb, &[("window", "1d".into())]));
+        assert!(seen.first(&ka, &[("window", "30d".into())]));
+        assert!(seen.first(&ka, &[]));
+        assert!(!seen.first(&ka, &[]));
     }
 
     #[test]
