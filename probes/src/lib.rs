@@ -10,13 +10,17 @@
 //! or of metrics: callers build specs and map outcomes.
 
 pub mod clock;
+pub mod dns;
 pub mod expect;
 pub mod exposition;
+pub mod grpc;
 pub mod http;
+pub mod icmp;
 pub mod net;
 pub mod outcome;
 pub mod scrape;
 pub mod secret;
+pub mod tcp;
 mod timing;
 pub mod tls;
 
@@ -25,6 +29,10 @@ pub use expect::{
     CssAssertion, CssCheck, HttpExpect, JsonAssertion, JsonOp, MetricAssertion, MetricOp, Response,
     StatusPattern,
 };
+pub use dns::{run_dns, DnsFacts, DnsSpec, DnsTransport, RrAssertions};
+pub use grpc::{run_grpc, GrpcFacts, GrpcSpec};
+pub use icmp::{run_icmp, IcmpFacts, IcmpSpec};
+pub use tcp::{run_tcp, QueryStep, TcpFacts, TcpSpec};
 pub use http::{run_http, HttpSpec, Request, Transport};
 pub use net::{AddressFilter, IpFamily};
 pub use outcome::{
