@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{RData, Record};
+pub use hickory_proto::rr::{Name, RecordType};
 use regex::Regex;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -149,6 +150,24 @@ pub fn rcode_name(code: u16) -> String {
         .iter()
         .find(|(_, c)| *c == code)
         .map_or_else(|| format!("RCODE{code}"), |(n, _)| (*n).to_string())
+}
+
+/// A query name, made fully qualified; `None` when it is not a domain name.
+pub fn parse_name(s: &str) -> Option<Name> {
+    if s.trim().is_empty() || s.len() > 255 {
+        return None;
+    }
+    let mut n = Name::from_utf8(s).ok()?;
+    n.set_fqdn(true);
+    Some(n)
+}
+
+/// A record type by name (`A`, `aaaa`, `MX`, …); `None` for a name hickory does not know.
+pub fn parse_type(s: &str) -> Option<RecordType> {
+    s.to_ascii_uppercase()
+        .parse::<RecordType>()
+        .ok()
+        .filter(|t| !matches!(t, RecordType::Unknown(_)))
 }
 
 /// Largest UDP reply read.

@@ -485,6 +485,7 @@ fn host_port(probe: &Probe) -> Option<(String, u16)> {
         }
         crate::config::Spec::Tls(s) => Some((s.host.clone(), s.port)),
         crate::config::Spec::Scrape(_) => None,
+        _ => probe.dial_host(),
     }
 }
 
