@@ -149,6 +149,7 @@ async fn tcp_inner(
     )
     .await;
     tcp_facts.last_received = excerpt(&buf);
+    facts.failed_due_to_regex = tcp_facts.failed_due_to_regex;
     facts.tcp = Some(tcp_facts);
     result?;
     let steps = spec.steps.len();
