@@ -8,6 +8,7 @@ mod deploy;
 mod examples;
 mod fixtures;
 mod http_probe;
+mod kinds;
 mod paused;
 mod prom;
 mod rules;

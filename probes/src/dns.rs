@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{RData, Record};
 pub use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{RData, Record};
 use regex::Regex;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -408,10 +408,7 @@ async fn tcp_exchange(
     if msg.id() != id {
         return Err(Failure::new(
             Reason::Protocol,
-            format!(
-                "TCP reply has ID {} but the query had {id}",
-                msg.id()
-            ),
+            format!("TCP reply has ID {} but the query had {id}", msg.id()),
         ));
     }
     Ok(msg)

@@ -194,7 +194,9 @@ where
             let mut client = client.ready().await.map_err(proto)?;
             let request = http::Request::builder()
                 .method("POST")
-                .uri(format!("{scheme}://{authority}/grpc.health.v1.Health/Check"))
+                .uri(format!(
+                    "{scheme}://{authority}/grpc.health.v1.Health/Check"
+                ))
                 .header("content-type", "application/grpc")
                 .header("te", "trailers")
                 .body(())
@@ -267,9 +269,8 @@ where
             ))
         }
     }
-    let serving = decode_response(&data).map_err(|why| {
-        Failure::new(Reason::Protocol, format!("health response: {why}"))
-    })?;
+    let serving = decode_response(&data)
+        .map_err(|why| Failure::new(Reason::Protocol, format!("health response: {why}")))?;
     let name = SERVING_STATUSES
         .get(serving as usize)
         .copied()
@@ -288,7 +289,11 @@ where
 fn frame(message: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(5 + message.len());
     out.push(0);
-    out.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(message.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     out.extend_from_slice(message);
     Bytes::from(out)
 }
@@ -329,15 +334,21 @@ fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
 /// as protobuf defaults).
 pub fn decode_response(body: &[u8]) -> Result<u64, String> {
     if body.len() < 5 {
-        return Err(format!("{} bytes, shorter than a gRPC message header", body.len()));
+        return Err(format!(
+            "{} bytes, shorter than a gRPC message header",
+            body.len()
+        ));
     }
     if body[0] != 0 {
         return Err("compressed messages are not supported".into());
     }
     let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
-    let msg = body
-        .get(5..5 + len)
-        .ok_or_else(|| format!("message of {len} bytes announced, {} present", body.len() - 5))?;
+    let msg = body.get(5..5 + len).ok_or_else(|| {
+        format!(
+            "message of {len} bytes announced, {} present",
+            body.len() - 5
+        )
+    })?;
     let mut pos = 0;
     let mut status = 0;
     while pos < msg.len() {

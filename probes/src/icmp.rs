@@ -146,7 +146,10 @@ async fn icmp_inner(
     let start = Instant::now();
     let result = async {
         socket.send(&request).await.map_err(|e| {
-            Failure::new(Reason::Connect, format!("sending an echo request to {}: {e}", addr.ip()))
+            Failure::new(
+                Reason::Connect,
+                format!("sending an echo request to {}: {e}", addr.ip()),
+            )
         })?;
         let mut buf = vec![0u8; spec.payload_size + 128];
         for _ in 0..MAX_READS {
@@ -282,20 +285,31 @@ mod tests {
             payload: b"abc",
             ip_header: false,
         };
-        assert_eq!(parse_reply(&reply(false, 7, 9, b"abc"), me, &expect), Some(None));
+        assert_eq!(
+            parse_reply(&reply(false, 7, 9, b"abc"), me, &expect),
+            Some(None)
+        );
         // Another host, another identifier or sequence, another payload, a request, garbage.
-        assert_eq!(parse_reply(&reply(false, 7, 9, b"abc"), other, &expect), None);
+        assert_eq!(
+            parse_reply(&reply(false, 7, 9, b"abc"), other, &expect),
+            None
+        );
         assert_eq!(parse_reply(&reply(false, 8, 9, b"abc"), me, &expect), None);
         assert_eq!(parse_reply(&reply(false, 7, 10, b"abc"), me, &expect), None);
         assert_eq!(parse_reply(&reply(false, 7, 9, b"abd"), me, &expect), None);
-        assert_eq!(parse_reply(&echo_request(false, 7, 9, b"abc"), me, &expect), None);
+        assert_eq!(
+            parse_reply(&echo_request(false, 7, 9, b"abc"), me, &expect),
+            None
+        );
         assert_eq!(parse_reply(&[0, 0, 1], me, &expect), None);
     }
 
     #[test]
     fn raw_ipv4_reply_carries_ttl() {
         let me: IpAddr = "127.0.0.1".parse().unwrap();
-        let mut d = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 61, 1, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1];
+        let mut d = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 61, 1, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+        ];
         d.extend(reply(false, 1, 2, b""));
         let expect = Expected {
             from: me,

@@ -25,15 +25,14 @@ mod timing;
 pub mod tls;
 
 pub use clock::Clock;
+pub use dns::{run_dns, DnsFacts, DnsSpec, DnsTransport, RrAssertions};
 pub use expect::{
     CssAssertion, CssCheck, HttpExpect, JsonAssertion, JsonOp, MetricAssertion, MetricOp, Response,
     StatusPattern,
 };
-pub use dns::{run_dns, DnsFacts, DnsSpec, DnsTransport, RrAssertions};
 pub use grpc::{run_grpc, GrpcFacts, GrpcSpec};
-pub use icmp::{run_icmp, IcmpFacts, IcmpSpec};
-pub use tcp::{run_tcp, QueryStep, TcpFacts, TcpSpec};
 pub use http::{run_http, HttpSpec, Request, Transport};
+pub use icmp::{run_icmp, IcmpFacts, IcmpSpec};
 pub use net::{AddressFilter, IpFamily};
 pub use outcome::{
     CertInfo, Facts, HealthCheck, HealthFacts, Outcome, Phases, Reason, StepFacts, TlsFacts,
@@ -41,6 +40,7 @@ pub use outcome::{
 };
 pub use scrape::{run_flow, Capture, FlowSpec, StepSpec, Template};
 pub use secret::{Redactor, Secret};
+pub use tcp::{run_tcp, QueryStep, TcpFacts, TcpSpec};
 pub use tls::{run_tls, TlsClient, TlsExpect, TlsOptions, TlsSpec, TlsVersion};
 
 use tokio::time::Instant;

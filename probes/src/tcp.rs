@@ -6,7 +6,8 @@
 //! An `expect` regex is matched (multi-line mode: `^` and `$` match at line boundaries) against
 //! everything received since the previous match; the probe reads until it matches, the peer
 //! closes, [`MAX_BUFFER`] bytes arrive without a match, or the run's timeout ends. Captures of a
-//! match — numbered and named — can be used in later `send`s as `${1}` or `${name}`.
+//! match — numbered and named — can be used in later `send`s as `{{ 1 }}` or `{{ name }}` (the
+//! scrape flows' template syntax; `${…}` is the config's environment interpolation).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -29,7 +30,7 @@ pub const MAX_STEPS: usize = 64;
 /// One step of a dialogue: any of send, expect and starttls, done in that order.
 #[derive(Debug, Clone, Default)]
 pub struct QueryStep {
-    /// Bytes to write; `${1}` / `${name}` insert an earlier capture.
+    /// Bytes to write; `{{ 1 }}` / `{{ name }}` insert an earlier capture.
     pub send: Option<Vec<u8>>,
     pub expect: Option<Regex>,
     /// Upgrade the connection to TLS after this step's send and expect.
@@ -122,7 +123,11 @@ async fn tcp_inner(
     facts.ip_protocol = Some(net::family_number(&addr));
     *doing = format!("connecting to {addr}");
     let tcp = net::connect(addr, &mut phases.connect).await?;
-    let name = spec.server_name.as_deref().unwrap_or(&spec.host).to_string();
+    let name = spec
+        .server_name
+        .as_deref()
+        .unwrap_or(&spec.host)
+        .to_string();
     let mut stream: Box<dyn Io> = Box::new(tcp);
     let mut tcp_facts = TcpFacts::default();
     let mut cert_summary = String::new();
@@ -187,7 +192,9 @@ async fn dialogue(
             let bytes = substitute(send, captures).map_err(|missing| {
                 Failure::new(
                     Reason::CaptureMissing,
-                    format!("step {n}: send uses ${{{missing}}}, which no earlier expect captured"),
+                    format!(
+                        "step {n}: send uses {{{{ {missing} }}}}, which no earlier expect captured"
+                    ),
                 )
             })?;
             *doing = format!("sending step {n}");
@@ -324,46 +331,39 @@ async fn expect(
     }
 }
 
-/// Replace `${name}` with captured bytes; `Err(name)` for an unknown capture. Other `$` stay.
-pub fn substitute(
-    template: &[u8],
-    captures: &HashMap<String, Vec<u8>>,
-) -> Result<Vec<u8>, String> {
+/// Replace `{{ name }}` (or `{{ 1 }}`) with captured bytes; `Err(name)` for an unknown
+/// capture. Text that is not a `{{ … }}` reference stays as written.
+pub fn substitute(template: &[u8], captures: &HashMap<String, Vec<u8>>) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(template.len());
     let mut rest = template;
-    while let Some(pos) = rest.windows(2).position(|w| w == b"${") {
-        out.extend_from_slice(&rest[..pos]);
-        let after = &rest[pos + 2..];
-        match after.iter().position(|b| *b == b'}') {
-            Some(close) => {
-                let name = String::from_utf8_lossy(&after[..close]).into_owned();
-                let value = captures.get(&name).ok_or(name)?;
-                out.extend_from_slice(value);
-                rest = &after[close + 1..];
-            }
-            None => {
-                out.extend_from_slice(&rest[pos..]);
-                rest = &[];
-            }
-        }
+    while let Some((before, name, after)) = next_reference(rest) {
+        out.extend_from_slice(before);
+        let value = captures.get(&name).ok_or(name)?;
+        out.extend_from_slice(value);
+        rest = after;
     }
     out.extend_from_slice(rest);
     Ok(out)
 }
 
-/// The names `${...}` refers to in a template, for validation at load time.
+/// The names `{{ … }}` refers to in a template, for validation at load time.
 pub fn references(template: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = template;
-    while let Some(pos) = rest.windows(2).position(|w| w == b"${") {
-        let after = &rest[pos + 2..];
-        let Some(close) = after.iter().position(|b| *b == b'}') else {
-            break;
-        };
-        out.push(String::from_utf8_lossy(&after[..close]).into_owned());
-        rest = &after[close + 1..];
+    while let Some((_, name, after)) = next_reference(rest) {
+        out.push(name);
+        rest = after;
     }
     out
+}
+
+/// The text before the first `{{ name }}`, the trimmed name, and the text after it.
+fn next_reference(s: &[u8]) -> Option<(&[u8], String, &[u8])> {
+    let open = s.windows(2).position(|w| w == b"{{")?;
+    let inner = &s[open + 2..];
+    let close = inner.windows(2).position(|w| w == b"}}")?;
+    let name = String::from_utf8_lossy(&inner[..close]).trim().to_string();
+    Some((&s[..open], name, &inner[close + 2..]))
 }
 
 fn excerpt(buf: &[u8]) -> String {
@@ -389,10 +389,10 @@ mod tests {
         c.insert("1".to_string(), b"abc".to_vec());
         c.insert("tag".to_string(), b"T1".to_vec());
         assert_eq!(
-            substitute(b"${tag} LOGIN ${1} $x ${", &c).unwrap(),
-            b"T1 LOGIN abc $x ${".to_vec()
+            substitute(b"{{tag}} LOGIN {{ 1 }} $x {{", &c).unwrap(),
+            b"T1 LOGIN abc $x {{".to_vec()
         );
-        assert_eq!(substitute(b"${2}", &c), Err("2".to_string()));
-        assert_eq!(references(b"a ${1} b ${n}"), vec!["1", "n"]);
+        assert_eq!(substitute(b"{{ 2 }}", &c), Err("2".to_string()));
+        assert_eq!(references(b"a {{1}} b {{ n }}"), vec!["1", "n"]);
     }
 }

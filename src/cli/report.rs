@@ -355,12 +355,22 @@ fn kind_lines(f: &vantage_probes::Facts) -> Vec<String> {
         lines.push(format!(
             "dns: rcode {} over {}{}, {} answer, {} authority, {} additional{}",
             if d.rcode.is_empty() { "none" } else { &d.rcode },
-            if d.transport.is_empty() { "-" } else { &d.transport },
-            if d.retried_over_tcp { " (retried after TC)" } else { "" },
+            if d.transport.is_empty() {
+                "-"
+            } else {
+                &d.transport
+            },
+            if d.retried_over_tcp {
+                " (retried after TC)"
+            } else {
+                ""
+            },
             d.answer.len(),
             d.authority.len(),
             d.additional.len(),
-            d.serial.map(|s| format!(", serial {s}")).unwrap_or_default()
+            d.serial
+                .map(|s| format!(", serial {s}"))
+                .unwrap_or_default()
         ));
         for r in d.answer.iter().take(10) {
             lines.push(format!("answer: {r}"));

@@ -102,7 +102,10 @@ pub(super) fn resolve(p: &RawDns, timeout: Duration, ctx: &mut Ctx<'_>) -> Optio
             if parsed.is_none() {
                 ctx.err(
                     t.span().start,
-                    format!("unknown query_type {:?}: expected a record type like A, AAAA, MX, SOA", t.get_ref()),
+                    format!(
+                        "unknown query_type {:?}: expected a record type like A, AAAA, MX, SOA",
+                        t.get_ref()
+                    ),
                 );
             }
             parsed
@@ -111,9 +114,10 @@ pub(super) fn resolve(p: &RawDns, timeout: Duration, ctx: &mut Ctx<'_>) -> Optio
     let mut valid_rcodes = Vec::new();
     match &p.valid_rcodes {
         None => valid_rcodes.push(0),
-        Some(list) if list.get_ref().is_empty() => {
-            ctx.err(list.span().start, "valid_rcodes is empty: list at least one, like \"NOERROR\"")
-        }
+        Some(list) if list.get_ref().is_empty() => ctx.err(
+            list.span().start,
+            "valid_rcodes is empty: list at least one, like \"NOERROR\"",
+        ),
         Some(list) => {
             for code in list.get_ref() {
                 match vantage_probes::dns::parse_rcode(code.get_ref()) {
@@ -144,7 +148,10 @@ pub(super) fn resolve(p: &RawDns, timeout: Duration, ctx: &mut Ctx<'_>) -> Optio
         port,
         ip: p.ip.as_ref().map_or(IpFamily::Any, |i| *i.get_ref()),
         timeout,
-        transport: p.transport.as_ref().map_or(DnsTransport::Udp, |t| *t.get_ref()),
+        transport: p
+            .transport
+            .as_ref()
+            .map_or(DnsTransport::Udp, |t| *t.get_ref()),
         query_name: query_name?,
         query_type: query_type?,
         recursion_desired: p.recursion_desired.as_ref().is_none_or(|r| *r.get_ref()),

@@ -59,7 +59,10 @@ pub(super) fn resolve(p: &RawGrpc, timeout: Duration, ctx: &mut Ctx<'_>) -> Opti
     let client = tls_client(p.tls_config.as_ref(), &[b"h2"], p.name.span().start, ctx);
     let expect = p.expect.as_ref().map(|e| e.get_ref());
     if let (Some(e), false) = (&p.expect, tls) {
-        ctx.err(e.span().start, "expect.min_days_remaining and expect.verify need tls = true");
+        ctx.err(
+            e.span().start,
+            "expect.min_days_remaining and expect.verify need tls = true",
+        );
     }
     if let (Some(t), false) = (&p.tls_config, tls) {
         ctx.err(t.span().start, "tls_config needs tls = true");
@@ -71,7 +74,11 @@ pub(super) fn resolve(p: &RawGrpc, timeout: Duration, ctx: &mut Ctx<'_>) -> Opti
         && !raw_tls
             .and_then(|t| t.insecure_skip_verify.as_ref())
             .is_some_and(|v| *v.get_ref());
-    let service = p.service.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
+    let service = p
+        .service
+        .as_ref()
+        .map(|s| s.get_ref().clone())
+        .unwrap_or_default();
     if service.len() > 1024 {
         let at = p.service.as_ref().map_or(0, |s| s.span().start);
         ctx.err(at, "service names longer than 1024 bytes are not supported");

@@ -56,7 +56,9 @@ pub(super) fn parse_host(s: &str) -> Result<String, String> {
     if is_ip || name_ok {
         Ok(bare.to_string())
     } else {
-        Err(format!("invalid icmp target {s:?}: expected a host name or IP address, without a port"))
+        Err(format!(
+            "invalid icmp target {s:?}: expected a host name or IP address, without a port"
+        ))
     }
 }
 
@@ -71,7 +73,10 @@ pub(super) fn resolve(p: &RawIcmp, timeout: Duration, ctx: &mut Ctx<'_>) -> Opti
             if n > vantage_probes::icmp::MAX_PAYLOAD {
                 ctx.err(
                     s.span().start,
-                    format!("payload_size {n} is above the limit of {}", vantage_probes::icmp::MAX_PAYLOAD),
+                    format!(
+                        "payload_size {n} is above the limit of {}",
+                        vantage_probes::icmp::MAX_PAYLOAD
+                    ),
                 );
             }
             n

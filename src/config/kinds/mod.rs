@@ -227,10 +227,15 @@ fn tls_client(
 }
 
 /// `host:port` with a required port (no scheme default for these kinds).
-fn host_port(s: &Spanned<String>, default_port: Option<u16>, ctx: &mut Ctx<'_>) -> Option<(String, u16)> {
+fn host_port(
+    s: &Spanned<String>,
+    default_port: Option<u16>,
+    ctx: &mut Ctx<'_>,
+) -> Option<(String, u16)> {
     let text = s.get_ref().trim();
     let has_port = if let Some(rest) = text.strip_prefix('[') {
-        rest.split_once(']').is_some_and(|(_, tail)| tail.starts_with(':'))
+        rest.split_once(']')
+            .is_some_and(|(_, tail)| tail.starts_with(':'))
     } else {
         text.matches(':').count() == 1
     };
@@ -248,7 +253,8 @@ pub(crate) fn with_target(spec: &Spec, target: &str) -> Result<(Spec, String), S
         let t = target.trim();
         let t = t.split_once("://").map_or(t, |(_, rest)| rest);
         let has_port = if let Some(rest) = t.strip_prefix('[') {
-            rest.split_once(']').is_some_and(|(_, tail)| tail.starts_with(':'))
+            rest.split_once(']')
+                .is_some_and(|(_, tail)| tail.starts_with(':'))
         } else {
             t.matches(':').count() == 1
         };
@@ -325,7 +331,10 @@ pub(crate) fn dial_host(spec: &Spec) -> Option<(String, u16)> {
 fn check_days(d: Option<&Spanned<f64>>, ctx: &mut Ctx<'_>) -> Option<f64> {
     let d = d?;
     if !d.get_ref().is_finite() || *d.get_ref() < 0.0 {
-        ctx.err(d.span().start, "min_days_remaining must be a number of days ≥ 0");
+        ctx.err(
+            d.span().start,
+            "min_days_remaining must be a number of days ≥ 0",
+        );
     }
     Some(*d.get_ref())
 }

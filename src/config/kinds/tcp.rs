@@ -67,7 +67,10 @@ fn hex(s: &Spanned<String>, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {
     let text: String = s.get_ref().chars().filter(|c| !c.is_whitespace()).collect();
     let ok = text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit());
     if !ok {
-        ctx.err(s.span().start, "send_hex must be pairs of hex digits, like \"0000000804d2162f\"");
+        ctx.err(
+            s.span().start,
+            "send_hex must be pairs of hex digits, like \"0000000804d2162f\"",
+        );
         return None;
     }
     (0..text.len())
@@ -83,7 +86,10 @@ pub(super) fn resolve(p: &RawTcp, timeout: Duration, ctx: &mut Ctx<'_>) -> Optio
     if raw_steps.len() > vantage_probes::tcp::MAX_STEPS {
         ctx.err(
             p.name.span().start,
-            format!("more than {} query_response steps", vantage_probes::tcp::MAX_STEPS),
+            format!(
+                "more than {} query_response steps",
+                vantage_probes::tcp::MAX_STEPS
+            ),
         );
     }
     let mut steps = Vec::with_capacity(raw_steps.len());
@@ -105,7 +111,7 @@ pub(super) fn resolve(p: &RawTcp, timeout: Duration, ctx: &mut Ctx<'_>) -> Optio
                 if !defined.contains(&name) {
                     ctx.err(
                         s.span().start,
-                        format!("send uses ${{{name}}}, which no earlier expect captures"),
+                        format!("send uses {{{{ {name} }}}}, which no earlier expect captures"),
                     );
                 }
             }
@@ -139,7 +145,10 @@ pub(super) fn resolve(p: &RawTcp, timeout: Duration, ctx: &mut Ctx<'_>) -> Optio
             starttls_seen |= step.starttls;
         }
         if step.send.is_none() && step.expect.is_none() && !step.starttls {
-            ctx.err(at, "a query_response step needs send, send_hex, expect or starttls");
+            ctx.err(
+                at,
+                "a query_response step needs send, send_hex, expect or starttls",
+            );
         }
         steps.push(step);
     }
