@@ -163,6 +163,7 @@ async fn tcp_starttls_smtp_and_imap_report_the_certificate() {
     })
     .await;
     let closing = serve(|s| async move { drop(s) }).await;
+    let closed = crate::fixtures::closed_port().await;
     let mut cfg = String::new();
     cfg += &tcp_probe("smtp", smtp, SMTP_DIALOGUE);
     cfg += &tcp_probe(
@@ -196,6 +197,7 @@ async fn tcp_starttls_smtp_and_imap_report_the_certificate() {
         closing,
         "query_response = [{ expect = \"^220 \" }]",
     );
+    cfg += &tcp_probe("closed", closed, "");
     let (c, all) = run_cfg(&pki, &cfg).await;
 
     let o = outcome(&all, "smtp");
@@ -236,6 +238,7 @@ async fn tcp_starttls_smtp_and_imap_report_the_certificate() {
     assert!(o.facts.failed_due_to_regex);
     let o = outcome(&all, "closing");
     assert_eq!(o.reason, Some(Reason::Protocol), "{o:?}");
+    assert_eq!(outcome(&all, "closed").reason, Some(Reason::Connect));
 
     // `vantage check` shows the certificate behind STARTTLS with its expiry.
     let out = vantage(&["check", "--probe", "smtp"], &[], c.dir.path()).await;
@@ -408,9 +411,19 @@ async fn dns_queries_over_udp_and_tcp() {
         server,
         "query_name = \"ok.test\"\n[probe.expect.answer]\nnone_match = ['192\\.0\\.2\\.1']\n",
     );
+    let closed = crate::fixtures::closed_port().await;
+    cfg += &dns_probe(
+        "wrong-server-tcp",
+        closed,
+        "query_name = \"ok.test\"\ntransport = \"tcp\"",
+    );
     let pki = Pki::new();
     let (c, all) = run_cfg(&pki, &cfg).await;
 
+    assert_eq!(
+        outcome(&all, "wrong-server-tcp").reason,
+        Some(Reason::Connect)
+    );
     let o = outcome(&all, "a-ok");
     assert!(o.success, "{o:?}");
     let d = o.facts.dns.as_ref().unwrap();
@@ -503,6 +516,9 @@ async fn dns_queries_over_udp_and_tcp() {
     let (status, body) = d.get("/api/v1/probes").await;
     assert_eq!(status, 200);
     assert!(body.contains("dns://127.0.0.1"), "{body}");
+    let (status, page) = d.get("/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("soa") && page.contains("dns"), "{page}");
     d.stop().await;
 }
 
