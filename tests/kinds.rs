@@ -662,6 +662,11 @@ async fn grpc_health_checks() {
         let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
     })
     .await;
+    let silent = serve(|s| async move {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        drop(s);
+    })
+    .await;
     let g = |name: &str, addr: SocketAddr, extra: &str| {
         format!("[[probe]]\nname = \"{name}\"\nkind = \"grpc\"\ntarget = \"{addr}\"\ntimeout = \"2s\"\n{extra}\n")
     };
@@ -672,6 +677,8 @@ async fn grpc_health_checks() {
     cfg += &g("missing", plain, "service = \"nope\"");
     cfg += &g("tls", tls, "service = \"svc-ok\"\ntls = true\ntls_config = { ca = \"ca.pem\", server_name = \"localhost\" }");
     cfg += &g("not-grpc", http1, "");
+    cfg += &g("silent", silent, "timeout = \"500ms\"").replace("timeout = \"2s\"\n", "");
+    cfg += &g("tls-to-plain", plain, "tls = true");
     let (_c, all) = run_cfg(&pki, &cfg).await;
 
     for name in ["whole", "ok"] {
@@ -694,6 +701,17 @@ async fn grpc_health_checks() {
     assert!(o.facts.grpc.as_ref().unwrap().ssl);
     assert_eq!(o.facts.tls.as_ref().unwrap().leaf_not_after, leaf.not_after);
     assert_eq!(outcome(&all, "not-grpc").reason, Some(Reason::Protocol));
+    let o = outcome(&all, "silent");
+    assert_eq!(o.reason, Some(Reason::Timeout), "{o:?}");
+    assert!(
+        o.evidence.contains("waiting for the health check"),
+        "{}",
+        o.evidence
+    );
+    assert_eq!(
+        outcome(&all, "tls-to-plain").reason,
+        Some(Reason::TlsHandshake)
+    );
 }
 
 // ---------------------------------------------------------------- config
