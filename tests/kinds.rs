@@ -774,3 +774,34 @@ fn modules_of_new_kinds_load_and_reject_a_name_key() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------- alerts
+
+#[tokio::test]
+async fn probe_down_fires_for_a_tcp_probe() {
+    let closed = crate::fixtures::closed_port().await;
+    let config = crate::support::load(&format!(
+        "[[probe]]\nname = \"smtp\"\nkind = \"tcp\"\ntarget = \"{closed}\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n"
+    ));
+    let clock = vantage::Clock::system();
+    let store = vantage::store::Store::new(clock);
+    store.sync(&config.probes, &config.redactor);
+    let evaluator = vantage::evaluator::Evaluator::default();
+    let mut alerts = vantage::alert::Alerts::default();
+    let probe = &config.probes[0];
+    let mut fired = Vec::new();
+    for _ in 0..3 {
+        let o = probe.run(&clock, tokio::time::Instant::now()).await;
+        assert_eq!(o.reason, Some(Reason::Connect), "{o:?}");
+        store.get("smtp").unwrap().observe(o, &clock);
+        fired.extend(
+            alerts
+                .step(clock.unix_ms(), &config.alert, &evaluator, &store)
+                .into_iter()
+                .filter(|t| t.alert.labels["alertname"] == "ProbeDown")
+                .map(|t| (t.alert.firing(), t.alert.labels.get("kind").cloned())),
+        );
+    }
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert!(fired[0].0);
+}
