@@ -805,3 +805,119 @@ async fn probe_down_fires_for_a_tcp_probe() {
     assert_eq!(fired.len(), 1, "{fired:?}");
     assert!(fired[0].0);
 }
+
+// ---------------------------------------------------------------- blackbox_exporter
+
+/// The metric families of an exposition whose names start with `prefix`, with their first value.
+fn families(body: &str, prefix: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in body.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = series.split('{').next().unwrap_or(series);
+        if name.starts_with(prefix) {
+            out.entry(name.to_string())
+                .or_insert(value.parse().unwrap_or(f64::NAN));
+        }
+    }
+    out
+}
+
+/// The real blackbox_exporter and vantage's /probe against the same dns and grpc targets: the
+/// same metric names, and the same values where they are deterministic.
+#[tokio::test]
+async fn dns_and_grpc_match_blackbox_exporter() {
+    let bin = "/usr/bin/prometheus-blackbox-exporter";
+    if !std::path::Path::new(bin).exists() {
+        panic!("{bin} is missing: install Debian's prometheus-blackbox-exporter (see .ci/run)");
+    }
+    let dns = dns_server().await;
+    let grpc = grpc_server(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bb_config = "modules:\n  dns_soa:\n    prober: dns\n    timeout: 2s\n    dns:\n      query_name: soa.test\n      query_type: SOA\n      transport_protocol: udp\n      preferred_ip_protocol: ip4\n      ip_protocol_fallback: false\n  grpc_ok:\n    prober: grpc\n    timeout: 2s\n    grpc:\n      service: svc-ok\n      tls: false\n      preferred_ip_protocol: ip4\n";
+    std::fs::write(dir.path().join("bb.yml"), bb_config).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = tokio::process::Command::new(bin)
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("bb.yml").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let bb = |q: String| async move {
+        let url = format!("http://127.0.0.1:{port}/probe?{q}");
+        for _ in 0..50 {
+            if let Ok(r) = crate::support::get(url.as_str()).await {
+                return r.text().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("blackbox_exporter did not answer on port {port}");
+    };
+    let bb_dns = bb(format!("module=dns_soa&target={dns}")).await;
+    let bb_grpc = bb(format!("module=grpc_ok&target={grpc}")).await;
+    let _ = child.kill().await;
+
+    let cfg = "[server]\nprobe_allow = [\"dns://127.0.0.1:*\", \"grpc://127.0.0.1:*\"]\n\
+               [module.dns_soa]\nkind = \"dns\"\nquery_name = \"soa.test\"\nquery_type = \"SOA\"\ntimeout = \"2s\"\n\
+               [module.grpc_ok]\nkind = \"grpc\"\nservice = \"svc-ok\"\ntimeout = \"2s\"\n";
+    let d = start_daemon_in(crate::support::write_config(cfg), &[]).await;
+    let (_, v_dns) = d.get(&format!("/probe?module=dns_soa&target={dns}")).await;
+    let (_, v_grpc) = d.get(&format!("/probe?module=grpc_ok&target={grpc}")).await;
+    d.stop().await;
+
+    for (ours, theirs, prefix) in [
+        (&v_dns, &bb_dns, "probe_dns_"),
+        (&v_grpc, &bb_grpc, "probe_grpc_"),
+    ] {
+        let (a, b) = (families(ours, prefix), families(theirs, prefix));
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "metric names differ\nvantage:\n{ours}\nblackbox_exporter:\n{theirs}"
+        );
+        assert!(a.len() >= 4, "too few {prefix} series:\n{ours}\n{theirs}");
+        assert_eq!(sample(ours, "probe_success", &[]), Some(1.0), "{ours}");
+        assert_eq!(sample(theirs, "probe_success", &[]), Some(1.0), "{theirs}");
+    }
+    assert_eq!(sample(&v_dns, "probe_dns_serial", &[]), Some(2026112201.0));
+    for name in [
+        "probe_dns_serial",
+        "probe_dns_answer_rrs",
+        "probe_dns_authority_rrs",
+        "probe_dns_additional_rrs",
+        "probe_dns_query_succeeded",
+    ] {
+        assert_eq!(
+            sample(&v_dns, name, &[]),
+            sample(&bb_dns, name, &[]),
+            "{name}\n{v_dns}\n{bb_dns}"
+        );
+    }
+    for (name, labels) in [
+        ("probe_grpc_status_code", vec![]),
+        ("probe_grpc_ssl", vec![]),
+        (
+            "probe_grpc_healthcheck_response",
+            vec![("serving_status", "SERVING")],
+        ),
+        (
+            "probe_grpc_healthcheck_response",
+            vec![("serving_status", "NOT_SERVING")],
+        ),
+    ] {
+        assert_eq!(
+            sample(&v_grpc, name, &labels),
+            sample(&bb_grpc, name, &labels),
+            "{name}\n{v_grpc}\n{bb_grpc}"
+        );
+    }
+}
