@@ -164,7 +164,29 @@ async fn tcp_starttls_smtp_and_imap_report_the_certificate() {
     .await;
     let closing = serve(|s| async move { drop(s) }).await;
     let closed = crate::fixtures::closed_port().await;
+    let flood = serve(|mut s| async move {
+        let chunk = vec![b'x'; 8192];
+        for _ in 0..32 {
+            if s.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    let drip = serve(|mut s| async move {
+        // One byte per write: without a cap on reads the regex would rescan the buffer each time.
+        for _ in 0..60_000 {
+            if s.write_all(b"x").await.is_err() {
+                break;
+            }
+            s.flush().await.ok();
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
     let mut cfg = String::new();
+    cfg += &tcp_probe("drip", drip, "query_response = [{ expect = \"^220 \" }]");
+    cfg += &tcp_probe("flood", flood, "query_response = [{ expect = \"^220 \" }]");
     cfg += &tcp_probe("smtp", smtp, SMTP_DIALOGUE);
     cfg += &tcp_probe(
         "smtp-expiring",
@@ -239,6 +261,20 @@ async fn tcp_starttls_smtp_and_imap_report_the_certificate() {
     let o = outcome(&all, "closing");
     assert_eq!(o.reason, Some(Reason::Protocol), "{o:?}");
     assert_eq!(outcome(&all, "closed").reason, Some(Reason::Connect));
+    let o = outcome(&all, "drip");
+    assert_eq!(o.reason, Some(Reason::Protocol), "{o:?}");
+    assert!(
+        o.evidence.contains("no match after 1024 reads"),
+        "{}",
+        o.evidence
+    );
+    let o = outcome(&all, "flood");
+    assert_eq!(o.reason, Some(Reason::Protocol), "{o:?}");
+    assert!(
+        o.evidence.contains("no match in the first 65536 bytes"),
+        "{}",
+        o.evidence
+    );
 
     // `vantage check` shows the certificate behind STARTTLS with its expiry.
     let out = vantage(&["check", "--probe", "smtp"], &[], c.dir.path()).await;

@@ -24,6 +24,9 @@ use crate::Clock;
 
 /// Bytes held while waiting for one `expect` to match.
 pub const MAX_BUFFER: usize = 64 * 1024;
+/// Reads while waiting for one `expect`: a peer dripping bytes one at a time cannot make the
+/// regex rescan the buffer more than this often (CPU stays bounded, not just time).
+pub const MAX_READS: usize = 1024;
 /// Steps in one dialogue.
 pub const MAX_STEPS: usize = 64;
 
@@ -292,7 +295,7 @@ async fn expect(
     captures: &mut HashMap<String, Vec<u8>>,
 ) -> Result<(), Mismatch> {
     let mut chunk = [0u8; 4096];
-    loop {
+    for _ in 0..=MAX_READS {
         if let Some(c) = re.captures(buf) {
             let end = c.get(0).map_or(0, |m| m.end());
             for (i, name) in re.capture_names().enumerate() {
@@ -329,6 +332,10 @@ async fn expect(
             }
         }
     }
+    Err(Mismatch {
+        detail: format!("no match after {MAX_READS} reads"),
+        mismatch: true,
+    })
 }
 
 /// Replace `{{ name }}` (or `{{ 1 }}`) with captured bytes; `Err(name)` for an unknown
