@@ -10,6 +10,7 @@ mod examples;
 mod fixtures;
 mod honest;
 mod http_probe;
+mod kinds;
 mod one_truth;
 mod paused;
 mod probe_alert;

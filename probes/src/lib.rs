@@ -11,22 +11,29 @@
 
 pub mod clock;
 mod decode;
+pub mod dns;
 pub mod expect;
 pub mod exposition;
+pub mod grpc;
 pub mod http;
+pub mod icmp;
 pub mod net;
 pub mod outcome;
 pub mod scrape;
 pub mod secret;
+pub mod tcp;
 mod timing;
 pub mod tls;
 
 pub use clock::Clock;
+pub use dns::{run_dns, DnsFacts, DnsSpec, DnsTransport, RrAssertions};
 pub use expect::{
     CssAssertion, CssCheck, HttpExpect, JsonAssertion, JsonOp, MetricAssertion, MetricOp, Response,
     StatusPattern,
 };
+pub use grpc::{run_grpc, GrpcFacts, GrpcSpec};
 pub use http::{run_http, HttpSpec, Request, Transport};
+pub use icmp::{run_icmp, IcmpFacts, IcmpSpec};
 pub use net::{AddressFilter, IpFamily};
 pub use outcome::{
     CertInfo, Facts, HealthCheck, HealthFacts, Outcome, Phases, Reason, StepFacts, TlsFacts,
@@ -34,6 +41,7 @@ pub use outcome::{
 };
 pub use scrape::{run_flow, Capture, FlowSpec, StepSpec, Template};
 pub use secret::{Redactor, Secret};
+pub use tcp::{run_tcp, QueryStep, TcpFacts, TcpSpec};
 pub use timing::Phase;
 pub use tls::{run_tls, TlsClient, TlsExpect, TlsOptions, TlsSpec, TlsVersion};
 

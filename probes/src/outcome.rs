@@ -29,10 +29,18 @@ pub enum Reason {
     Latency,
     CaptureMissing,
     StepFailed,
+    /// A DNS reply's rcode is not among the probe's valid ones.
+    DnsRcode,
+    /// A DNS answer/authority/additional assertion failed.
+    AssertionDns,
+    /// A STARTTLS upgrade (or a dialogue step before it) failed.
+    Starttls,
+    /// A gRPC health check answered with a status other than SERVING, or a gRPC error.
+    GrpcStatus,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 23] = [
         Reason::Timeout,
         Reason::Dns,
         Reason::Connect,
@@ -52,6 +60,10 @@ impl Reason {
         Reason::Latency,
         Reason::CaptureMissing,
         Reason::StepFailed,
+        Reason::DnsRcode,
+        Reason::AssertionDns,
+        Reason::Starttls,
+        Reason::GrpcStatus,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +87,10 @@ impl Reason {
             Reason::Latency => "latency",
             Reason::CaptureMissing => "capture_missing",
             Reason::StepFailed => "step_failed",
+            Reason::DnsRcode => "dns_rcode",
+            Reason::AssertionDns => "assertion_dns",
+            Reason::Starttls => "starttls",
+            Reason::GrpcStatus => "grpc_status",
         }
     }
 }
@@ -269,6 +285,18 @@ pub struct Facts {
     /// The phase the run was last in: a timeout charges its wait there and names it.
     #[serde(skip)]
     pub in_progress: crate::timing::Phase,
+    /// kind = "tcp": the dialogue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<crate::tcp::TcpFacts>,
+    /// kind = "dns": the reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<crate::dns::DnsFacts>,
+    /// kind = "icmp": the echo.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<crate::icmp::IcmpFacts>,
+    /// kind = "grpc": the health check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<crate::grpc::GrpcFacts>,
 }
 
 /// One run's result.

@@ -344,6 +344,70 @@ pub fn details(o: &Outcome, now: i64) -> Vec<String> {
             .collect();
         lines.push(format!("health: {} [{}]", h.status, checks.join(", ")));
     }
+    lines.extend(kind_lines(f));
+    lines
+}
+
+/// Facts of the kinds tcp, dns, icmp and grpc.
+fn kind_lines(f: &vantage_probes::Facts) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(t) = &f.tcp {
+        lines.push(format!(
+            "tcp: {} step(s) done{}{}",
+            t.steps_done,
+            if t.starttls { ", STARTTLS" } else { "" },
+            if t.last_received.is_empty() {
+                String::new()
+            } else {
+                format!(", last received {:?}", t.last_received)
+            }
+        ));
+    }
+    if let Some(d) = &f.dns {
+        lines.push(format!(
+            "dns: rcode {} over {}{}, {} answer, {} authority, {} additional{}",
+            if d.rcode.is_empty() { "none" } else { &d.rcode },
+            if d.transport.is_empty() {
+                "-"
+            } else {
+                &d.transport
+            },
+            if d.retried_over_tcp {
+                " (retried after TC)"
+            } else {
+                ""
+            },
+            d.answer.len(),
+            d.authority.len(),
+            d.additional.len(),
+            d.serial
+                .map(|s| format!(", serial {s}"))
+                .unwrap_or_default()
+        ));
+        for r in d.answer.iter().take(10) {
+            lines.push(format!("answer: {r}"));
+        }
+    }
+    if let Some(i) = &f.icmp {
+        lines.push(format!(
+            "icmp: {} socket{}{}",
+            if i.socket.is_empty() { "no" } else { &i.socket },
+            i.rtt_seconds
+                .map(|r| format!(", rtt {:.3} ms", r * 1000.0))
+                .unwrap_or_default(),
+            i.hop_limit
+                .map(|h| format!(", hop limit {h}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(g) = &f.grpc {
+        lines.push(format!(
+            "grpc: status {}, serving {}{}",
+            g.status_code.map_or("none".to_string(), |c| c.to_string()),
+            g.serving_status.as_deref().unwrap_or("unknown"),
+            if g.ssl { ", TLS" } else { "" }
+        ));
+    }
     lines
 }
 

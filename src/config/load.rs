@@ -112,10 +112,14 @@ pub struct RawConfig {
     pub sources: Sources,
     pub defaults: Option<Located<RawDefaults>>,
     pub probes: Vec<Located<RawProbe>>,
+    /// `[[probe]]`s of the kinds with their own schema (tcp, dns, icmp, grpc).
+    pub kind_probes: Vec<Located<super::kinds::RawKindProbe>>,
     pub server: Option<Located<RawServer>>,
     pub scheduler: Option<Located<RawScheduler>>,
     /// `[module.NAME]` templates, name with its location.
     pub modules: Vec<(Spanned<String>, Located<RawModule>)>,
+    /// `[module.NAME]`s of the kinds with their own schema.
+    pub kind_modules: Vec<(Spanned<String>, Located<super::kinds::RawKindProbe>)>,
     pub state: Option<Located<RawState>>,
     pub slos: Vec<Located<RawSlo>>,
     pub alert: Option<Located<RawAlert>>,
@@ -236,7 +240,18 @@ fn read_file(
                 DeValue::Table(modules) => {
                     for (name, item) in modules.iter() {
                         let name = Spanned::new(name.span(), name.get_ref().to_string());
-                        if let Some(m) = located(item.clone(), file, &raw.sources, errors) {
+                        if let Some(kind) = super::kinds::peek_kind(item) {
+                            let item = item.clone();
+                            let m = super::kinds::read_module(
+                                &name,
+                                item,
+                                kind,
+                                file,
+                                &raw.sources,
+                                errors,
+                            );
+                            raw.kind_modules.extend(m.map(|m| (name, m)));
+                        } else if let Some(m) = located(item.clone(), file, &raw.sources, errors) {
                             raw.modules.push((name, m));
                         }
                     }
@@ -248,7 +263,26 @@ fn read_file(
                 )),
             },
             "probe" => {
-                let probes = located_array(value, "probe", file, &raw.sources, errors);
+                // Kinds with their own schema are read into their own structs (config/kinds/).
+                let (own, rest) = match value.into_inner() {
+                    DeValue::Array(items) => {
+                        let (own, rest): (Vec<_>, Vec<_>) = items
+                            .into_iter()
+                            .partition(|i| super::kinds::peek_kind(i).is_some());
+                        (
+                            own,
+                            Spanned::new(span.clone(), DeValue::Array(rest.into_iter().collect())),
+                        )
+                    }
+                    other => (Vec::new(), Spanned::new(span.clone(), other)),
+                };
+                for item in own {
+                    if let Some(kind) = super::kinds::peek_kind(&item) {
+                        let p = super::kinds::read(item, kind, file, &raw.sources, errors);
+                        raw.kind_probes.extend(p);
+                    }
+                }
+                let probes = located_array(rest, "probe", file, &raw.sources, errors);
                 raw.probes.extend(probes);
             }
             other => {
@@ -306,7 +340,7 @@ fn located_array<T: DeserializeOwned>(
 /// Deserialize one section. serde stops at the first problem, so after each error the offending
 /// entry is removed and the rest is tried again: every problem of the section is reported, and
 /// what remains still reaches validation, which may find more.
-fn deserialize<T: DeserializeOwned>(
+pub(super) fn deserialize<T: DeserializeOwned>(
     mut value: Spanned<DeValue<'_>>,
     file: FileId,
     sources: &Sources,

@@ -3,6 +3,7 @@
 //! file, line and column instead of stopping at the first.
 
 mod alert;
+mod kinds;
 pub mod load;
 mod probe;
 pub mod raw;
@@ -223,6 +224,34 @@ fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
         }
         seen.insert(name.clone(), here);
         if let Some(p) = resolve_probe(&item.value, &defaults, &mut ctx) {
+            probes.push(p);
+        }
+    }
+    for item in &raw.kind_probes {
+        let mut ctx = Ctx {
+            sources: &raw.sources,
+            redactor: &raw.redactor,
+            clients: &clients,
+            file: item.file,
+            errors,
+        };
+        let name = item.value.name();
+        if let Some(first) = seen.get(name.get_ref()) {
+            ctx.err(
+                name.span().start,
+                format!(
+                    "duplicate probe name {:?}, first defined at {}:{}:{}",
+                    name.get_ref(),
+                    first.file,
+                    first.line,
+                    first.col
+                ),
+            );
+            continue;
+        }
+        let here = raw.sources.diag(item.file, name.span().start, "");
+        seen.insert(name.get_ref().clone(), here);
+        if let Some(p) = kinds::resolve(&item.value, &defaults, &mut ctx) {
             probes.push(p);
         }
     }

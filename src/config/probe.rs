@@ -25,7 +25,7 @@ const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
 const MAX_MAX_BODY: u64 = 1024 * 1024 * 1024;
 const DEFAULT_MAX_REDIRECTS: u32 = 10;
 const MAX_MAX_REDIRECTS: u32 = 50;
-const MAX_NAME_LEN: usize = 128;
+pub(super) const MAX_NAME_LEN: usize = 128;
 
 /// One probe, resolved.
 #[derive(Clone)]
@@ -48,6 +48,10 @@ pub enum Spec {
     Http(Box<HttpSpec>),
     Tls(Box<TlsSpec>),
     Scrape(Box<vantage_probes::FlowSpec>),
+    Tcp(Box<vantage_probes::TcpSpec>),
+    Dns(Box<vantage_probes::DnsSpec>),
+    Icmp(Box<vantage_probes::IcmpSpec>),
+    Grpc(Box<vantage_probes::GrpcSpec>),
 }
 
 impl Probe {
@@ -57,6 +61,10 @@ impl Probe {
             Spec::Http(s) => run_http(s, clock, scheduled).await,
             Spec::Tls(s) => run_tls(s, clock, scheduled).await,
             Spec::Scrape(s) => vantage_probes::run_flow(s, clock, scheduled).await,
+            Spec::Tcp(s) => vantage_probes::run_tcp(s, clock, scheduled).await,
+            Spec::Dns(s) => vantage_probes::run_dns(s, clock, scheduled).await,
+            Spec::Icmp(s) => vantage_probes::run_icmp(s, clock, scheduled).await,
+            Spec::Grpc(s) => vantage_probes::run_grpc(s, clock, scheduled).await,
         }
     }
 
@@ -77,6 +85,9 @@ impl Probe {
                 // The first step's URL may hold {{ variables }} elsewhere; its host may not.
                 None => Url::parse(&self.target).ok().as_ref().and_then(from_url),
             },
+            Spec::Tcp(_) | Spec::Dns(_) | Spec::Icmp(_) | Spec::Grpc(_) => {
+                super::kinds::dial_host(&self.spec)
+            }
         }
     }
 
@@ -110,11 +121,15 @@ impl Probe {
                 Spec::Tls(Box::new(s))
             }
             Spec::Scrape(_) => return Err("scrape flows cannot be /probe modules".into()),
+            Spec::Tcp(_) | Spec::Dns(_) | Spec::Icmp(_) | Spec::Grpc(_) => {
+                super::kinds::with_target(&self.spec, target)?.0
+            }
         };
         let target = match &spec {
             Spec::Http(s) => display_url(&s.request.url),
             Spec::Tls(s) => format!("{}:{}", s.host, s.port),
             Spec::Scrape(_) => self.target.clone(),
+            other => super::kinds::display_target(other).unwrap_or_default(),
         };
         Ok(Probe {
             name: self.name.clone(),
@@ -135,6 +150,10 @@ impl Probe {
             Spec::Http(s) => s.timeout = timeout,
             Spec::Tls(s) => s.timeout = timeout,
             Spec::Scrape(s) => s.timeout = timeout,
+            Spec::Tcp(s) => s.timeout = timeout,
+            Spec::Dns(s) => s.timeout = timeout,
+            Spec::Icmp(s) => s.timeout = timeout,
+            Spec::Grpc(s) => s.timeout = timeout,
         }
     }
 
@@ -144,6 +163,10 @@ impl Probe {
             Spec::Http(s) => s.transport.filter = Some(filter),
             Spec::Tls(s) => s.filter = Some(filter),
             Spec::Scrape(s) => s.transport.filter = Some(filter),
+            Spec::Tcp(s) => s.filter = Some(filter),
+            Spec::Dns(s) => s.filter = Some(filter),
+            Spec::Icmp(s) => s.filter = Some(filter),
+            Spec::Grpc(s) => s.filter = Some(filter),
         }
     }
 
@@ -153,6 +176,10 @@ impl Probe {
         let interval = timeout + Duration::from_secs(1);
         match kind {
             Kind::Scrape => Err("an ad-hoc probe is http or tls; flows need a config".into()),
+            Kind::Tcp | Kind::Dns | Kind::Icmp | Kind::Grpc => Err(format!(
+                "an ad-hoc probe is http or tls; kind {:?} needs a config",
+                kind.as_str()
+            )),
             Kind::Http => {
                 let url = parse_url(target)?;
                 let transport = Transport {
@@ -225,7 +252,7 @@ impl Probe {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name
@@ -401,6 +428,8 @@ pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>
         Kind::Http => resolve_http(p, timeout, ctx)?,
         Kind::Tls => resolve_tls(p, timeout, ctx)?,
         Kind::Scrape => resolve_scrape(p, timeout, ctx)?,
+        // The loader sends these kinds to config/kinds/, never here.
+        Kind::Tcp | Kind::Dns | Kind::Icmp | Kind::Grpc => return None,
     };
     if ctx.errors.len() > errors_before {
         return None;
@@ -440,7 +469,7 @@ fn display_url(url: &Url) -> String {
     u.to_string()
 }
 
-fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     let s = s.trim();
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, tail) = rest
@@ -504,7 +533,7 @@ impl Clients {
 }
 
 /// Load `tls = {...}`'s files; paths are relative to the file that names them.
-fn tls_options(t: Option<&Spanned<RawTls>>, ctx: &mut Ctx<'_>) -> TlsOptions {
+pub(super) fn tls_options(t: Option<&Spanned<RawTls>>, ctx: &mut Ctx<'_>) -> TlsOptions {
     let mut options = TlsOptions::default();
     let Some(t) = t else { return options };
     let dir = ctx.sources.dir(ctx.file);

@@ -138,6 +138,10 @@ pub enum Kind {
     Http,
     Tls,
     Scrape,
+    Tcp,
+    Dns,
+    Icmp,
+    Grpc,
 }
 
 impl Kind {
@@ -146,6 +150,10 @@ impl Kind {
             Kind::Http => "http",
             Kind::Tls => "tls",
             Kind::Scrape => "scrape",
+            Kind::Tcp => "tcp",
+            Kind::Dns => "dns",
+            Kind::Icmp => "icmp",
+            Kind::Grpc => "grpc",
         }
     }
 }

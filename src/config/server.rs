@@ -217,6 +217,25 @@ pub(super) fn resolve_modules(
             out.insert(name.get_ref().clone(), p);
         }
     }
+    for (name, m) in &raw.kind_modules {
+        let mut ctx = Ctx {
+            sources: &raw.sources,
+            redactor,
+            clients,
+            file: m.file,
+            errors,
+        };
+        if out.contains_key(name.get_ref()) {
+            ctx.err(
+                name.span().start,
+                format!("duplicate module {:?}", name.get_ref()),
+            );
+            continue;
+        }
+        if let Some(p) = super::kinds::resolve(&m.value, &defaults, &mut ctx) {
+            out.insert(name.get_ref().clone(), p);
+        }
+    }
     for (name, kind) in [("http_2xx", Kind::Http), ("tls", Kind::Tls)] {
         if !out.contains_key(name) {
             let target = if kind == Kind::Http {

@@ -28,6 +28,8 @@ use prometheus_client::registry::{Registry, Unit};
 use vantage_probes::{HealthFacts, Outcome, Phases, Reason, TlsFacts};
 
 use crate::config::Kind;
+
+mod kinds;
 use crate::evaluator::Evaluator;
 use crate::store::{ProbeMeta, ProbeState, Record, Store, QUANTILES, WINDOWS};
 
@@ -593,8 +595,9 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             "probe_http_duration",
             "Duration of each phase of the last run, summed over redirects",
             secs,
-            |_, r| {
+            |k, r| {
                 last(r)
+                    .filter(|_| !kinds::own_phases(k))
                     .map(|o| {
                         Phases::NAMES
                             .iter()
@@ -658,7 +661,8 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             "Whether a body regex assertion failed in the last run",
             None,
             |k, r| {
-                http(k, r)
+                last(r)
+                    .filter(|_| matches!(k, Kind::Http | Kind::Tcp))
                     .map(|o| one(bool_f(o.facts.failed_due_to_regex)))
                     .unwrap_or_default()
             },
@@ -780,6 +784,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
                     .unwrap_or_default()
             },
         )?;
+        kinds::encode(&fam, &mut enc)?;
         if self.last_run_only {
             return Ok(());
         }

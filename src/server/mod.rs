@@ -450,7 +450,19 @@ fn destination(probe: &mut Probe) -> Result<Dest, String> {
             Ok(d)
         }
         crate::config::Spec::Scrape(_) => Err("scrape flows cannot be /probe modules".into()),
+        crate::config::Spec::Tcp(s) => dial_as(&mut s.host, "tcp", s.port),
+        crate::config::Spec::Dns(s) => dial_as(&mut s.host, "dns", s.port),
+        crate::config::Spec::Grpc(s) => dial_as(&mut s.host, "grpc", s.port),
+        crate::config::Spec::Icmp(s) => dial_as(&mut s.host, "icmp", 0),
     }
+}
+
+/// A non-HTTP module's target as the allow list sees it; the probe then dials exactly the host
+/// that was matched, in its normalised form.
+fn dial_as(host: &mut String, scheme: &str, port: u16) -> Result<Dest, String> {
+    let d = Dest::host_port(scheme, host, port)?;
+    *host = d.dial_host();
+    Ok(d)
 }
 
 /// The filter for a `/probe` run: the first request's addresses are checked against `first`,

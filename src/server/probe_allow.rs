@@ -51,6 +51,12 @@ impl Dest {
 
     /// A `tls` module's `host:port`, normalised as an https URL's host would be.
     pub fn tls(host: &str, port: u16) -> Result<Dest, String> {
+        Self::host_port("tls", host, port)
+    }
+
+    /// A non-HTTP module's `host:port` (`icmp`: port 0), under its kind's scheme, normalised
+    /// as an https URL's host would be.
+    pub fn host_port(scheme: &str, host: &str, port: u16) -> Result<Dest, String> {
         if host.is_empty()
             || host.chars().any(|c| {
                 matches!(c, '@' | '/' | '?' | '#' | '\\' | '[' | ']' | '%')
@@ -60,18 +66,21 @@ impl Dest {
         {
             return Err(format!("invalid host {host:?}"));
         }
+        // Port 0 (icmp) is written as 443 for the parse and put back below.
+        let url_port = if port == 0 { 443 } else { port };
         let text = if host.contains(':') {
-            format!("https://[{host}]:{port}/")
+            format!("https://[{host}]:{url_port}/")
         } else {
-            format!("https://{host}:{port}/")
+            format!("https://{host}:{url_port}/")
         };
         let url = Url::parse(&text).map_err(|e| format!("invalid host {host:?}: {e}"))?;
         let d = Dest::of_url(&url)?;
-        if d.port != port || d.path != "/" {
+        if d.port != url_port || d.path != "/" {
             return Err(format!("invalid host {host:?}"));
         }
         Ok(Dest {
-            scheme: "tls".into(),
+            scheme: scheme.into(),
+            port,
             ..d
         })
     }
@@ -138,7 +147,10 @@ fn bad(offset: usize, message: impl Into<String>) -> RuleError {
 pub fn default_port(scheme: &str) -> Option<u16> {
     match scheme {
         "http" => Some(80),
-        "https" | "tls" => Some(443),
+        "https" | "tls" | "grpc" => Some(443),
+        "dns" => Some(53),
+        // Echo has no port: an icmp target is port 0, and so is an icmp rule.
+        "icmp" => Some(0),
         _ => None,
     }
 }
@@ -155,10 +167,10 @@ impl AllowRule {
             ));
         };
         let scheme = scheme.to_ascii_lowercase();
-        if default_port(&scheme).is_none() {
+        if default_port(&scheme).is_none() && scheme != "tcp" {
             return Err(bad(
                 0,
-                format!("unknown scheme {scheme:?}: use http, https or tls"),
+                format!("unknown scheme {scheme:?}: use http, https, tls, tcp, dns, grpc or icmp"),
             ));
         }
         let base = text.len() - rest.len();
@@ -177,6 +189,12 @@ impl AllowRule {
             split_port(authority).map_err(|e| bad(base + e.offset, e.message))?;
         let host = parse_host(host_text).map_err(|e| bad(base + e.offset, e.message))?;
         let port = match port_text {
+            None if scheme == "tcp" => {
+                return Err(bad(
+                    base + authority.len(),
+                    "a tcp rule names its port (a number, or * for any)",
+                ))
+            }
             None => default_port(&scheme),
             Some("*") => None,
             Some(p) => {
