@@ -484,15 +484,15 @@ fn tls_options(t: Option<&Spanned<RawTls>>, ctx: &mut Ctx<'_>) -> TlsOptions {
     let t_at = t.span().start;
     let t = t.get_ref();
     if let Some(ca) = &t.ca {
-        match vantage_probes::tls::load_certs(&dir.join(ca.get_ref())) {
+        match super::load::load_certs(&dir.join(ca.get_ref())) {
             Ok(certs) => options.ca = Some(certs),
             Err(e) => ctx.err(ca.span().start, e.to_string()),
         }
     }
     match (&t.client_cert, &t.client_key) {
         (Some(cert), Some(key)) => {
-            let chain = vantage_probes::tls::load_certs(&dir.join(cert.get_ref()));
-            let k = vantage_probes::tls::load_key(&dir.join(key.get_ref()));
+            let chain = super::load::load_certs(&dir.join(cert.get_ref()));
+            let k = super::load::load_key(&dir.join(key.get_ref()));
             match (chain, k) {
                 (Ok(chain), Ok(k)) => options.client_auth = Some((chain, Arc::new(k))),
                 (Err(e), _) => ctx.err(cert.span().start, e.to_string()),
