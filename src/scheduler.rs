@@ -164,7 +164,7 @@ fn first_tick(name: &str, interval: Duration, shared: &Shared, now: Instant) -> 
     } else {
         interval_ns - into_cycle
     };
-    now + Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX))
+    vantage_probes::deadline(now, Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX)))
 }
 
 fn host_of(probe: &Probe) -> String {
@@ -272,7 +272,7 @@ async fn probe_loop(
             .record(probe.name(), outcome.success, outcome.duration, unix_ms());
         state.observe(outcome, Instant::now());
 
-        next = scheduled + interval;
+        next = vantage_probes::deadline(scheduled, interval);
         let now = Instant::now();
         if next <= now {
             // Waiting for a slot or the rate limit took us past one or more ticks.

@@ -72,7 +72,7 @@ pub async fn run_http(spec: &HttpSpec, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
     let mut facts = Facts::default();
     let mut addr = None;
-    let deadline = scheduled + spec.timeout;
+    let deadline = crate::deadline(scheduled, spec.timeout);
     let result = tokio::time::timeout_at(deadline, async {
         let resp = exchange(
             &spec.request,

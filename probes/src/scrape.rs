@@ -185,7 +185,7 @@ pub async fn run_flow(spec: &FlowSpec, scheduled: Instant) -> Outcome {
         last: None,
         started: scheduled,
     };
-    let deadline = scheduled + spec.timeout;
+    let deadline = crate::deadline(scheduled, spec.timeout);
     let result =
         tokio::time::timeout_at(deadline, flow(spec, &mut phases, &mut facts, &mut progress))
             .await

@@ -276,9 +276,17 @@ fn resolve_defaults(
     };
     if let Some(i) = &d.value.interval {
         out.interval = i.get_ref().0;
+        if let Some(problem) = probe::interval_problem(out.interval) {
+            ctx.err(i.span().start, problem);
+        }
     }
     if let Some(t) = &d.value.timeout {
         out.timeout = t.get_ref().0;
+        if t.get_ref().0.is_zero() {
+            ctx.err(t.span().start, "timeout must be greater than 0");
+        } else if let Some(problem) = probe::duration_problem("timeout", out.timeout) {
+            ctx.err(t.span().start, problem);
+        }
     }
     if let Some(labels) = &d.value.labels {
         out.labels = resolve_labels(labels, d.span.start, &mut ctx);
