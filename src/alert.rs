@@ -115,7 +115,10 @@ impl Alerts {
                     }
                     // An alert keeps the labels it fired with: its identity must not change.
                     let (long, short) = match self.active.get(&key) {
-                        Some(a) => (a.labels["long_window"].clone(), a.labels["short_window"].clone()),
+                        Some(a) => match (a.labels.get("long_window"), a.labels.get("short_window")) {
+                            (Some(l), Some(s)) => (l.clone(), s.clone()),
+                            _ => (pair.long.name.to_string(), pair.short.name.to_string()),
+                        },
                         None => (pair.long.name.to_string(), pair.short.name.to_string()),
                     };
                     let mut labels: BTreeMap<String, String> = c.labels.clone().into_iter().collect();

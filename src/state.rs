@@ -38,18 +38,13 @@ pub fn path(dir: &Path) -> PathBuf {
 /// Read the state file. Missing: `None`. Unreadable or incompatible: moved aside, `None`.
 pub fn load(dir: &Path) -> Option<StateFile> {
     let file = path(dir);
-    let bytes = match std::fs::read(&file) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            warn!(path = %file.display(), error = %e, "Cannot read the state file; starting empty.");
-            return None;
-        }
-    };
-    let problem = match serde_json::from_slice::<StateFile>(&bytes) {
-        Ok(s) if s.version == VERSION => return Some(s),
-        Ok(s) => format!("state file version {} is not {VERSION}", s.version),
-        Err(e) => format!("state file does not parse: {e}"),
+    let problem = match read(&file) {
+        Ok(None) => return None,
+        Ok(Some(bytes)) => match parse(&bytes, crate::evaluator::unix_ms()) {
+            Ok(s) => return Some(s),
+            Err(problem) => problem,
+        },
+        Err(problem) => problem,
     };
     let aside = file.with_extension(format!("json.bad-{}", crate::evaluator::unix_ms()));
     match std::fs::rename(&file, &aside) {
@@ -61,6 +56,66 @@ pub fn load(dir: &Path) -> Option<StateFile> {
         }
     }
     None
+}
+
+/// The largest state file read: far more than any config produces (tens of KiB per SLO).
+const MAX_STATE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The file's bytes; `Ok(None)` when there is none. A path that is not a regular file (a FIFO
+/// would block the start) or is too large is a problem, like a file that does not parse.
+fn read(file: &Path) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read as _;
+    let meta = match std::fs::metadata(file) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read the state file: {e}")),
+    };
+    if !meta.is_file() {
+        return Err("the state file is not a regular file".into());
+    }
+    if meta.len() > MAX_STATE_BYTES {
+        return Err(format!("the state file is larger than {MAX_STATE_BYTES} bytes"));
+    }
+    let f = std::fs::File::open(file).map_err(|e| format!("cannot read the state file: {e}"))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_STATE_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the state file: {e}"))?;
+    Ok(Some(bytes))
+}
+
+/// Parse and validate a state file's bytes at `now` (Unix ms): every SLO's counts are checked
+/// structurally ([`vantage_slo::State::validate`]) and every alert for the fields the alert
+/// logic reads. The first problem found is returned; the caller moves the file aside.
+pub fn parse(bytes: &[u8], now: i64) -> Result<StateFile, String> {
+    let s = serde_json::from_slice::<StateFile>(bytes)
+        .map_err(|e| format!("state file does not parse: {e}"))?;
+    if s.version != VERSION {
+        return Err(format!("state file version {} is not {VERSION}", s.version));
+    }
+    let max = vantage_slo::window::MAX_EVENTS;
+    for (name, slo) in &s.slos {
+        if slo.events_good > max || slo.events_bad > max {
+            return Err(format!("SLO {name:?}: event counts are not plausible"));
+        }
+        slo.state
+            .validate(now)
+            .map_err(|e| format!("SLO {name:?}: {e}"))?;
+    }
+    for a in &s.alerts {
+        if a.key.is_empty() || a.name().is_empty() {
+            return Err("an alert without a key or alertname".into());
+        }
+        if a.starts_at > now.saturating_add(vantage_slo::window::MAX_CLOCK_SKEW_MS) {
+            return Err(format!("alert {:?} starts in the future", a.key));
+        }
+        if a.name() == "SLOBurnRate"
+            && !(a.labels.contains_key("long_window") && a.labels.contains_key("short_window"))
+        {
+            return Err(format!("alert {:?} lacks its window labels", a.key));
+        }
+    }
+    Ok(s)
 }
 
 /// Write the state atomically (see the module docs).
