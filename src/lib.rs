@@ -23,3 +23,4 @@ pub mod server;
 pub mod state;
 pub mod status_page;
 pub mod store;
+pub mod supervise;

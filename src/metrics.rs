@@ -43,6 +43,17 @@ pub struct Metrics {
     /// Scheduled start to actual start of each run.
     pub scheduler_lag: Histogram,
     pub reload_successful: Gauge,
+    /// `vantage_task_panics_total{task}`: daemon task panics caught by the supervisor.
+    task_panics: MetricFamily<TaskLabels, Counter>,
+    /// `vantage_state_write_errors_total`.
+    pub state_write_errors: Counter,
+    /// Failed reloads, failed state writes and task panics, for `/health/ready`.
+    pub health: crate::supervise::Health,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct TaskLabels {
+    pub task: String,
 }
 
 /// Buckets for `vantage_scheduler_lag_seconds`: lag is normally well under a millisecond, and
@@ -84,6 +95,18 @@ impl Metrics {
             "This instance's shard: it runs the probes whose name hash is index modulo count",
             shard.clone(),
         );
+        let task_panics = MetricFamily::<TaskLabels, Counter>::default();
+        registry.register(
+            "vantage_task_panics",
+            "Panics in daemon tasks, caught by the supervisor (the task was restarted)",
+            task_panics.clone(),
+        );
+        let state_write_errors = Counter::default();
+        registry.register(
+            "vantage_state_write_errors",
+            "Failed writes of the state file",
+            state_write_errors.clone(),
+        );
         Self {
             registry,
             store,
@@ -91,6 +114,9 @@ impl Metrics {
             shard,
             scheduler_lag,
             reload_successful,
+            task_panics,
+            state_write_errors,
+            health: crate::supervise::Health::default(),
         }
     }
 
@@ -102,6 +128,16 @@ impl Metrics {
                 ("count".to_string(), count.to_string()),
             ])
             .set(1);
+    }
+
+    /// A supervised task panicked (and is being restarted).
+    pub fn task_panicked(&self, task: &str, message: &str) {
+        self.task_panics
+            .get_or_create(&TaskLabels {
+                task: task.to_string(),
+            })
+            .inc();
+        self.health.task_panicked(task, message);
     }
 
     /// Count one notification attempt.

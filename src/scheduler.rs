@@ -136,7 +136,12 @@ impl Scheduler {
             let probe: Arc<dyn Run> = Arc::new(probe.clone());
             let cancel = self.generation.clone();
             let shared = shared.clone();
-            self.tasks.spawn(probe_loop(probe, state, shared, cancel));
+            let metrics = self.metrics.clone();
+            self.tasks.spawn(crate::supervise::supervise(
+                "probe",
+                move |task, msg| metrics.task_panicked(task, msg),
+                move || probe_loop(probe.clone(), state.clone(), shared.clone(), cancel.clone()),
+            ));
         }
         info!(probes = config.probes.len(), "Scheduler running.");
     }

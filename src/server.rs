@@ -295,13 +295,39 @@ async fn live(State(app): State<App>) -> impl IntoResponse {
 async fn ready(State(app): State<App>) -> impl IntoResponse {
     let config = app.config();
     let scheduler = !app.reload.is_closed();
-    health_doc(
-        &app,
-        vec![
-            ("config", true),
-            ("scheduler", scheduler),
-            ("probes", app.store.all().len() == config.probes.len()),
-        ],
+    // `config` (a rejected reload leaves a running config that is not the file's), `state`
+    // (the last state write) and `tasks` (recent panics) come from the daemon's health record.
+    let mut checks = app.metrics.health.checks();
+    checks.push(("scheduler", scheduler, None));
+    checks.push((
+        "probes",
+        app.store.all().len() == config.probes.len(),
+        None,
+    ));
+    let healthy = checks.iter().all(|c| c.1);
+    let checks: Vec<Value> = checks
+        .into_iter()
+        .map(|(name, ok, detail)| {
+            let mut c = json!({"name": name, "status": if ok { "pass" } else { "fail" }});
+            if let Some(d) = detail {
+                c["detail"] = json!(app.config().redactor.redact(&d));
+            }
+            c
+        })
+        .collect();
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if healthy { "healthy" } else { "unhealthy" },
+            "checks": checks,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime": app.started.elapsed().as_secs_f64(),
+        })),
     )
 }
 
