@@ -100,7 +100,30 @@ pub fn router(app: App) -> Router {
         .route("/health/ready", get(ready))
         .merge(protected)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(middleware::from_fn(head_limit))
         .with_state(app)
+}
+
+/// The largest request head (request line and headers) served; larger gets 431.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
+/// hyper's read buffer bounds the head only loosely (it accepted 100 KiB with a 64 KiB buffer):
+/// measure the head as it was sent and refuse anything over [`MAX_REQUEST_HEAD`].
+async fn head_limit(req: Request, next: Next) -> Response {
+    // "METHOD URI HTTP/1.1\r\n", "name: value\r\n" per header, the blank line.
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if line + headers + 2 > MAX_REQUEST_HEAD {
+        return error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request head is larger than {MAX_REQUEST_HEAD} bytes"),
+        );
+    }
+    next.run(req).await
 }
 
 /// Serve until `shutdown`, then let open requests finish (bounded by the caller).
@@ -125,7 +148,9 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(64 * 1024);
+        // Room for a head of MAX_REQUEST_HEAD and the start of a body; head_limit enforces
+        // the head's size exactly.
+        .max_buf_size(MAX_REQUEST_HEAD + 16 * 1024);
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,

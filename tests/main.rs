@@ -7,6 +7,7 @@ mod daemon;
 mod deploy;
 mod examples;
 mod fixtures;
+mod hostile_daemon;
 mod http_probe;
 mod prom;
 mod rules;
