@@ -143,3 +143,97 @@ pub fn save(
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
+
+/// SLOs of the shapes a config makes (availability over 30 days, a latency percentile over 7
+/// days with histograms, timeslices over a day), for [`exercise`].
+fn exercise_specs() -> Vec<vantage_slo::SloSpec> {
+    use std::time::Duration;
+    use vantage_slo::{default_policy, Budgeting, Objective, Period, Sli, SloSpec};
+    let day = Duration::from_secs(86_400);
+    let spec = |period: Duration, sli: Sli, budgeting: Budgeting| SloSpec {
+        objective: Objective::from_percent(99.0).unwrap_or_else(|_| unreachable!()),
+        period: Period::Rolling(period),
+        sli,
+        budgeting,
+        min_events: 0,
+        alerts: default_policy(period),
+    };
+    vec![
+        spec(30 * day, Sli::Availability, Budgeting::Occurrences),
+        spec(
+            7 * day,
+            Sli::LatencyPercentile {
+                percentile: 99.0,
+                threshold: Duration::from_millis(300),
+            },
+            Budgeting::Occurrences,
+        ),
+        spec(
+            day,
+            Sli::Availability,
+            Budgeting::Timeslices {
+                slice: Duration::from_secs(60),
+                target: 0.9,
+            },
+        ),
+    ]
+}
+
+/// Everything a state file's bytes reach at start-up: parse and validate it, restore each saved
+/// SLO into SLOs of the usual shapes, record and evaluate, restore the alerts. The fuzz target
+/// and the corpus replay test call this; whatever the bytes, it must not panic. Returns how
+/// many SLO states were restored.
+pub fn exercise(bytes: &[u8], now: i64) -> usize {
+    let Ok(file) = parse(bytes, now) else {
+        return 0;
+    };
+    let mut restored = 0;
+    for saved in file.slos.values() {
+        for spec in exercise_specs() {
+            let mut slo = vantage_slo::Slo::new(spec);
+            if slo.restore(saved.state.clone()) {
+                restored += 1;
+                slo.evaluate(now);
+                slo.record(now, false, std::time::Duration::from_millis(3));
+                slo.record(now - 3_600_000, true, std::time::Duration::from_millis(400));
+                slo.evaluate(now + 1000);
+            }
+        }
+    }
+    let mut alerts = crate::alert::Alerts::default();
+    alerts.restore(file.alerts);
+    let _ = alerts.active();
+    restored
+}
+
+/// A valid state file holding one SLO of each shape [`exercise`] restores, with `events` runs
+/// recorded before `now`: seeds for the fuzz corpus and tests.
+pub fn sample_file(now: i64, events: i64) -> Vec<u8> {
+    let mut slos = HashMap::new();
+    for (i, spec) in exercise_specs().into_iter().enumerate() {
+        let mut slo = vantage_slo::Slo::new(spec);
+        for k in 0..events {
+            slo.record(
+                now - k * 37_000,
+                k % 5 != 0,
+                std::time::Duration::from_millis((k * 13 % 500) as u64),
+            );
+        }
+        slos.insert(
+            format!("slo{i}"),
+            SavedSlo {
+                fingerprint: i as u64,
+                events_good: 0,
+                events_bad: 0,
+                state: slo.state().clone(),
+            },
+        );
+    }
+    let doc = StateFile {
+        version: VERSION,
+        saved_at: now,
+        slos,
+        alerts: Vec::new(),
+    };
+    serde_json::to_vec(&doc).unwrap_or_default()
+}

@@ -8,6 +8,7 @@ mod deploy;
 mod examples;
 mod fixtures;
 mod hostile_daemon;
+mod hostile_secrets;
 mod http_probe;
 mod prom;
 mod rules;

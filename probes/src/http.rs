@@ -119,6 +119,53 @@ pub fn ms(d: Duration) -> String {
     }
 }
 
+/// The `Authorization: Basic` value for a URL's userinfo (percent-decoded, as curl sends it),
+/// or `None` when the URL has none.
+pub fn basic_auth_of(url: &Url) -> Option<(String, String, HeaderValue)> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let user = percent_decode(url.username());
+    let pass = percent_decode(url.password().unwrap_or(""));
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {token}")).ok()?;
+    value.set_sensitive(true);
+    Some((user, pass, value))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// URL userinfo becomes basic auth, as curl does: the credentials go in an `Authorization`
+/// header (unless one is set already) and never on the request line or in `Host`.
+pub fn userinfo_to_basic_auth(url: &mut Url, headers: &mut HeaderMap) {
+    let Some((_, _, value)) = basic_auth_of(url) else {
+        return;
+    };
+    if !headers.contains_key(header::AUTHORIZATION) {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+}
+
 /// Send `req`, follow redirects, read the final body. Phases and facts accumulate as we go, so a
 /// timeout still reports what was reached.
 pub async fn exchange(
@@ -132,6 +179,7 @@ pub async fn exchange(
     let mut method = req.method.clone();
     let mut body = req.body.clone();
     let mut headers = req.headers.clone();
+    userinfo_to_basic_auth(&mut url, &mut headers);
     facts.redirects = 0;
     loop {
         let resp = one_hop(
@@ -412,12 +460,6 @@ fn proxy_authorization(proxy: &Url) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("Basic {token}")).ok()
 }
 
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
 
 /// Open a CONNECT tunnel through an HTTP proxy.
 async fn connect_tunnel(

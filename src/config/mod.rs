@@ -194,15 +194,35 @@ pub(crate) struct Defaults {
     labels: BTreeMap<String, String>,
 }
 
+/// Credentials written as URL userinfo (`https://user:pass@host/`) are sent as basic auth and
+/// are secrets: the password, and `user:pass` (what the header encodes).
+fn userinfo_secrets(raw: &load::RawConfig) -> crate::secret::Redactor {
+    let mut redactor = raw.redactor.clone();
+    for item in &raw.probes {
+        let Some(url) = item.value.url.as_ref().and_then(|u| url::Url::parse(u.get_ref()).ok())
+        else {
+            continue;
+        };
+        if let Some((user, pass, _)) = vantage_probes::http::basic_auth_of(&url) {
+            if !pass.is_empty() {
+                redactor.add(crate::secret::Secret::new(format!("{user}:{pass}")));
+                redactor.add(crate::secret::Secret::new(pass));
+            }
+        }
+    }
+    redactor
+}
+
 fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
     let defaults = resolve_defaults(raw.defaults.as_ref(), raw, errors);
     let clients = Clients::default();
     let mut probes = Vec::new();
     let mut seen: HashMap<String, Diagnostic> = HashMap::new();
+    let base_redactor = userinfo_secrets(raw);
     for item in &raw.probes {
         let mut ctx = Ctx {
             sources: &raw.sources,
-            redactor: &raw.redactor,
+            redactor: &base_redactor,
             clients: &clients,
             file: item.file,
             errors,
@@ -226,7 +246,7 @@ fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
             probes.push(p);
         }
     }
-    let mut redactor = raw.redactor.clone();
+    let mut redactor = base_redactor.clone();
     let mut ctx = Ctx {
         sources: &raw.sources,
         redactor: &raw.redactor,
