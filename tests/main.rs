@@ -7,6 +7,7 @@ mod daemon;
 mod deploy;
 mod examples;
 mod fixtures;
+mod hostile_config;
 mod hostile_daemon;
 mod hostile_secrets;
 mod http_probe;
