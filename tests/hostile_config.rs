@@ -382,3 +382,46 @@ fn table_has_at_least_60_cases() {
     let n = durations().len() + files().len() + state_cases().len();
     assert!(n >= 60, "{n} cases");
 }
+
+/// The committed fuzz corpus (`fuzz/seeds`, with every crash the fuzzers found) replayed through
+/// the same entry points the fuzz targets call: CI keeps the findings fixed without nightly.
+#[test]
+fn fuzz_corpus_replays() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let mut n = 0;
+    for (kind, run) in [
+        ("config", &(|d: &[u8]| drop(vantage::config::load::exercise(d))) as &dyn Fn(&[u8])),
+        ("state", &|d: &[u8]| drop(vantage::state::exercise(d, 1_790_000_000_000))),
+    ] {
+        let dir = root.join(kind);
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        assert!(!entries.is_empty(), "no corpus in {}", dir.display());
+        for path in entries {
+            let data = std::fs::read(&path).unwrap();
+            // A panic fails the test; the path says which input.
+            eprintln!("replaying {}", path.display());
+            run(&data);
+            n += 1;
+        }
+    }
+    assert!(n >= 4);
+}
+
+/// Seeds for the state fuzzer: valid files of every SLO shape (run with `--ignored`).
+#[test]
+#[ignore]
+fn write_state_seeds() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/state");
+    std::fs::create_dir_all(&dir).unwrap();
+    let now = 1_790_000_000_000;
+    for events in [0, 3, 40] {
+        let bytes = vantage::state::sample_file(now, events);
+        assert!(vantage::state::exercise(&bytes, now) >= 3);
+        std::fs::write(dir.join(format!("sample-{events}.json")), bytes).unwrap();
+    }
+}
