@@ -19,7 +19,9 @@ fn config_text(n: usize) -> String {
 
 fn config_scale(c: &mut Criterion) {
     let mut group = c.benchmark_group("config_validate");
-    group.sample_size(10).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
     for n in [5_000, 10_000, 20_000] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("vantage.toml");

@@ -137,7 +137,15 @@ pub async fn run(
         supervise(
             "evaluator",
             move |task, msg| m.task_panicked(task, msg),
-            move || evaluate_and_flush(e.clone(), store_for_alerts.clone(), a.clone(), l.clone(), c.clone()),
+            move || {
+                evaluate_and_flush(
+                    e.clone(),
+                    store_for_alerts.clone(),
+                    a.clone(),
+                    l.clone(),
+                    c.clone(),
+                )
+            },
         )
     });
     // The accept loop is supervised too: each restart serves a duplicate of the same socket.
@@ -153,7 +161,9 @@ pub async fn run(
                 async move {
                     match socket {
                         Ok(socket) => server::serve(socket, app, tls, shutdown).await,
-                        Err(e) => error!(error = %e, "Cannot reuse the listening socket; not serving."),
+                        Err(e) => {
+                            error!(error = %e, "Cannot reuse the listening socket; not serving.")
+                        }
                     }
                 }
             },
@@ -208,7 +218,10 @@ async fn reload(
             metrics.health.reloaded(Err(format!(
                 "{} problem(s), first: {}",
                 e.errors.len(),
-                e.errors.first().map(ToString::to_string).unwrap_or_default()
+                e.errors
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
             )));
             error!(errors = %e, "Config reload rejected; the previous config keeps running.");
             return Err(e.to_string());
@@ -375,7 +388,12 @@ async fn flush(evaluator: &Evaluator, alerting: &Alerting, live: &Arc<RwLock<Arc
         Some(e) => {
             metrics.state_write_errors.inc();
             // Logged when it starts failing; every failure is counted.
-            if !metrics.health.checks().iter().any(|c| c.0 == "state" && !c.1) {
+            if !metrics
+                .health
+                .checks()
+                .iter()
+                .any(|c| c.0 == "state" && !c.1)
+            {
                 error!(error = %e, "Cannot write the state file; counting failures in vantage_state_write_errors_total.");
             }
             metrics.health.state_written(Err(e));

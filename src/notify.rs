@@ -99,7 +99,15 @@ impl Notifier {
             tokio::spawn(crate::supervise::supervise(
                 "notifier",
                 move |task, msg| on_panic.task_panicked(task, msg),
-                move || deliver_loop(s.clone(), client.clone(), m.clone(), stop.clone(), resend_interval),
+                move || {
+                    deliver_loop(
+                        s.clone(),
+                        client.clone(),
+                        m.clone(),
+                        stop.clone(),
+                        resend_interval,
+                    )
+                },
             ));
         }
         Self {

@@ -169,7 +169,10 @@ fn first_tick(name: &str, interval: Duration, shared: &Shared, now: Instant) -> 
     } else {
         interval_ns - into_cycle
     };
-    vantage_probes::deadline(now, Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX)))
+    vantage_probes::deadline(
+        now,
+        Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX)),
+    )
 }
 
 fn host_of(probe: &Probe) -> String {

@@ -324,11 +324,7 @@ async fn ready(State(app): State<App>) -> impl IntoResponse {
     // (the last state write) and `tasks` (recent panics) come from the daemon's health record.
     let mut checks = app.metrics.health.checks();
     checks.push(("scheduler", scheduler, None));
-    checks.push((
-        "probes",
-        app.store.all().len() == config.probes.len(),
-        None,
-    ));
+    checks.push(("probes", app.store.all().len() == config.probes.len(), None));
     let healthy = checks.iter().all(|c| c.1);
     let checks: Vec<Value> = checks
         .into_iter()

@@ -74,7 +74,9 @@ fn read(file: &Path) -> Result<Option<Vec<u8>>, String> {
         return Err("the state file is not a regular file".into());
     }
     if meta.len() > MAX_STATE_BYTES {
-        return Err(format!("the state file is larger than {MAX_STATE_BYTES} bytes"));
+        return Err(format!(
+            "the state file is larger than {MAX_STATE_BYTES} bytes"
+        ));
     }
     let f = std::fs::File::open(file).map_err(|e| format!("cannot read the state file: {e}"))?;
     let mut bytes = Vec::new();

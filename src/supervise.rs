@@ -46,10 +46,11 @@ impl Health {
 
     pub fn task_panicked(&self, task: &str, message: &str) {
         let mut inner = self.lock();
-        let entry = inner
-            .panics
-            .entry(task.to_string())
-            .or_insert((0, Instant::now(), String::new()));
+        let entry =
+            inner
+                .panics
+                .entry(task.to_string())
+                .or_insert((0, Instant::now(), String::new()));
         entry.0 += 1;
         entry.1 = Instant::now();
         entry.2 = message.to_string();
@@ -184,7 +185,10 @@ mod tests {
         let tasks = checks.iter().find(|c| c.0 == "tasks").unwrap();
         assert!(!tasks.1);
         assert!(tasks.2.as_deref().unwrap().contains("boom"), "{tasks:?}");
-        assert!(tasks.2.as_deref().unwrap().contains("3 in all"), "{tasks:?}");
+        assert!(
+            tasks.2.as_deref().unwrap().contains("3 in all"),
+            "{tasks:?}"
+        );
         tokio::time::sleep(PANIC_REPORT_FOR).await;
         assert!(health.checks().iter().all(|c| c.1));
     }

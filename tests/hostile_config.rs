@@ -148,43 +148,201 @@ fn files() -> Vec<Case> {
     let include = |list: &str| format!("include = [{list}]\n{PROBE}");
     let ca = |path: &str| format!("{TLS_PROBE}tls = {{ ca = \"{path}\" }}\n");
     vec![
-        validate("include /dev/zero", include("\"/dev/zero\""), 2, "vantage.toml:1:12: cannot read included file: /dev/zero is a device"),
-        validate("include /dev/urandom", include("\"/dev/urandom\""), 2, "is a device"),
-        validate_with("include FIFO", vec![file("fifo", "FIFO"), file("vantage.toml", include("\"fifo\""))], 2, "is a FIFO"),
+        validate(
+            "include /dev/zero",
+            include("\"/dev/zero\""),
+            2,
+            "vantage.toml:1:12: cannot read included file: /dev/zero is a device",
+        ),
+        validate(
+            "include /dev/urandom",
+            include("\"/dev/urandom\""),
+            2,
+            "is a device",
+        ),
+        validate_with(
+            "include FIFO",
+            vec![
+                file("fifo", "FIFO"),
+                file("vantage.toml", include("\"fifo\"")),
+            ],
+            2,
+            "is a FIFO",
+        ),
         validate("include directory", include("\".\""), 2, "is a directory"),
-        validate("include missing", include("\"nope.toml\""), 2, "included file \"nope.toml\" does not exist"),
-        validate("include missing absolute", include("\"/nonexistent/x.toml\""), 2, "does not exist"),
-        validate_with("include 11 MiB", vec![file("big.toml", "BIG"), file("vantage.toml", include("\"big.toml\""))], 2, "more than the limit"),
-        validate_with("include not UTF-8", vec![file("bin.toml", vec![0xff, 0xfe, 0x00, 0x80]), file("vantage.toml", include("\"bin.toml\""))], 2, "is not UTF-8"),
-        validate_with("include syntax error", vec![file("bad.toml", "[[probe]\n"), file("vantage.toml", include("\"bad.toml\""))], 2, "bad.toml:1:"),
-        validate_with("include with [server]", vec![file("srv.toml", "[server]\nlisten = \"x\"\n"), file("vantage.toml", include("\"srv.toml\""))], 2, "only allowed in the main config file"),
-        validate("include itself", include("\"vantage.toml\""), 0, "ok, 1 probes"),
-        validate("include glob matching nothing", include("\"conf.d/*.toml\""), 0, "ok, 1 probes"),
+        validate(
+            "include missing",
+            include("\"nope.toml\""),
+            2,
+            "included file \"nope.toml\" does not exist",
+        ),
+        validate(
+            "include missing absolute",
+            include("\"/nonexistent/x.toml\""),
+            2,
+            "does not exist",
+        ),
+        validate_with(
+            "include 11 MiB",
+            vec![
+                file("big.toml", "BIG"),
+                file("vantage.toml", include("\"big.toml\"")),
+            ],
+            2,
+            "more than the limit",
+        ),
+        validate_with(
+            "include not UTF-8",
+            vec![
+                file("bin.toml", vec![0xff, 0xfe, 0x00, 0x80]),
+                file("vantage.toml", include("\"bin.toml\"")),
+            ],
+            2,
+            "is not UTF-8",
+        ),
+        validate_with(
+            "include syntax error",
+            vec![
+                file("bad.toml", "[[probe]\n"),
+                file("vantage.toml", include("\"bad.toml\"")),
+            ],
+            2,
+            "bad.toml:1:",
+        ),
+        validate_with(
+            "include with [server]",
+            vec![
+                file("srv.toml", "[server]\nlisten = \"x\"\n"),
+                file("vantage.toml", include("\"srv.toml\"")),
+            ],
+            2,
+            "only allowed in the main config file",
+        ),
+        validate(
+            "include itself",
+            include("\"vantage.toml\""),
+            0,
+            "ok, 1 probes",
+        ),
+        validate(
+            "include glob matching nothing",
+            include("\"conf.d/*.toml\""),
+            0,
+            "ok, 1 probes",
+        ),
         validate("include empty list", include(""), 0, "ok, 1 probes"),
-        validate("include invalid glob", include("\"a[\""), 2, "invalid include pattern"),
-        validate("include not a list", format!("include = \"x.toml\"\n{PROBE}"), 2, "vantage.toml:1:11:"),
-        validate_with("include glob hits a directory", vec![("d/sub.toml", b"DIR".to_vec()), file("vantage.toml", include("\"d/*.toml\""))], 2, "is a directory"),
-        Case { name: "main config is /dev/zero", files: vec![], args: vec!["validate".into(), "-c".into(), "/dev/zero".into()], code: 2, fragment: "/dev/zero is a device" },
-        Case { name: "main config is a directory", files: vec![], args: vec!["validate".into(), "-c".into(), ".".into()], code: 2, fragment: "is a directory" },
-        Case { name: "main config missing", files: vec![], args: vec!["validate".into(), "-c".into(), "nope.toml".into()], code: 2, fragment: "nope.toml:1:1: cannot read config file" },
-        validate_with("main config not UTF-8", vec![file("vantage.toml", vec![b'a', 0xc3, 0x28])], 2, "is not UTF-8"),
-        validate_with("main config FIFO", vec![file("vantage.toml", "FIFO")], 2, "is a FIFO"),
-        validate("tls.ca /dev/zero", ca("/dev/zero"), 2, "vantage.toml:5:14: /dev/zero is a device"),
+        validate(
+            "include invalid glob",
+            include("\"a[\""),
+            2,
+            "invalid include pattern",
+        ),
+        validate(
+            "include not a list",
+            format!("include = \"x.toml\"\n{PROBE}"),
+            2,
+            "vantage.toml:1:11:",
+        ),
+        validate_with(
+            "include glob hits a directory",
+            vec![
+                ("d/sub.toml", b"DIR".to_vec()),
+                file("vantage.toml", include("\"d/*.toml\"")),
+            ],
+            2,
+            "is a directory",
+        ),
+        Case {
+            name: "main config is /dev/zero",
+            files: vec![],
+            args: vec!["validate".into(), "-c".into(), "/dev/zero".into()],
+            code: 2,
+            fragment: "/dev/zero is a device",
+        },
+        Case {
+            name: "main config is a directory",
+            files: vec![],
+            args: vec!["validate".into(), "-c".into(), ".".into()],
+            code: 2,
+            fragment: "is a directory",
+        },
+        Case {
+            name: "main config missing",
+            files: vec![],
+            args: vec!["validate".into(), "-c".into(), "nope.toml".into()],
+            code: 2,
+            fragment: "nope.toml:1:1: cannot read config file",
+        },
+        validate_with(
+            "main config not UTF-8",
+            vec![file("vantage.toml", vec![b'a', 0xc3, 0x28])],
+            2,
+            "is not UTF-8",
+        ),
+        validate_with(
+            "main config FIFO",
+            vec![file("vantage.toml", "FIFO")],
+            2,
+            "is a FIFO",
+        ),
+        validate(
+            "tls.ca /dev/zero",
+            ca("/dev/zero"),
+            2,
+            "vantage.toml:5:14: /dev/zero is a device",
+        ),
         validate("tls.ca directory", ca("."), 2, "is a directory"),
         validate("tls.ca missing", ca("nope.pem"), 2, "No such file"),
-        validate_with("tls.ca FIFO", vec![file("ca.pem", "FIFO"), file("vantage.toml", ca("ca.pem"))], 2, "is a FIFO"),
-        validate_with("tls.ca 11 MiB", vec![file("ca.pem", "BIG"), file("vantage.toml", ca("ca.pem"))], 2, "more than the limit"),
-        validate_with("tls.ca not PEM", vec![file("ca.pem", "hello"), file("vantage.toml", ca("ca.pem"))], 2, "no certificates found"),
-        validate_with("tls.ca broken PEM", vec![file("ca.pem", "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n"), file("vantage.toml", ca("ca.pem"))], 2, "cannot read PEM file"),
+        validate_with(
+            "tls.ca FIFO",
+            vec![file("ca.pem", "FIFO"), file("vantage.toml", ca("ca.pem"))],
+            2,
+            "is a FIFO",
+        ),
+        validate_with(
+            "tls.ca 11 MiB",
+            vec![file("ca.pem", "BIG"), file("vantage.toml", ca("ca.pem"))],
+            2,
+            "more than the limit",
+        ),
+        validate_with(
+            "tls.ca not PEM",
+            vec![file("ca.pem", "hello"), file("vantage.toml", ca("ca.pem"))],
+            2,
+            "no certificates found",
+        ),
+        validate_with(
+            "tls.ca broken PEM",
+            vec![
+                file(
+                    "ca.pem",
+                    "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+                ),
+                file("vantage.toml", ca("ca.pem")),
+            ],
+            2,
+            "cannot read PEM file",
+        ),
         validate(
             "client_cert /dev/zero",
-            format!("{TLS_PROBE}tls = {{ client_cert = \"/dev/zero\", client_key = \"/dev/zero\" }}\n"),
+            format!(
+                "{TLS_PROBE}tls = {{ client_cert = \"/dev/zero\", client_key = \"/dev/zero\" }}\n"
+            ),
             2,
             "is a device",
         ),
         validate_with(
             "client_key FIFO",
-            vec![file("k.pem", "FIFO"), file("c.pem", "x"), file("vantage.toml", format!("{TLS_PROBE}tls = {{ client_cert = \"c.pem\", client_key = \"k.pem\" }}\n"))],
+            vec![
+                file("k.pem", "FIFO"),
+                file("c.pem", "x"),
+                file(
+                    "vantage.toml",
+                    format!(
+                        "{TLS_PROBE}tls = {{ client_cert = \"c.pem\", client_key = \"k.pem\" }}\n"
+                    ),
+                ),
+            ],
             2,
             "cannot read PEM file",
         ),
@@ -223,7 +381,9 @@ fn state_cases() -> Vec<StateCase> {
         f(&mut v);
         serde_json::to_vec(&v).unwrap()
     };
-    let level = |v: &mut serde_json::Value| -> serde_json::Value { v["slos"]["slo0"]["state"]["levels"][0].clone() };
+    let level = |v: &mut serde_json::Value| -> serde_json::Value {
+        v["slos"]["slo0"]["state"]["levels"][0].clone()
+    };
     let _ = level;
     let alert = |labels: serde_json::Value, starts_at: i64| {
         serde_json::json!([{
@@ -233,50 +393,228 @@ fn state_cases() -> Vec<StateCase> {
     };
     let full_labels = serde_json::json!({"alertname": "SLOBurnRate", "slo": "s", "severity": "critical", "long_window": "1h", "short_window": "5m"});
     vec![
-        StateCase { name: "valid", contents: serde_json::to_vec(&valid).unwrap(), fragment: "" },
-        StateCase { name: "cum_good shorter", contents: edit(&|v| { v["slos"]["slo0"]["state"]["levels"][0]["cum_good"].as_array_mut().unwrap().truncate(3); }), fragment: "ring arrays differ in length" },
-        StateCase { name: "cum_total empty", contents: edit(&|v| { v["slos"]["slo0"]["state"]["levels"][1]["cum_total"] = serde_json::json!([]); }), fragment: "ring arrays differ" },
-        StateCase { name: "good > total", contents: edit(&|v| {
-            let n = v["slos"]["slo0"]["state"]["levels"][0]["cum_total"].as_array().unwrap().len();
-            for i in 0..n { v["slos"]["slo0"]["state"]["levels"][0]["cum_good"][i] = serde_json::json!(1u64 << 40); }
-        }), fragment: "good events of" },
-        StateCase { name: "counters near u64::MAX", contents: edit(&|v| { v["slos"]["slo0"]["state"]["levels"][2]["floor"] = serde_json::json!({"good": u64::MAX - 5, "total": u64::MAX}); }), fragment: "not a plausible count" },
-        StateCase { name: "head in the future", contents: edit(&|v| {
-            let res = v["slos"]["slo0"]["state"]["levels"][0]["res"].as_i64().unwrap();
-            v["slos"]["slo0"]["state"]["levels"][0]["head"] = serde_json::json!((now + 3_600_000) / res);
-        }), fragment: "more than 5 minutes in the future" },
-        StateCase { name: "head far future", contents: edit(&|v| { v["slos"]["slo0"]["state"]["levels"][0]["head"] = serde_json::json!(i64::MAX); }), fragment: "in the future" },
-        StateCase { name: "head far past", contents: edit(&|v| { v["slos"]["slo0"]["state"]["levels"][0]["head"] = serde_json::json!(i64::MIN); }), fragment: "implausibly old" },
-        StateCase { name: "decreasing ring", contents: edit(&|v| {
-            let ring = v["slos"]["slo0"]["state"]["levels"][0]["cum_total"].as_array_mut().unwrap();
-            for (i, x) in ring.iter_mut().enumerate() { *x = serde_json::json!(1000 - (i as u64 % 1000)); }
-            let n = ring.len();
-            v["slos"]["slo0"]["state"]["levels"][0]["cum_good"] = serde_json::json!(vec![0; n]);
-        }), fragment: "decrease" },
-        StateCase { name: "bucket width 7", contents: edit(&|v| { v["slos"]["slo0"]["state"]["levels"][0]["res"] = serde_json::json!(7); }), fragment: "bucket width 7 ms" },
-        StateCase { name: "bucket width 0", contents: edit(&|v| { v["slos"]["slo0"]["state"]["levels"][0]["res"] = serde_json::json!(0); }), fragment: "bucket width 0 ms" },
-        StateCase { name: "histogram lengths differ", contents: edit(&|v| { v["slos"]["slo1"]["state"]["hists"][0]["stamps"].as_array_mut().unwrap().pop(); }), fragment: "stamps for" },
-        StateCase { name: "histogram unsorted", contents: edit(&|v| { v["slos"]["slo1"]["state"]["hists"][0]["hists"][0] = serde_json::json!([[5, 1], [3, 1]]); }), fragment: "malformed latency buckets" },
-        StateCase { name: "histogram index out of range", contents: edit(&|v| { v["slos"]["slo1"]["state"]["hists"][0]["hists"][0] = serde_json::json!([[65535, 1]]); }), fragment: "malformed latency buckets" },
-        StateCase { name: "open timeslice good > total", contents: edit(&|v| { v["slos"]["slo2"]["state"]["slice"] = serde_json::json!({"index": 1, "good": 9, "total": 2}); }), fragment: "open timeslice" },
-        StateCase { name: "dropped huge", contents: edit(&|v| { v["slos"]["slo0"]["state"]["dropped"] = serde_json::json!(u64::MAX); }), fragment: "dropped event count" },
-        StateCase { name: "events_good huge", contents: edit(&|v| { v["slos"]["slo0"]["events_good"] = serde_json::json!(u64::MAX); }), fragment: "event counts are not plausible" },
-        StateCase { name: "version 2", contents: edit(&|v| { v["version"] = serde_json::json!(2); }), fragment: "version 2 is not 1" },
-        StateCase { name: "negative count", contents: edit(&|v| { v["slos"]["slo0"]["events_bad"] = serde_json::json!(-1); }), fragment: "does not parse" },
-        StateCase { name: "not JSON", contents: b"\x00\xffnot json".to_vec(), fragment: "does not parse" },
-        StateCase { name: "empty file", contents: Vec::new(), fragment: "does not parse" },
-        StateCase { name: "truncated", contents: serde_json::to_vec(&valid).unwrap()[..100].to_vec(), fragment: "does not parse" },
-        StateCase { name: "deeply nested", contents: "[".repeat(100_000).into_bytes(), fragment: "does not parse" },
-        StateCase { name: "alert without window labels", contents: edit(&|v| { v["alerts"] = alert(serde_json::json!({"alertname": "SLOBurnRate", "slo": "s", "severity": "critical"}), now - 1000); }), fragment: "lacks its window labels" },
-        StateCase { name: "alert in the future", contents: edit(&|v| { v["alerts"] = alert(full_labels.clone(), now + 86_400_000); }), fragment: "starts in the future" },
-        StateCase { name: "alert without alertname", contents: edit(&|v| { v["alerts"] = alert(serde_json::json!({}), now); }), fragment: "without a key or alertname" },
-        StateCase { name: "state file is a FIFO", contents: b"FIFO".to_vec(), fragment: "not a regular file" },
-        StateCase { name: "state file is a directory", contents: b"DIR".to_vec(), fragment: "not a regular file" },
+        StateCase {
+            name: "valid",
+            contents: serde_json::to_vec(&valid).unwrap(),
+            fragment: "",
+        },
+        StateCase {
+            name: "cum_good shorter",
+            contents: edit(&|v| {
+                v["slos"]["slo0"]["state"]["levels"][0]["cum_good"]
+                    .as_array_mut()
+                    .unwrap()
+                    .truncate(3);
+            }),
+            fragment: "ring arrays differ in length",
+        },
+        StateCase {
+            name: "cum_total empty",
+            contents: edit(&|v| {
+                v["slos"]["slo0"]["state"]["levels"][1]["cum_total"] = serde_json::json!([]);
+            }),
+            fragment: "ring arrays differ",
+        },
+        StateCase {
+            name: "good > total",
+            contents: edit(&|v| {
+                let n = v["slos"]["slo0"]["state"]["levels"][0]["cum_total"]
+                    .as_array()
+                    .unwrap()
+                    .len();
+                for i in 0..n {
+                    v["slos"]["slo0"]["state"]["levels"][0]["cum_good"][i] =
+                        serde_json::json!(1u64 << 40);
+                }
+            }),
+            fragment: "good events of",
+        },
+        StateCase {
+            name: "counters near u64::MAX",
+            contents: edit(&|v| {
+                v["slos"]["slo0"]["state"]["levels"][2]["floor"] =
+                    serde_json::json!({"good": u64::MAX - 5, "total": u64::MAX});
+            }),
+            fragment: "not a plausible count",
+        },
+        StateCase {
+            name: "head in the future",
+            contents: edit(&|v| {
+                let res = v["slos"]["slo0"]["state"]["levels"][0]["res"]
+                    .as_i64()
+                    .unwrap();
+                v["slos"]["slo0"]["state"]["levels"][0]["head"] =
+                    serde_json::json!((now + 3_600_000) / res);
+            }),
+            fragment: "more than 5 minutes in the future",
+        },
+        StateCase {
+            name: "head far future",
+            contents: edit(&|v| {
+                v["slos"]["slo0"]["state"]["levels"][0]["head"] = serde_json::json!(i64::MAX);
+            }),
+            fragment: "in the future",
+        },
+        StateCase {
+            name: "head far past",
+            contents: edit(&|v| {
+                v["slos"]["slo0"]["state"]["levels"][0]["head"] = serde_json::json!(i64::MIN);
+            }),
+            fragment: "implausibly old",
+        },
+        StateCase {
+            name: "decreasing ring",
+            contents: edit(&|v| {
+                let ring = v["slos"]["slo0"]["state"]["levels"][0]["cum_total"]
+                    .as_array_mut()
+                    .unwrap();
+                for (i, x) in ring.iter_mut().enumerate() {
+                    *x = serde_json::json!(1000 - (i as u64 % 1000));
+                }
+                let n = ring.len();
+                v["slos"]["slo0"]["state"]["levels"][0]["cum_good"] = serde_json::json!(vec![0; n]);
+            }),
+            fragment: "decrease",
+        },
+        StateCase {
+            name: "bucket width 7",
+            contents: edit(&|v| {
+                v["slos"]["slo0"]["state"]["levels"][0]["res"] = serde_json::json!(7);
+            }),
+            fragment: "bucket width 7 ms",
+        },
+        StateCase {
+            name: "bucket width 0",
+            contents: edit(&|v| {
+                v["slos"]["slo0"]["state"]["levels"][0]["res"] = serde_json::json!(0);
+            }),
+            fragment: "bucket width 0 ms",
+        },
+        StateCase {
+            name: "histogram lengths differ",
+            contents: edit(&|v| {
+                v["slos"]["slo1"]["state"]["hists"][0]["stamps"]
+                    .as_array_mut()
+                    .unwrap()
+                    .pop();
+            }),
+            fragment: "stamps for",
+        },
+        StateCase {
+            name: "histogram unsorted",
+            contents: edit(&|v| {
+                v["slos"]["slo1"]["state"]["hists"][0]["hists"][0] =
+                    serde_json::json!([[5, 1], [3, 1]]);
+            }),
+            fragment: "malformed latency buckets",
+        },
+        StateCase {
+            name: "histogram index out of range",
+            contents: edit(&|v| {
+                v["slos"]["slo1"]["state"]["hists"][0]["hists"][0] =
+                    serde_json::json!([[65535, 1]]);
+            }),
+            fragment: "malformed latency buckets",
+        },
+        StateCase {
+            name: "open timeslice good > total",
+            contents: edit(&|v| {
+                v["slos"]["slo2"]["state"]["slice"] =
+                    serde_json::json!({"index": 1, "good": 9, "total": 2});
+            }),
+            fragment: "open timeslice",
+        },
+        StateCase {
+            name: "dropped huge",
+            contents: edit(&|v| {
+                v["slos"]["slo0"]["state"]["dropped"] = serde_json::json!(u64::MAX);
+            }),
+            fragment: "dropped event count",
+        },
+        StateCase {
+            name: "events_good huge",
+            contents: edit(&|v| {
+                v["slos"]["slo0"]["events_good"] = serde_json::json!(u64::MAX);
+            }),
+            fragment: "event counts are not plausible",
+        },
+        StateCase {
+            name: "version 2",
+            contents: edit(&|v| {
+                v["version"] = serde_json::json!(2);
+            }),
+            fragment: "version 2 is not 1",
+        },
+        StateCase {
+            name: "negative count",
+            contents: edit(&|v| {
+                v["slos"]["slo0"]["events_bad"] = serde_json::json!(-1);
+            }),
+            fragment: "does not parse",
+        },
+        StateCase {
+            name: "not JSON",
+            contents: b"\x00\xffnot json".to_vec(),
+            fragment: "does not parse",
+        },
+        StateCase {
+            name: "empty file",
+            contents: Vec::new(),
+            fragment: "does not parse",
+        },
+        StateCase {
+            name: "truncated",
+            contents: serde_json::to_vec(&valid).unwrap()[..100].to_vec(),
+            fragment: "does not parse",
+        },
+        StateCase {
+            name: "deeply nested",
+            contents: "[".repeat(100_000).into_bytes(),
+            fragment: "does not parse",
+        },
+        StateCase {
+            name: "alert without window labels",
+            contents: edit(&|v| {
+                v["alerts"] = alert(
+                    serde_json::json!({"alertname": "SLOBurnRate", "slo": "s", "severity": "critical"}),
+                    now - 1000,
+                );
+            }),
+            fragment: "lacks its window labels",
+        },
+        StateCase {
+            name: "alert in the future",
+            contents: edit(&|v| {
+                v["alerts"] = alert(full_labels.clone(), now + 86_400_000);
+            }),
+            fragment: "starts in the future",
+        },
+        StateCase {
+            name: "alert without alertname",
+            contents: edit(&|v| {
+                v["alerts"] = alert(serde_json::json!({}), now);
+            }),
+            fragment: "without a key or alertname",
+        },
+        StateCase {
+            name: "state file is a FIFO",
+            contents: b"FIFO".to_vec(),
+            fragment: "not a regular file",
+        },
+        StateCase {
+            name: "state file is a directory",
+            contents: b"DIR".to_vec(),
+            fragment: "not a regular file",
+        },
     ]
 }
 
 fn mkfifo(path: &Path) {
-    let ok = std::process::Command::new("mkfifo").arg(path).status().unwrap().success();
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "mkfifo {}", path.display());
 }
 
@@ -313,7 +651,13 @@ async fn hostile_config_table() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n---\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n---\n")
+    );
 }
 
 /// Start the daemon on `dir` (whose state directory is ready), wait until it serves, stop it;
@@ -374,7 +718,13 @@ async fn hostile_state_table() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n---\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n---\n")
+    );
 }
 
 #[test]
@@ -390,8 +740,15 @@ fn fuzz_corpus_replays() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
     let mut n = 0;
     for (kind, run) in [
-        ("config", &(|d: &[u8]| drop(vantage::config::load::exercise(d))) as &dyn Fn(&[u8])),
-        ("state", &|d: &[u8]| drop(vantage::state::exercise(d, 1_790_000_000_000))),
+        (
+            "config",
+            &(|d: &[u8]| {
+                let _ = vantage::config::load::exercise(d);
+            }) as &dyn Fn(&[u8]),
+        ),
+        ("state", &|d: &[u8]| {
+            let _ = vantage::state::exercise(d, 1_790_000_000_000);
+        }),
     ] {
         let dir = root.join(kind);
         let mut entries: Vec<_> = std::fs::read_dir(&dir)

@@ -98,7 +98,9 @@ async fn state_write_failures_are_counted_and_reported() {
 async fn head_of(addr: std::net::SocketAddr, size: usize) -> u16 {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let filler = "a".repeat(size.saturating_sub(80));
-    let req = format!("GET /health/live HTTP/1.1\r\nHost: x\r\nX-Filler: {filler}\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "GET /health/live HTTP/1.1\r\nHost: x\r\nX-Filler: {filler}\r\nConnection: close\r\n\r\n"
+    );
     let _ = s.write_all(req.as_bytes()).await;
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;

@@ -89,9 +89,17 @@ async fn echoed_secrets_never_reach_reports_in_any_form() {
         .await;
         assert_eq!(out.code, 1, "{format}: {}", out.stderr);
         for (stream, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
-            assert_eq!(leaks(text), Vec::<String>::new(), "{format} {stream}:\n{text}");
+            assert_eq!(
+                leaks(text),
+                Vec::<String>::new(),
+                "{format} {stream}:\n{text}"
+            );
         }
-        assert!(out.stdout.contains("***"), "{format}: nothing masked?\n{}", out.stdout);
+        assert!(
+            out.stdout.contains("***"),
+            "{format}: nothing masked?\n{}",
+            out.stdout
+        );
         if format == "json" {
             let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
             let userinfo = doc["probes"]
@@ -118,19 +126,37 @@ async fn echoed_secrets_never_reach_the_api_or_status_page() {
         runs = doc
             .as_array()
             .or_else(|| doc["probes"].as_array())
-            .map_or(0, |a| a.iter().filter(|p| !p["last"].is_null() || !p["last_run"].is_null() || p["runs"].as_u64().unwrap_or(0) > 0).count());
+            .map_or(0, |a| {
+                a.iter()
+                    .filter(|p| {
+                        !p["last"].is_null()
+                            || !p["last_run"].is_null()
+                            || p["runs"].as_u64().unwrap_or(0) > 0
+                    })
+                    .count()
+            });
         if runs >= 4 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    for path in ["/api/v1/probes", "/", "/api/v1/probes/in-url", "/api/v1/probes/userinfo-fails", "/api/v1/probes/json-escaped", "/metrics"] {
+    for path in [
+        "/api/v1/probes",
+        "/",
+        "/api/v1/probes/in-url",
+        "/api/v1/probes/userinfo-fails",
+        "/api/v1/probes/json-escaped",
+        "/metrics",
+    ] {
         let (code, body) = d.get(path).await;
         assert_eq!(code, 200, "{path}");
         assert_eq!(leaks(&body), Vec::<String>::new(), "{path}:\n{body}");
     }
     let (_, body) = d.get("/api/v1/probes/in-url").await;
     assert!(body.contains("***"), "{body}");
-    assert!(runs >= 4 || body.contains("evidence"), "probes did not run: {body}");
+    assert!(
+        runs >= 4 || body.contains("evidence"),
+        "probes did not run: {body}"
+    );
     d.stop().await;
 }

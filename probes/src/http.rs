@@ -139,7 +139,11 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -459,7 +463,6 @@ fn proxy_authorization(proxy: &Url) -> Option<HeaderValue> {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     HeaderValue::from_str(&format!("Basic {token}")).ok()
 }
-
 
 /// Open a CONNECT tunnel through an HTTP proxy.
 async fn connect_tunnel(

@@ -193,7 +193,10 @@ impl State {
         let future = now.saturating_add(window::MAX_CLOCK_SKEW_MS);
         for (i, h) in self.hists.iter().enumerate() {
             if !window::LADDER.contains(&h.res) {
-                return Err(format!("histogram {i}: bucket width {} ms is not one vantage uses", h.res));
+                return Err(format!(
+                    "histogram {i}: bucket width {} ms is not one vantage uses",
+                    h.res
+                ));
             }
             if h.stamps.len() != h.hists.len() || h.stamps.is_empty() || h.stamps.len() > 1 << 24 {
                 return Err(format!(
@@ -204,7 +207,9 @@ impl State {
             }
             let limit = future.div_euclid(h.res);
             if h.stamps.iter().any(|&b| b != i64::MIN && b > limit) {
-                return Err(format!("histogram {i}: a bucket more than 5 minutes in the future"));
+                return Err(format!(
+                    "histogram {i}: a bucket more than 5 minutes in the future"
+                ));
             }
             for s in &h.hists {
                 let sorted = s.0.windows(2).all(|w| w[0].0 < w[1].0);
@@ -216,7 +221,10 @@ impl State {
         }
         if let Some(s) = &self.slice {
             if s.good > s.total || s.total > window::MAX_EVENTS {
-                return Err(format!("open timeslice: {} good events of {}", s.good, s.total));
+                return Err(format!(
+                    "open timeslice: {} good events of {}",
+                    s.good, s.total
+                ));
             }
         }
         if self.dropped > window::MAX_EVENTS {

@@ -329,7 +329,8 @@ fn restore_refuses_inconsistent_states() {
         (
             "not a plausible count",
             Box::new(|v| {
-                v["levels"][1]["floor"] = serde_json::json!({"good": u64::MAX - 1, "total": u64::MAX});
+                v["levels"][1]["floor"] =
+                    serde_json::json!({"good": u64::MAX - 1, "total": u64::MAX});
             }),
         ),
         (

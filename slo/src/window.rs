@@ -137,7 +137,10 @@ impl Level {
     /// future beyond [`MAX_CLOCK_SKEW_MS`]). Returns what is wrong, never panics.
     pub fn validate(&self, now: i64) -> Result<(), String> {
         if !LADDER.contains(&self.res) {
-            return Err(format!("bucket width {} ms is not one vantage uses", self.res));
+            return Err(format!(
+                "bucket width {} ms is not one vantage uses",
+                self.res
+            ));
         }
         if self.cum_good.len() != self.cum_total.len() {
             return Err(format!(
@@ -147,14 +150,23 @@ impl Level {
             ));
         }
         if self.cum_total.len() < 2 || self.cum_total.len() > MAX_RING {
-            return Err(format!("ring length {} is out of range", self.cum_total.len()));
+            return Err(format!(
+                "ring length {} is out of range",
+                self.cum_total.len()
+            ));
         }
         let sane = |c: Counts, what: &str| -> Result<(), String> {
             if c.good > c.total {
-                return Err(format!("{what}: {} good events of {} in all", c.good, c.total));
+                return Err(format!(
+                    "{what}: {} good events of {} in all",
+                    c.good, c.total
+                ));
             }
             if c.total > MAX_EVENTS {
-                return Err(format!("{what}: {} events is not a plausible count", c.total));
+                return Err(format!(
+                    "{what}: {} events is not a plausible count",
+                    c.total
+                ));
             }
             Ok(())
         };

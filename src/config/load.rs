@@ -174,9 +174,10 @@ pub fn read(
             Ok(t) => t,
             Err(e) => {
                 errors.push(match named_at {
-                    Some((f, at)) => raw
-                        .sources
-                        .diag(f, at, format!("cannot read included file: {e}")),
+                    Some((f, at)) => {
+                        raw.sources
+                            .diag(f, at, format!("cannot read included file: {e}"))
+                    }
                     None => raw
                         .sources
                         .whole_file(display, format!("cannot read config file: {e}")),
@@ -224,7 +225,10 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
     }
     let check = |m: &std::fs::Metadata| -> Result<(), String> {
         if let Some(k) = kind(m) {
-            return Err(format!("{} is {k}, expected a regular file", path.display()));
+            return Err(format!(
+                "{} is {k}, expected a regular file",
+                path.display()
+            ));
         }
         if m.len() > MAX_FILE_BYTES {
             return Err(format!(
@@ -240,7 +244,11 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
     check(&meta)?;
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     // And again on the opened file, in case the path was swapped in between.
-    check(&file.metadata().map_err(|e| format!("{}: {e}", path.display()))?)?;
+    check(
+        &file
+            .metadata()
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+    )?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)

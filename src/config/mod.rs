@@ -199,7 +199,11 @@ pub(crate) struct Defaults {
 fn userinfo_secrets(raw: &load::RawConfig) -> crate::secret::Redactor {
     let mut redactor = raw.redactor.clone();
     for item in &raw.probes {
-        let Some(url) = item.value.url.as_ref().and_then(|u| url::Url::parse(u.get_ref()).ok())
+        let Some(url) = item
+            .value
+            .url
+            .as_ref()
+            .and_then(|u| url::Url::parse(u.get_ref()).ok())
         else {
             continue;
         };
