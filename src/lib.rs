@@ -15,6 +15,7 @@ pub mod logging;
 pub mod metrics;
 pub mod secret;
 pub mod server;
+pub mod supervise;
 
 // Old flat paths, kept while branches written against them are merged.
 pub use alerting::engine as alert;

@@ -181,7 +181,7 @@ pub async fn run_dns(spec: &DnsSpec, _clock: &Clock, scheduled: Instant) -> Outc
     let mut facts = Facts::default();
     let mut dns = DnsFacts::default();
     let mut doing = String::from("resolving the server");
-    let deadline = scheduled + spec.timeout;
+    let deadline = crate::deadline(scheduled, spec.timeout);
     let result = tokio::time::timeout_at(
         deadline,
         dns_inner(spec, &mut phases, &mut facts, &mut dns, &mut doing),

@@ -80,7 +80,7 @@ pub async fn run_grpc(spec: &GrpcSpec, clock: &Clock, scheduled: Instant) -> Out
     let mut facts = Facts::default();
     let mut grpc = GrpcFacts::default();
     let mut doing = "resolving".to_string();
-    let deadline = scheduled + spec.timeout;
+    let deadline = crate::deadline(scheduled, spec.timeout);
     let result = tokio::time::timeout_at(
         deadline,
         grpc_inner(spec, clock, &mut phases, &mut facts, &mut grpc, &mut doing),

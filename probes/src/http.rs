@@ -74,7 +74,7 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
     let mut phases = Phases::default();
     let mut facts = Facts::default();
     let mut addr = None;
-    let deadline = scheduled + spec.timeout;
+    let deadline = crate::deadline(scheduled, spec.timeout);
     let result = tokio::time::timeout_at(deadline, async {
         let resp = exchange(
             clock,
@@ -125,6 +125,57 @@ pub fn ms(d: Duration) -> String {
     }
 }
 
+/// The `Authorization: Basic` value for a URL's userinfo (percent-decoded, as curl sends it),
+/// or `None` when the URL has none.
+pub fn basic_auth_of(url: &Url) -> Option<(String, String, HeaderValue)> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let user = percent_decode(url.username());
+    let pass = percent_decode(url.password().unwrap_or(""));
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {token}")).ok()?;
+    value.set_sensitive(true);
+    Some((user, pass, value))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// URL userinfo becomes basic auth, as curl does: the credentials go in an `Authorization`
+/// header (unless one is set already) and never on the request line or in `Host`.
+pub fn userinfo_to_basic_auth(url: &mut Url, headers: &mut HeaderMap) {
+    let Some((_, _, value)) = basic_auth_of(url) else {
+        return;
+    };
+    if !headers.contains_key(header::AUTHORIZATION) {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+}
+
 /// Send `req`, follow redirects, read the final body. Phases and facts accumulate as we go, so a
 /// timeout still reports what was reached.
 pub async fn exchange(
@@ -139,6 +190,7 @@ pub async fn exchange(
     let mut method = req.method.clone();
     let mut body = req.body.clone();
     let mut headers = req.headers.clone();
+    userinfo_to_basic_auth(&mut url, &mut headers);
     facts.redirects = 0;
     let mut hop_filter = match &transport.filter {
         Some(f) => Some(f.for_hop(&url).map_err(|why| {
@@ -480,13 +532,6 @@ fn proxy_authorization(proxy: &Url) -> Option<HeaderValue> {
     let pass = percent_decode(proxy.password().unwrap_or_default());
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     HeaderValue::from_str(&format!("Basic {token}")).ok()
-}
-
-/// URL userinfo is percent-encoded, not form-encoded: `+` is a plus sign, not a space.
-fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 /// Open a CONNECT tunnel through an HTTP proxy.

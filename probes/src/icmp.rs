@@ -56,7 +56,7 @@ pub async fn run_icmp(spec: &IcmpSpec, _clock: &Clock, scheduled: Instant) -> Ou
     let mut facts = Facts::default();
     let mut icmp = IcmpFacts::default();
     let mut doing = "resolving".to_string();
-    let deadline = scheduled + spec.timeout;
+    let deadline = crate::deadline(scheduled, spec.timeout);
     let result = tokio::time::timeout_at(
         deadline,
         icmp_inner(spec, &mut phases, &mut facts, &mut icmp, &mut doing),

@@ -94,3 +94,28 @@ pub(crate) fn finish_at(
         },
     }
 }
+
+/// `start + d`, saturating: a duration too large for the clock gives a time about 30 years
+/// away (as tokio's own "far future" does) instead of a panic.
+pub fn deadline(start: Instant, d: std::time::Duration) -> Instant {
+    const FAR: std::time::Duration = std::time::Duration::from_secs(86_400 * 365 * 30);
+    start
+        .checked_add(d.min(FAR))
+        .or_else(|| start.checked_add(std::time::Duration::from_secs(86_400)))
+        .unwrap_or(start)
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use super::*;
+
+    #[test]
+    fn deadline_saturates() {
+        let now = Instant::now();
+        assert!(deadline(now, std::time::Duration::MAX) > now);
+        assert_eq!(
+            deadline(now, std::time::Duration::from_secs(1)),
+            now + std::time::Duration::from_secs(1)
+        );
+    }
+}

@@ -269,7 +269,7 @@ pub async fn run_flow(spec: &FlowSpec, clock: &Clock, scheduled: Instant) -> Out
         last: None,
         started: scheduled,
     };
-    let deadline = scheduled + spec.timeout;
+    let deadline = crate::deadline(scheduled, spec.timeout);
     let result = tokio::time::timeout_at(
         deadline,
         flow(clock, spec, &mut phases, &mut facts, &mut progress),

@@ -81,7 +81,7 @@ pub async fn run_tcp(spec: &TcpSpec, clock: &Clock, scheduled: Instant) -> Outco
     let mut phases = Phases::default();
     let mut facts = Facts::default();
     let mut doing = String::from("resolving");
-    let deadline = scheduled + spec.timeout;
+    let deadline = crate::deadline(scheduled, spec.timeout);
     let result = tokio::time::timeout_at(
         deadline,
         tcp_inner(spec, clock, &mut phases, &mut facts, &mut doing),

@@ -484,7 +484,7 @@ pub struct TlsSpec {
 pub async fn run_tls(spec: &TlsSpec, clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
     let mut facts = Facts::default();
-    let deadline = scheduled + spec.timeout;
+    let deadline = crate::deadline(scheduled, spec.timeout);
     let result =
         tokio::time::timeout_at(deadline, tls_inner(spec, clock, &mut phases, &mut facts)).await;
     let end = Instant::now();

@@ -183,6 +183,57 @@ pub struct State {
     pub dropped: u64,
 }
 
+impl State {
+    /// Check a state read from disk (see [`Level::validate`]); `now` is Unix ms. Returns what is
+    /// wrong, never panics.
+    pub fn validate(&self, now: i64) -> Result<(), String> {
+        for (i, l) in self.levels.iter().enumerate() {
+            l.validate(now).map_err(|e| format!("level {i}: {e}"))?;
+        }
+        let future = now.saturating_add(window::MAX_CLOCK_SKEW_MS);
+        for (i, h) in self.hists.iter().enumerate() {
+            if !window::LADDER.contains(&h.res) {
+                return Err(format!(
+                    "histogram {i}: bucket width {} ms is not one vantage uses",
+                    h.res
+                ));
+            }
+            if h.stamps.len() != h.hists.len() || h.stamps.is_empty() || h.stamps.len() > 1 << 24 {
+                return Err(format!(
+                    "histogram {i}: {} stamps for {} histograms",
+                    h.stamps.len(),
+                    h.hists.len()
+                ));
+            }
+            let limit = future.div_euclid(h.res);
+            if h.stamps.iter().any(|&b| b != i64::MIN && b > limit) {
+                return Err(format!(
+                    "histogram {i}: a bucket more than 5 minutes in the future"
+                ));
+            }
+            for s in &h.hists {
+                let sorted = s.0.windows(2).all(|w| w[0].0 < w[1].0);
+                let max = latency::index(u64::MAX);
+                if !sorted || s.0.iter().any(|(k, _)| *k > max) {
+                    return Err(format!("histogram {i}: malformed latency buckets"));
+                }
+            }
+        }
+        if let Some(s) = &self.slice {
+            if s.good > s.total || s.total > window::MAX_EVENTS {
+                return Err(format!(
+                    "open timeslice: {} good events of {}",
+                    s.good, s.total
+                ));
+            }
+        }
+        if self.dropped > window::MAX_EVENTS {
+            return Err("dropped event count is not plausible".into());
+        }
+        Ok(())
+    }
+}
+
 impl Slo {
     pub fn new(spec: SloSpec) -> Self {
         let mut widths: Vec<(i64, i64)> = Vec::new(); // (width, resolution cap)
@@ -294,7 +345,14 @@ impl Slo {
                 .iter()
                 .zip(&self.state.levels)
                 .all(|(a, b)| a.res == b.res && a.len() == b.len())
-            && state.hists.len() == self.state.hists.len();
+            && state.hists.len() == self.state.hists.len()
+            && state
+                .hists
+                .iter()
+                .zip(&self.state.hists)
+                .all(|(a, b)| a.res == b.res && a.stamps.len() == b.stamps.len())
+            // A state that is inconsistent in itself never gets in, whoever calls this.
+            && state.validate(i64::MAX).is_ok();
         if same_shape {
             self.state = state;
         }

@@ -290,3 +290,76 @@ fn state_round_trips_and_memory_stays_small() {
         slo.memory_bytes()
     );
 }
+
+/// A saved state, edited as JSON the way a damaged or hostile file would be.
+fn edited_state(edit: impl FnOnce(&mut serde_json::Value)) -> State {
+    let mut slo = Slo::new(spec(99.0, Duration::from_secs(30 * 86_400)));
+    for i in 0..50 {
+        slo.record(T0 + i * 1000, i % 7 != 0, Duration::from_millis(5));
+    }
+    let mut v = serde_json::to_value(slo.state()).unwrap();
+    edit(&mut v);
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn restore_refuses_inconsistent_states() {
+    let fresh = || Slo::new(spec(99.0, Duration::from_secs(30 * 86_400)));
+    // Unchanged: accepted.
+    let ok = edited_state(|_| {});
+    assert_eq!(ok.validate(T0 + 60_000), Ok(()));
+    assert!(fresh().restore(ok));
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "ring arrays differ",
+            Box::new(|v| {
+                v["levels"][0]["cum_good"].as_array_mut().unwrap().pop();
+            }),
+        ),
+        (
+            "good events of",
+            Box::new(|v| {
+                let n = v["levels"][0]["cum_total"].as_array().unwrap().len();
+                for i in 0..n {
+                    v["levels"][0]["cum_good"][i] = serde_json::json!(1_000_000u64);
+                }
+            }),
+        ),
+        (
+            "not a plausible count",
+            Box::new(|v| {
+                v["levels"][1]["floor"] =
+                    serde_json::json!({"good": u64::MAX - 1, "total": u64::MAX});
+            }),
+        ),
+        (
+            "future",
+            Box::new(|v| {
+                v["levels"][0]["head"] = serde_json::json!(i64::MAX / 1_000_000);
+            }),
+        ),
+        (
+            "bucket width",
+            Box::new(|v| v["levels"][0]["res"] = serde_json::json!(0)),
+        ),
+    ];
+    for (want, edit) in cases {
+        let state = edited_state(edit);
+        let err = state.validate(T0 + 60_000).unwrap_err();
+        assert!(err.contains(want), "{want}: {err}");
+        let mut slo = fresh();
+        if want != "future" {
+            // A future head is only detectable against the clock; the rest never gets in.
+            assert!(!slo.restore(state), "{want}: restored");
+        }
+        // Whatever happened, evaluating never panics.
+        slo.evaluate(T0 + 120_000);
+    }
+}
+
+#[test]
+fn counts_bad_never_underflows() {
+    let c = window::Counts { good: 5, total: 3 };
+    assert_eq!(c.bad(), 0);
+}

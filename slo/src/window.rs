@@ -16,7 +16,7 @@ pub struct Counts {
 
 impl Counts {
     pub fn bad(&self) -> u64 {
-        self.total - self.good
+        self.total.saturating_sub(self.good)
     }
 
     fn sub(self, earlier: Counts) -> Counts {
@@ -132,6 +132,80 @@ impl Level {
         true
     }
 
+    /// Check a level read from a state file: everything the code relies on (equal ring lengths,
+    /// good ≤ total, cumulative counts that never decrease, sane magnitudes, a head not in the
+    /// future beyond [`MAX_CLOCK_SKEW_MS`]). Returns what is wrong, never panics.
+    pub fn validate(&self, now: i64) -> Result<(), String> {
+        if !LADDER.contains(&self.res) {
+            return Err(format!(
+                "bucket width {} ms is not one vantage uses",
+                self.res
+            ));
+        }
+        if self.cum_good.len() != self.cum_total.len() {
+            return Err(format!(
+                "ring arrays differ in length ({} good, {} total)",
+                self.cum_good.len(),
+                self.cum_total.len()
+            ));
+        }
+        if self.cum_total.len() < 2 || self.cum_total.len() > MAX_RING {
+            return Err(format!(
+                "ring length {} is out of range",
+                self.cum_total.len()
+            ));
+        }
+        let sane = |c: Counts, what: &str| -> Result<(), String> {
+            if c.good > c.total {
+                return Err(format!(
+                    "{what}: {} good events of {} in all",
+                    c.good, c.total
+                ));
+            }
+            if c.total > MAX_EVENTS {
+                return Err(format!(
+                    "{what}: {} events is not a plausible count",
+                    c.total
+                ));
+            }
+            Ok(())
+        };
+        sane(self.floor, "counts before the ring")?;
+        let Some(head) = self.head else {
+            let untouched = self.floor == Counts::default()
+                && self.cum_good.iter().chain(&self.cum_total).all(|&v| v == 0);
+            return if untouched {
+                Ok(())
+            } else {
+                Err("counts without a newest bucket".into())
+            };
+        };
+        let limit = now.saturating_add(MAX_CLOCK_SKEW_MS).div_euclid(self.res);
+        if head > limit {
+            return Err(format!(
+                "newest bucket starts at {} ms, more than 5 minutes in the future",
+                head.saturating_mul(self.res)
+            ));
+        }
+        let len = self.len() as i64;
+        if head < i64::MIN / 2 + len {
+            return Err("newest bucket is implausibly old".into());
+        }
+        let mut prev = self.floor;
+        for b in head - len + 1..=head {
+            let c = self.at(self.slot(b));
+            sane(c, "a bucket")?;
+            if c.good < prev.good || c.total < prev.total {
+                return Err("cumulative counts decrease along the ring".into());
+            }
+            if c.good - prev.good > c.total - prev.total {
+                return Err("a bucket has more good events than events".into());
+            }
+            prev = c;
+        }
+        Ok(())
+    }
+
     /// Counts in the window of `width` ms ending at `now`.
     pub fn window(&self, now: i64, width: i64) -> Counts {
         let hi = now.div_euclid(self.res);
@@ -162,6 +236,14 @@ impl Level {
         out
     }
 }
+
+/// How far in the future a restored bucket may start: clocks differ a little between hosts and
+/// restarts, but a ring whose head is far ahead would stop counting until the clock caught up.
+pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+/// More events than any SLO records in its life (2^53: exact in an f64).
+pub const MAX_EVENTS: u64 = 1 << 53;
+/// Longest ring a level has (400 days at 100 ms would be more than any config makes).
+const MAX_RING: usize = 1 << 24;
 
 /// The ladder of bucket widths (ms) a level may use.
 pub const LADDER: [i64; 8] = [

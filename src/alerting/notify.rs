@@ -93,13 +93,21 @@ impl Notifier {
             })
             .collect();
         for s in &sinks {
-            tokio::spawn(deliver_loop(
-                s.clone(),
-                client.clone(),
-                metrics.clone(),
-                stop.clone(),
-                resend_interval,
-                clock,
+            let (s, client, m, stop) = (s.clone(), client.clone(), metrics.clone(), stop.clone());
+            let on_panic = metrics.clone();
+            tokio::spawn(crate::supervise::supervise(
+                "notifier",
+                move |task, msg| on_panic.task_panicked(task, msg),
+                move || {
+                    deliver_loop(
+                        s.clone(),
+                        client.clone(),
+                        m.clone(),
+                        stop.clone(),
+                        resend_interval,
+                        clock,
+                    )
+                },
             ));
         }
         Self {

@@ -9,6 +9,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
@@ -43,6 +45,9 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Default)]
 pub struct Sources {
     files: Vec<(String, PathBuf, String)>,
+    /// Byte offset of the start of each line, per file: locating a diagnostic is a binary
+    /// search, not a scan from the file's start (which made loading quadratic in its size).
+    line_starts: Vec<Vec<usize>>,
 }
 
 /// Which file a span belongs to.
@@ -50,6 +55,10 @@ pub type FileId = usize;
 
 impl Sources {
     fn add(&mut self, display: String, path: PathBuf, text: String) -> FileId {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        self.line_starts.push(starts);
         self.files.push((display, path, text));
         self.files.len() - 1
     }
@@ -84,9 +93,10 @@ impl Sources {
         while !text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let starts = &self.line_starts[file];
+        // The last line start at or before `offset` (the first is always 0).
+        let line = starts.partition_point(|&s| s <= offset).max(1);
+        let line_start = starts[line - 1];
         let col = text[line_start..offset].chars().count() + 1;
         Diagnostic {
             file_order: file,
@@ -150,8 +160,9 @@ pub fn read(
 ) -> RawConfig {
     let mut raw = RawConfig::default();
     let mut seen = HashSet::new();
-    let mut queue = vec![(path.to_path_buf(), path.display().to_string(), true)];
-    while let Some((path, display, main)) = queue.pop() {
+    // (path, how to show it, whether it is the main file, the include entry that named it)
+    let mut queue = vec![(path.to_path_buf(), path.display().to_string(), true, None)];
+    while let Some((path, display, main, named_at)) = queue.pop() {
         let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
         if !seen.insert(canonical) {
             continue;
@@ -163,25 +174,124 @@ pub fn read(
             ));
             break;
         }
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_text(&path) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(
-                    raw.sources
+                errors.push(match named_at {
+                    Some((f, at)) => {
+                        raw.sources
+                            .diag(f, at, format!("cannot read included file: {e}"))
+                    }
+                    None => raw
+                        .sources
                         .whole_file(display, format!("cannot read config file: {e}")),
-                );
+                });
                 continue;
             }
         };
         let file = raw.sources.add(display, path, text);
         let includes = read_file(&mut raw, file, main, env, errors);
         // Reverse so files are read in the order written (the queue pops from the back).
-        queue.extend(includes.into_iter().rev().map(|p| {
+        queue.extend(includes.into_iter().rev().map(|(p, at)| {
             let d = p.display().to_string();
-            (p, d, false)
+            (p, d, false, Some((file, at)))
         }));
     }
     raw
+}
+
+/// The largest file the config may name (config files, includes, CA and client certificates,
+/// keys, token files): a config names small files, and a bound keeps `/dev/zero` or a huge file
+/// from eating memory.
+pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+
+/// Read a file the config names: it must be a regular file (not a device, FIFO, socket or
+/// directory, which could block forever or never end) of at most [`MAX_FILE_BYTES`]. The error
+/// says why, without the path (callers locate it).
+pub fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    fn kind(m: &std::fs::Metadata) -> Option<&'static str> {
+        use std::os::unix::fs::FileTypeExt as _;
+        let t = m.file_type();
+        if t.is_file() {
+            None
+        } else if t.is_dir() {
+            Some("a directory")
+        } else if t.is_fifo() {
+            Some("a FIFO")
+        } else if t.is_char_device() || t.is_block_device() {
+            Some("a device")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else {
+            Some("not a regular file")
+        }
+    }
+    let check = |m: &std::fs::Metadata| -> Result<(), String> {
+        if let Some(k) = kind(m) {
+            return Err(format!(
+                "{} is {k}, expected a regular file",
+                path.display()
+            ));
+        }
+        if m.len() > MAX_FILE_BYTES {
+            return Err(format!(
+                "{} is {} bytes, more than the limit of {MAX_FILE_BYTES} (10 MiB)",
+                path.display(),
+                m.len()
+            ));
+        }
+        Ok(())
+    };
+    // Check before opening: opening a FIFO for reading blocks until a writer appears.
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    check(&meta)?;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // And again on the opened file, in case the path was swapped in between.
+    check(
+        &file
+            .metadata()
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+    )?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "{} grew past the limit of {MAX_FILE_BYTES} bytes (10 MiB) while being read",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_limited`], as UTF-8 text.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    String::from_utf8(read_limited(path)?)
+        .map_err(|e| format!("{} is not UTF-8 text: {e}", path.display()))
+}
+
+/// Every certificate of a PEM file the config names, read with [`read_limited`].
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = read_limited(path)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("cannot read PEM file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "cannot read PEM file {}: no certificates found",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// The first private key of a PEM file the config names, read with [`read_limited`].
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let bytes = read_limited(path)?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| format!("cannot read PEM file {}: {e}", path.display()))
 }
 
 /// Parse one file into `raw`; return the files it includes.
@@ -191,7 +301,7 @@ fn read_file(
     main: bool,
     env: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<Diagnostic>,
-) -> Vec<PathBuf> {
+) -> Vec<(PathBuf, usize)> {
     // Borrow the text from a clone: the tree borrows it while `raw` is mutated.
     let text = raw.sources.text(file).to_string();
     let (root, parse_errors) = DeTable::parse_recoverable(&text);
@@ -403,21 +513,48 @@ fn remove_entry_at(value: &mut Spanned<DeValue<'_>>, offset: usize) -> bool {
     }
 }
 
-/// Paths matched by the `include` globs, relative to the including file, sorted per glob.
+/// Paths matched by the `include` entries, relative to the including file, sorted per entry.
+/// A literal path (no `*`, `?` or `[`) must exist: a missing include is an error, not a silently
+/// smaller config. A pattern may match nothing (an empty drop-in directory is a valid config).
 fn expand_includes(
     globs: &[Spanned<String>],
     file: FileId,
     sources: &Sources,
     errors: &mut Vec<Diagnostic>,
-) -> Vec<PathBuf> {
+) -> Vec<(PathBuf, usize)> {
     let dir = sources.dir(file);
     let mut out = Vec::new();
     for g in globs {
         let pattern = dir.join(g.get_ref());
+        let literal = !g.get_ref().contains(['*', '?', '[']);
+        if literal {
+            let path = dir.join(g.get_ref());
+            if std::fs::symlink_metadata(&path).is_err() {
+                errors.push(sources.diag(
+                    file,
+                    g.span().start,
+                    format!("included file {:?} does not exist", g.get_ref()),
+                ));
+            } else {
+                out.push((path, g.span().start));
+            }
+            continue;
+        }
         let pattern = pattern.to_string_lossy();
         match glob::glob(&pattern) {
             Ok(paths) => {
-                let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+                let mut found = Vec::new();
+                // Stop early: more matches than the include graph may hold is an error anyway.
+                for p in paths.take(MAX_FILES + 1) {
+                    match p {
+                        Ok(p) => found.push((p, g.span().start)),
+                        Err(e) => errors.push(sources.diag(
+                            file,
+                            g.span().start,
+                            format!("include pattern {:?}: {e}", g.get_ref()),
+                        )),
+                    }
+                }
                 found.sort();
                 out.extend(found);
             }
@@ -541,6 +678,34 @@ pub fn humanize(message: &str) -> String {
         return format!("missing key {key:?}");
     }
     message.replace('`', "\"")
+}
+
+/// Load and validate `data` as the main config file, in a fresh temporary directory, with a
+/// fixed environment (`TOKEN`, `USER`, `PASS` set). The fuzz target and the corpus replay test
+/// call this: whatever the bytes, it returns (never panics, never hangs on a named file).
+pub fn exercise(data: &[u8]) -> Result<usize, usize> {
+    // `**` in an include walks whole directory trees (slow, not wrong): not what a fuzzer
+    // should spend its time on.
+    if data.windows(2).any(|w| w == b"**") {
+        return Err(0);
+    }
+    let Ok(dir) = tempfile::tempdir() else {
+        return Err(0);
+    };
+    let path = dir.path().join("vantage.toml");
+    if std::fs::write(&path, data).is_err() {
+        return Err(0);
+    }
+    let env = |name: &str| match name {
+        "TOKEN" => Some("tok-\"SECRET\\abc".to_string()),
+        "USER" => Some("user".to_string()),
+        "PASS" => Some("p@ss w%rd".to_string()),
+        _ => None,
+    };
+    match super::load_with_env(&path, &env) {
+        Ok(c) => Ok(c.probes.len()),
+        Err(e) => Err(e.errors.len()),
+    }
 }
 
 #[cfg(test)]

@@ -195,15 +195,39 @@ pub(crate) struct Defaults {
     labels: BTreeMap<String, String>,
 }
 
+/// Credentials written as URL userinfo (`https://user:pass@host/`) are sent as basic auth and
+/// are secrets: the password, and `user:pass` (what the header encodes).
+fn userinfo_secrets(raw: &load::RawConfig) -> crate::secret::Redactor {
+    let mut redactor = raw.redactor.clone();
+    for item in &raw.probes {
+        let Some(url) = item
+            .value
+            .url
+            .as_ref()
+            .and_then(|u| url::Url::parse(u.get_ref()).ok())
+        else {
+            continue;
+        };
+        if let Some((user, pass, _)) = vantage_probes::http::basic_auth_of(&url) {
+            if !pass.is_empty() {
+                redactor.add(crate::secret::Secret::new(format!("{user}:{pass}")));
+                redactor.add(crate::secret::Secret::new(pass));
+            }
+        }
+    }
+    redactor
+}
+
 fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
     let defaults = resolve_defaults(raw.defaults.as_ref(), raw, errors);
     let clients = Clients::default();
     let mut probes = Vec::new();
     let mut seen: HashMap<String, Diagnostic> = HashMap::new();
+    let base_redactor = userinfo_secrets(raw);
     for item in &raw.probes {
         let mut ctx = Ctx {
             sources: &raw.sources,
-            redactor: &raw.redactor,
+            redactor: &base_redactor,
             clients: &clients,
             file: item.file,
             errors,
@@ -230,7 +254,7 @@ fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
     for item in &raw.kind_probes {
         let mut ctx = Ctx {
             sources: &raw.sources,
-            redactor: &raw.redactor,
+            redactor: &base_redactor,
             clients: &clients,
             file: item.file,
             errors,
@@ -255,7 +279,7 @@ fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
             probes.push(p);
         }
     }
-    let mut redactor = raw.redactor.clone();
+    let mut redactor = base_redactor.clone();
     let mut ctx = Ctx {
         sources: &raw.sources,
         redactor: &raw.redactor,
@@ -305,9 +329,17 @@ fn resolve_defaults(
     };
     if let Some(i) = &d.value.interval {
         out.interval = i.get_ref().0;
+        if let Some(problem) = probe::interval_problem(out.interval) {
+            ctx.err(i.span().start, problem);
+        }
     }
     if let Some(t) = &d.value.timeout {
         out.timeout = t.get_ref().0;
+        if t.get_ref().0.is_zero() {
+            ctx.err(t.span().start, "timeout must be greater than 0");
+        } else if let Some(problem) = probe::duration_problem("timeout", out.timeout) {
+            ctx.err(t.span().start, problem);
+        }
     }
     if let Some(labels) = &d.value.labels {
         out.labels = resolve_labels(labels, d.span.start, &mut ctx);

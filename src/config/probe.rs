@@ -173,7 +173,13 @@ impl Probe {
     /// A probe without a config file, for `vantage probe URL`.
     pub fn adhoc(target: &str, kind: Kind, timeout: Duration) -> Result<Probe, String> {
         let name = "adhoc".to_string();
-        let interval = timeout + Duration::from_secs(1);
+        if timeout.is_zero() {
+            return Err("timeout must be greater than 0".into());
+        }
+        if let Some(problem) = duration_problem("timeout", timeout) {
+            return Err(problem);
+        }
+        let interval = timeout.saturating_add(Duration::from_secs(1));
         match kind {
             Kind::Scrape => Err("an ad-hoc probe is http or tls; flows need a config".into()),
             Kind::Tcp | Kind::Dns | Kind::Icmp | Kind::Grpc => Err(format!(
@@ -404,8 +410,15 @@ pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>
         .as_ref()
         .or(p.interval.as_ref())
         .map_or(p.name.span().start, |s| s.span().start);
-    if interval.is_zero() {
-        ctx.err(timing_at, "interval must be greater than 0");
+    let interval_at = p
+        .interval
+        .as_ref()
+        .map_or(p.name.span().start, |s| s.span().start);
+    if let Some(problem) = interval_problem(interval) {
+        // An interval inherited from [defaults] is reported there.
+        if p.interval.is_some() {
+            ctx.err(interval_at, problem);
+        }
     } else if timeout.is_zero() {
         ctx.err(timing_at, "timeout must be greater than 0");
     } else if timeout >= interval {
@@ -444,6 +457,33 @@ pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>
         spec,
         alert,
     })
+}
+
+/// Shortest and longest probe interval, and the longest any probe timing may be (SPEC §10).
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(50);
+pub(crate) const MAX_PROBE_DURATION: Duration = Duration::from_secs(7 * 86_400);
+
+/// Why `interval` is out of bounds, if it is.
+pub(crate) fn interval_problem(interval: Duration) -> Option<String> {
+    if interval < MIN_INTERVAL || interval > MAX_PROBE_DURATION {
+        return Some(format!(
+            "interval {} is out of bounds: it must be between 50ms and 7d",
+            humantime::format_duration(interval)
+        ));
+    }
+    None
+}
+
+/// Why a probe timing other than the interval (a timeout, a poll interval, a latency bound) is
+/// out of bounds, if it is.
+pub(crate) fn duration_problem(what: &str, d: Duration) -> Option<String> {
+    if d > MAX_PROBE_DURATION {
+        return Some(format!(
+            "{what} {} is too long: at most 7d",
+            humantime::format_duration(d)
+        ));
+    }
+    None
 }
 
 fn parse_url(s: &str) -> Result<Url, String> {
@@ -541,15 +581,15 @@ pub(super) fn tls_options(t: Option<&Spanned<RawTls>>, ctx: &mut Ctx<'_>) -> Tls
     let t = t.get_ref();
     options.resume_sessions = t.resume_sessions.unwrap_or(false);
     if let Some(ca) = &t.ca {
-        match vantage_probes::tls::load_certs(&dir.join(ca.get_ref())) {
+        match super::load::load_certs(&dir.join(ca.get_ref())) {
             Ok(certs) => options.ca = Some(certs),
             Err(e) => ctx.err(ca.span().start, e.to_string()),
         }
     }
     match (&t.client_cert, &t.client_key) {
         (Some(cert), Some(key)) => {
-            let chain = vantage_probes::tls::load_certs(&dir.join(cert.get_ref()));
-            let k = vantage_probes::tls::load_key(&dir.join(key.get_ref()));
+            let chain = super::load::load_certs(&dir.join(cert.get_ref()));
+            let k = super::load::load_key(&dir.join(key.get_ref()));
             match (chain, k) {
                 (Ok(chain), Ok(k)) => options.client_auth = Some((chain, Arc::new(k))),
                 (Err(e), _) => ctx.err(cert.span().start, e.to_string()),
@@ -884,6 +924,12 @@ fn resolve_scrape(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<
                 .as_ref()
                 .map_or(r.name.span().start, |d| d.span().start);
             ctx.err(at, "poll_interval must be greater than 0");
+        } else if let Some(problem) = duration_problem("poll_interval", poll_interval) {
+            let at = r
+                .poll_interval
+                .as_ref()
+                .map_or(r.name.span().start, |d| d.span().start);
+            ctx.err(at, problem);
         }
         if let (Some(url), Some(method), Some(expect)) = (url, method, expect) {
             steps.push(vantage_probes::StepSpec {
@@ -1042,6 +1088,11 @@ fn resolve_http_expect(e: Option<&Spanned<RawExpect>>, ctx: &mut Ctx<'_>) -> Opt
         }
     }
     out.latency_under = e.latency_under.as_ref().map(|l| l.get_ref().0);
+    if let Some(l) = &e.latency_under {
+        if let Some(problem) = duration_problem("latency_under", l.get_ref().0) {
+            ctx.err(l.span().start, problem);
+        }
+    }
     if let Some(d) = &e.cert_min_days {
         if !d.get_ref().is_finite() || *d.get_ref() < 0.0 {
             ctx.err(d.span().start, "cert_min_days must be a number of days ≥ 0");

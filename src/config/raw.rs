@@ -38,8 +38,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "duration {s:?} has no unit: write it like \"{t}s\" or \"{t}ms\""
         ));
     }
-    humantime::parse_duration(t).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    let d = humantime::parse_duration(t).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    // No duration vantage takes is longer (SLO periods stop at 400d); a bound here keeps every
+    // later `instant + duration` and `as_millis() as i64` far from overflowing.
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration {s:?} is too long: at most 400d anywhere, 7d for probe timings"
+        ));
+    }
+    Ok(d)
 }
+
+/// The longest duration any key accepts.
+pub const MAX_DURATION: Duration = Duration::from_secs(400 * 86_400);
 
 /// A byte size: `"10MiB"`, `"512KB"`, or a number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

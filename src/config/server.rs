@@ -133,8 +133,8 @@ pub(super) fn resolve_server(
     if let Some(tls) = &s.tls {
         let t = tls.get_ref();
         let dir = ctx.sources.dir(ctx.file);
-        let chain = vantage_probes::tls::load_certs(&dir.join(t.cert.get_ref()));
-        let key = vantage_probes::tls::load_key(&dir.join(t.key.get_ref()));
+        let chain = super::load::load_certs(&dir.join(t.cert.get_ref()));
+        let key = super::load::load_key(&dir.join(t.key.get_ref()));
         match (chain, key) {
             (Ok(chain), Ok(key)) => {
                 out.tls = Some(ServerTls {

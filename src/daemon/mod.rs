@@ -26,6 +26,7 @@ use crate::scheduler::Scheduler;
 use crate::secret::SharedRedactor;
 use crate::server::{self, App, ReloadRequest};
 use crate::store::Store;
+use crate::supervise::supervise;
 
 /// How the outside steers a running daemon: cancel `shutdown` to stop, send on `reload` to
 /// reload the config file (SIGHUP and `POST /-/reload` both do).
@@ -136,20 +137,50 @@ pub async fn run(
         live.clone(),
         control.reload.clone(),
     );
-    let background = tokio::spawn(evaluate_and_flush(
-        clock,
-        evaluator.clone(),
-        store_for_alerts,
-        alerting.clone(),
-        live.clone(),
-        control.shutdown.clone(),
-    ));
-    let server = tokio::spawn(server::serve(
-        listener,
-        app,
-        tls.clone(),
-        control.shutdown.clone(),
-    ));
+    let background = tokio::spawn({
+        let (e, a, l, c, m) = (
+            evaluator.clone(),
+            alerting.clone(),
+            live.clone(),
+            control.shutdown.clone(),
+            metrics.clone(),
+        );
+        supervise(
+            "evaluator",
+            move |task, msg| m.task_panicked(task, msg),
+            move || {
+                evaluate_and_flush(
+                    clock,
+                    e.clone(),
+                    store_for_alerts.clone(),
+                    a.clone(),
+                    l.clone(),
+                    c.clone(),
+                )
+            },
+        )
+    });
+    // The accept loop is supervised too: each restart serves a duplicate of the same socket.
+    let listener = listener.into_std()?;
+    let server = tokio::spawn({
+        let (t, c, m) = (tls.clone(), control.shutdown.clone(), metrics.clone());
+        supervise(
+            "server",
+            move |task, msg| m.task_panicked(task, msg),
+            move || {
+                let socket = listener.try_clone().and_then(TcpListener::from_std);
+                let (app, tls, shutdown) = (app.clone(), t.clone(), c.clone());
+                async move {
+                    match socket {
+                        Ok(socket) => server::serve(socket, app, tls, shutdown).await,
+                        Err(e) => {
+                            error!(error = %e, "Cannot reuse the listening socket; not serving.")
+                        }
+                    }
+                }
+            },
+        )
+    });
     info!(%addr, tls = tls.is_some(), "Serving /metrics, /probe, /api and the status page.");
 
     loop {
@@ -196,6 +227,14 @@ async fn reload(
         Ok(c) => c,
         Err(e) => {
             metrics.reload_successful.set(0);
+            metrics.health.reloaded(Err(format!(
+                "{} problem(s), first: {}",
+                e.errors.len(),
+                e.errors
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            )));
             error!(errors = %e, "Config reload rejected; the previous config keeps running.");
             return Err(e.to_string());
         }
@@ -217,6 +256,7 @@ async fn reload(
     let n = new.probes.len();
     *live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
     metrics.reload_successful.set(1);
+    metrics.health.reloaded(Ok(()));
     info!(probes = n, "Config reloaded.");
     Ok(n)
 }
@@ -367,9 +407,26 @@ async fn flush(
     let now = clock.unix_ms();
     let result =
         tokio::task::spawn_blocking(move || state::save(&dir, saved, alerts, history, now)).await;
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => error!(error = %e, "Cannot write the state file."),
-        Err(e) => error!(error = %e, "State writer failed."),
+    let failure = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("cannot write the state file: {e}")),
+        Err(e) => Some(format!("the state writer failed: {e}")),
+    };
+    let metrics = &alerting.metrics;
+    match failure {
+        None => metrics.health.state_written(Ok(())),
+        Some(e) => {
+            metrics.state_write_errors.inc();
+            // Logged when it starts failing; every failure is counted.
+            if !metrics
+                .health
+                .checks()
+                .iter()
+                .any(|c| c.0 == "state" && !c.1)
+            {
+                error!(error = %e, "Cannot write the state file; counting failures in vantage_state_write_errors_total.");
+            }
+            metrics.health.state_written(Err(e));
+        }
     }
 }

@@ -127,7 +127,12 @@ impl Scheduler {
             let probe: Arc<dyn Run> = Arc::new(probe.clone());
             let cancel = self.generation.clone();
             let shared = shared.clone();
-            self.tasks.spawn(probe_loop(probe, state, shared, cancel));
+            let metrics = self.metrics.clone();
+            self.tasks.spawn(crate::supervise::supervise(
+                "probe",
+                move |task, msg| metrics.task_panicked(task, msg),
+                move || probe_loop(probe.clone(), state.clone(), shared.clone(), cancel.clone()),
+            ));
         }
         info!(probes = config.probes.len(), "Scheduler running.");
     }
@@ -154,7 +159,10 @@ fn first_tick(name: &str, interval: Duration, shared: &Shared, now: Instant) -> 
     } else {
         interval_ns - into_cycle
     };
-    now + Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX))
+    vantage_probes::deadline(
+        now,
+        Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX)),
+    )
 }
 
 /// What the loop runs: a probe, or in tests a stand-in with a known duration.
@@ -254,7 +262,7 @@ async fn probe_loop(
         );
         state.observe(outcome, &shared.clock);
 
-        next = scheduled + interval;
+        next = vantage_probes::deadline(scheduled, interval);
         let now = Instant::now();
         if next <= now {
             // Waiting for a slot or the rate limit took us past one or more ticks.

@@ -151,6 +151,17 @@ pub struct Metrics {
     pub scheduler_lag: Histogram,
     pub reload_successful: Gauge,
     probe_rejected: MetricFamily<ProbeRejectedLabels, Counter>,
+    /// `vantage_task_panics_total{task}`: daemon task panics caught by the supervisor.
+    task_panics: MetricFamily<TaskLabels, Counter>,
+    /// `vantage_state_write_errors_total`.
+    pub state_write_errors: Counter,
+    /// Failed reloads, failed state writes and task panics, for `/health/ready`.
+    pub health: crate::supervise::Health,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct TaskLabels {
+    pub task: String,
 }
 
 /// Buckets for `vantage_scheduler_lag_seconds`: lag is normally well under a millisecond, and
@@ -204,6 +215,18 @@ impl Metrics {
         for reason in PROBE_REJECT_REASONS {
             let _ = probe_rejected.get_or_create(&ProbeRejectedLabels { reason });
         }
+        let task_panics = MetricFamily::<TaskLabels, Counter>::default();
+        registry.register(
+            "vantage_task_panics",
+            "Panics in daemon tasks, caught by the supervisor (the task was restarted)",
+            task_panics.clone(),
+        );
+        let state_write_errors = Counter::default();
+        registry.register(
+            "vantage_state_write_errors",
+            "Failed writes of the state file",
+            state_write_errors.clone(),
+        );
         Self {
             registry,
             store,
@@ -212,6 +235,9 @@ impl Metrics {
             scheduler_lag,
             reload_successful,
             probe_rejected,
+            task_panics,
+            state_write_errors,
+            health: crate::supervise::Health::default(),
         }
     }
 
@@ -230,6 +256,16 @@ impl Metrics {
                 ("count".to_string(), count.to_string()),
             ])
             .set(1);
+    }
+
+    /// A supervised task panicked (and is being restarted).
+    pub fn task_panicked(&self, task: &str, message: &str) {
+        self.task_panics
+            .get_or_create(&TaskLabels {
+                task: task.to_string(),
+            })
+            .inc();
+        self.health.task_panicked(task, message);
     }
 
     /// Count one notification attempt.

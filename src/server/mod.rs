@@ -155,7 +155,30 @@ pub fn router(app: App) -> Router {
         .route("/health/ready", get(ready))
         .merge(protected)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(middleware::from_fn(head_limit))
         .with_state(app)
+}
+
+/// The largest request head (request line and headers) served; larger gets 431.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
+/// hyper's read buffer bounds the head only loosely (it accepted 100 KiB with a 64 KiB buffer):
+/// measure the head as it was sent and refuse anything over [`MAX_REQUEST_HEAD`].
+async fn head_limit(req: Request, next: Next) -> Response {
+    // "METHOD URI HTTP/1.1\r\n", "name: value\r\n" per header, the blank line.
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if line + headers + 2 > MAX_REQUEST_HEAD {
+        return error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request head is larger than {MAX_REQUEST_HEAD} bytes"),
+        );
+    }
+    next.run(req).await
 }
 
 /// Serve until `shutdown`, then let open requests finish (bounded by the caller).
@@ -181,7 +204,9 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(64 * 1024);
+        // Room for a head of MAX_REQUEST_HEAD and the start of a body; head_limit enforces
+        // the head's size exactly.
+        .max_buf_size(MAX_REQUEST_HEAD + 16 * 1024);
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -390,13 +415,35 @@ async fn live(State(app): State<App>) -> impl IntoResponse {
 async fn ready(State(app): State<App>) -> impl IntoResponse {
     let config = app.config();
     let scheduler = !app.reload.is_closed();
-    health_doc(
-        &app,
-        vec![
-            ("config", true),
-            ("scheduler", scheduler),
-            ("probes", app.store.all().len() == config.probes.len()),
-        ],
+    // `config` (a rejected reload leaves a running config that is not the file's), `state`
+    // (the last state write) and `tasks` (recent panics) come from the daemon's health record.
+    let mut checks = app.metrics.health.checks();
+    checks.push(("scheduler", scheduler, None));
+    checks.push(("probes", app.store.all().len() == config.probes.len(), None));
+    let healthy = checks.iter().all(|c| c.1);
+    let checks: Vec<Value> = checks
+        .into_iter()
+        .map(|(name, ok, detail)| {
+            let mut c = json!({"name": name, "status": if ok { "pass" } else { "fail" }});
+            if let Some(d) = detail {
+                c["detail"] = json!(app.config().redactor.redact(&d));
+            }
+            c
+        })
+        .collect();
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if healthy { "healthy" } else { "unhealthy" },
+            "checks": checks,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime": app.started.elapsed().as_secs_f64(),
+        })),
     )
 }
 
