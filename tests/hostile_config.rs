@@ -85,6 +85,12 @@ fn durations() -> Vec<Case> {
             "vantage.toml:2:12: interval 2ns is out of bounds",
         ),
         validate(
+            "tcp probe interval 2ns (new kinds share the bounds)",
+            "[[probe]]\nname = \"smtp\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:25\"\ninterval = \"2ns\"\ntimeout = \"1ns\"\n".to_string(),
+            2,
+            "vantage.toml:5:12: interval 2ns is out of bounds",
+        ),
+        validate(
             "defaults timeout 0s",
             format!("[defaults]\ntimeout = \"0s\"\n{PROBE}"),
             2,

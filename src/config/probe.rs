@@ -410,27 +410,8 @@ pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>
         .as_ref()
         .or(p.interval.as_ref())
         .map_or(p.name.span().start, |s| s.span().start);
-    let interval_at = p
-        .interval
-        .as_ref()
-        .map_or(p.name.span().start, |s| s.span().start);
-    if let Some(problem) = interval_problem(interval) {
-        // An interval inherited from [defaults] is reported there.
-        if p.interval.is_some() {
-            ctx.err(interval_at, problem);
-        }
-    } else if timeout.is_zero() {
-        ctx.err(timing_at, "timeout must be greater than 0");
-    } else if timeout >= interval {
-        ctx.err(
-            timing_at,
-            format!(
-                "timeout ({}) must be shorter than interval ({}), or runs of probe {name:?} would overlap",
-                humantime::format_duration(timeout),
-                humantime::format_duration(interval)
-            ),
-        );
-    }
+    let interval_at = p.interval.as_ref().map(|s| s.span().start);
+    check_timing(&name, interval, interval_at, timeout, timing_at, ctx);
     let mut labels = defaults.labels.clone();
     if let Some(l) = &p.labels {
         labels.extend(resolve_labels(l, p.name.span().start, ctx));
@@ -462,6 +443,35 @@ pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>
 /// Shortest and longest probe interval, and the longest any probe timing may be (SPEC §10).
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) const MAX_PROBE_DURATION: Duration = Duration::from_secs(7 * 86_400);
+
+/// The interval and timeout rules every kind shares: the interval within bounds (reported at the
+/// probe's own `interval`; one inherited from `[defaults]` is reported there), the timeout above
+/// zero and shorter than the interval.
+pub(crate) fn check_timing(
+    name: &str,
+    interval: Duration,
+    interval_at: Option<usize>,
+    timeout: Duration,
+    timing_at: usize,
+    ctx: &mut Ctx<'_>,
+) {
+    if let Some(problem) = interval_problem(interval) {
+        if let Some(at) = interval_at {
+            ctx.err(at, problem);
+        }
+    } else if timeout.is_zero() {
+        ctx.err(timing_at, "timeout must be greater than 0");
+    } else if timeout >= interval {
+        ctx.err(
+            timing_at,
+            format!(
+                "timeout ({}) must be shorter than interval ({}), or runs of probe {name:?} would overlap",
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ),
+        );
+    }
+}
 
 /// Why `interval` is out of bounds, if it is.
 pub(crate) fn interval_problem(interval: Duration) -> Option<String> {

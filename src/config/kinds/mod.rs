@@ -174,20 +174,8 @@ pub(crate) fn resolve(p: &RawKindProbe, defaults: &Defaults, ctx: &mut Ctx<'_>) 
         .timeout
         .or(common.interval)
         .map_or(name_at, |s| s.span().start);
-    if interval.is_zero() {
-        ctx.err(timing_at, "interval must be greater than 0");
-    } else if timeout.is_zero() {
-        ctx.err(timing_at, "timeout must be greater than 0");
-    } else if timeout >= interval {
-        ctx.err(
-            timing_at,
-            format!(
-                "timeout ({}) must be shorter than interval ({}), or runs of probe {name:?} would overlap",
-                humantime::format_duration(timeout),
-                humantime::format_duration(interval)
-            ),
-        );
-    }
+    let interval_at = common.interval.map(|s| s.span().start);
+    super::probe::check_timing(&name, interval, interval_at, timeout, timing_at, ctx);
     let mut labels = defaults.labels.clone();
     if let Some(l) = common.labels {
         labels.extend(resolve_labels(l, name_at, ctx));
