@@ -189,19 +189,11 @@ async fn history_survives_a_restart() {
     let incident = first_incident_start(&page).expect("an incident before the restart");
     assert!(before >= 3, "{before} runs before the restart");
     d.stop().await;
-    let file = std::fs::read_to_string(state.path().join("vantage-state.json")).unwrap();
+    // The history has a file of its own, written at least once a minute and at shutdown.
+    let file = std::fs::read_to_string(state.path().join("vantage-history.json")).unwrap();
     let doc: serde_json::Value = serde_json::from_str(&file).unwrap();
-    assert!(
-        doc["history"]["probes"]["bad"]["runs"]
-            .as_str()
-            .unwrap()
-            .len()
-            > 100
-    );
-    assert!(!doc["history"]["slos"]["s"]["fine"]
-        .as_str()
-        .unwrap()
-        .is_empty());
+    assert!(doc["probes"]["bad"]["runs"].as_str().unwrap().len() > 100);
+    assert!(!doc["slos"]["s"]["fine"].as_str().unwrap().is_empty());
 
     let d = start_daemon_in(write_config(&text), &[]).await;
     // Straight after the start, before a second run could happen.
@@ -221,10 +213,10 @@ async fn history_survives_a_restart() {
 
     // A damaged history is dropped with the rest of the state intact; the daemon starts.
     let mut doc = doc;
-    doc["history"]["probes"]["bad"]["runs"] = serde_json::json!("!!! not base64");
-    doc["history"]["slos"]["s"]["fine"] = serde_json::json!("A".repeat(100_000));
+    doc["probes"]["bad"]["runs"] = serde_json::json!("!!! not base64");
+    doc["slos"]["s"]["fine"] = serde_json::json!("A".repeat(100_000));
     std::fs::write(
-        state.path().join("vantage-state.json"),
+        state.path().join("vantage-history.json"),
         serde_json::to_vec(&doc).unwrap(),
     )
     .unwrap();
@@ -235,6 +227,25 @@ async fn history_survives_a_restart() {
     let (after, _) = runs_on_page(&d, "good").await;
     assert!(after >= before, "good's history is kept");
     d.stop().await;
+
+    // A history file that is not JSON at all is moved aside; the SLO state still loads.
+    std::fs::write(state.path().join("vantage-history.json"), b"\x00garbage{{{").unwrap();
+    let d = start_daemon_in(write_config(&text), &[]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = d.get("/probes/bad").await;
+    assert_eq!(status, 200);
+    let (_, slo) = d.get("/api/v1/slos/s").await;
+    assert!(slo.contains("\"good\""), "{slo}");
+    d.stop().await;
+    let aside = std::fs::read_dir(state.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("vantage-history.json.bad-")
+        });
+    assert!(aside, "the broken history file is moved aside");
 }
 
 /// Chromium, run headless on `url`, bounded to 60 s. Returns (stdout, stderr).

@@ -102,11 +102,21 @@ pub async fn run(
     let alerting = Arc::new(Alerting::new(&config, metrics.clone(), clock));
     if let Some(dir) = &config.state.dir {
         let dir = dir.clone();
-        if let Ok(Some(saved)) =
-            tokio::task::spawn_blocking(move || state::load(&dir, &clock)).await
+        if let Ok((Some(saved), history)) = tokio::task::spawn_blocking(move || {
+            let saved = state::load(&dir, &clock);
+            // An older state file carries the history itself.
+            let history = match &saved {
+                Some(s) if !s.history.probes.is_empty() || !s.history.slos.is_empty() => {
+                    s.history.clone()
+                }
+                _ => state::load_history(&dir, &clock),
+            };
+            (saved, history)
+        })
+        .await
         {
-            evaluator.restore_history(&saved.history.slos, &saved.slos);
-            store.restore_history(&saved.history.probes);
+            evaluator.restore_history(&history.slos, &saved.slos);
+            store.restore_history(&history.probes);
             let n = evaluator.restore(saved.slos);
             let firing = saved.alerts.len();
             alerting
@@ -199,7 +209,7 @@ pub async fn run(
     info!("Shutting down.");
     scheduler.shutdown().await;
     let _ = background.await;
-    flush(&clock, &evaluator, &alerting, &live, &app_store).await;
+    flush(&clock, &evaluator, &alerting, &live, &app_store, true).await;
     if tokio::time::timeout(Duration::from_secs(6), server)
         .await
         .is_err()
@@ -336,6 +346,7 @@ async fn evaluate_and_flush(
     let mut last_eval = tokio::time::Instant::now();
     let mut last_flush = tokio::time::Instant::now();
     let mut last_resend = tokio::time::Instant::now();
+    let mut last_history = tokio::time::Instant::now();
     loop {
         let interval = live
             .read()
@@ -374,15 +385,23 @@ async fn evaluate_and_flush(
             if !transitions.is_empty() {
                 // Alert state changed: make it durable now, not at the next flush.
                 last_flush = tokio::time::Instant::now();
-                flush(&clock, &evaluator, &alerting, &live, &store).await;
+                flush(&clock, &evaluator, &alerting, &live, &store, false).await;
             }
         }
         if last_flush.elapsed() >= interval {
             last_flush = tokio::time::Instant::now();
-            flush(&clock, &evaluator, &alerting, &live, &store).await;
+            // The history (5-minute grained, kilobytes per probe) at most once a minute.
+            let history = last_history.elapsed() >= HISTORY_EVERY.max(interval);
+            if history {
+                last_history = tokio::time::Instant::now();
+            }
+            flush(&clock, &evaluator, &alerting, &live, &store, history).await;
         }
     }
 }
+
+/// How often the status page's history is written at most (and at shutdown).
+const HISTORY_EVERY: Duration = Duration::from_secs(60);
 
 async fn flush(
     clock: &crate::Clock,
@@ -390,6 +409,7 @@ async fn flush(
     alerting: &Alerting,
     live: &Arc<RwLock<Arc<Config>>>,
     store: &Store,
+    with_history: bool,
 ) {
     let dir = live
         .read()
@@ -400,10 +420,10 @@ async fn flush(
     let Some(dir) = dir else { return };
     let saved = evaluator.save();
     let alerts = alerting.active();
-    let history = crate::status_history::SavedHistory {
+    let history = with_history.then(|| crate::status_history::SavedHistory {
         probes: store.save_history(),
         slos: evaluator.save_history(),
-    };
+    });
     let now = clock.unix_ms();
     let result =
         tokio::task::spawn_blocking(move || state::save(&dir, saved, alerts, history, now)).await;

@@ -30,8 +30,9 @@ pub struct StateFile {
     /// Firing alerts: restored without paging again, and resolved when due.
     #[serde(default)]
     pub alerts: Vec<Alert>,
-    /// The status page's history (see `status_history` for its size per probe and SLO).
-    #[serde(default)]
+    /// The status page's history, in files written before it moved to `vantage-history.json`
+    /// (read for compatibility, never written).
+    #[serde(default, skip_serializing)]
     pub history: crate::status_history::SavedHistory,
 }
 
@@ -124,33 +125,65 @@ pub fn parse(bytes: &[u8], now: i64) -> Result<StateFile, String> {
     Ok(s)
 }
 
-/// Write the state atomically (see the module docs).
+/// The status page's history lives in a file of its own, written less often than the SLO
+/// counts: it is large (kilobytes per probe) and only 5-minute-grained, so writing it with
+/// every flush would multiply the bytes written for nothing.
+const HISTORY_FILE: &str = "vantage-history.json";
+
+/// Write the state atomically (see the module docs); with `history`, the history file too.
 pub fn save(
     dir: &Path,
     slos: HashMap<String, SavedSlo>,
     alerts: Vec<Alert>,
-    history: crate::status_history::SavedHistory,
+    history: Option<crate::status_history::SavedHistory>,
     now_ms: i64,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    if let Some(history) = history {
+        let bytes = serde_json::to_vec(&history).map_err(std::io::Error::other)?;
+        replace(dir, HISTORY_FILE, &bytes)?;
+    }
     let doc = StateFile {
         version: VERSION,
         saved_at: now_ms,
         slos,
         alerts,
-        history,
+        history: Default::default(),
     };
     let bytes = serde_json::to_vec(&doc).map_err(std::io::Error::other)?;
-    let tmp = dir.join(format!("{FILE}.tmp"));
+    replace(dir, FILE, &bytes)
+}
+
+/// Replace `dir/name` with `bytes` atomically: temp file, fsync, rename, fsync of the directory.
+fn replace(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path(dir))?;
+    std::fs::rename(&tmp, dir.join(name))?;
     // The rename is durable only once the directory entry is.
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Read the history file. Missing: empty. Unreadable or not parsing: empty, with a warning (and
+/// moved aside): the history only feeds the status page, it never blocks a start.
+pub fn load_history(dir: &Path, clock: &Clock) -> crate::status_history::SavedHistory {
+    let file = dir.join(HISTORY_FILE);
+    let problem = match read(&file) {
+        Ok(None) => return Default::default(),
+        Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+            Ok(h) => return h,
+            Err(e) => format!("the history file does not parse: {e}"),
+        },
+        Err(problem) => problem,
+    };
+    let aside = file.with_extension(format!("json.bad-{}", clock.unix_ms()));
+    let _ = std::fs::rename(&file, &aside);
+    warn!(path = %file.display(), problem = %problem, "Status page history unusable; starting it empty.");
+    Default::default()
 }
 
 /// SLOs of the shapes a config makes (availability over 30 days, a latency percentile over 7
