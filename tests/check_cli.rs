@@ -264,3 +264,55 @@ async fn validate_and_probe_commands() {
     let bad = vantage(&["probe", "not a url"], &[], cfg.dir.path()).await;
     assert_eq!(bad.code, 2);
 }
+
+/// Found by the attack pass: `vantage probe` with a URL password showed the password when the
+/// target echoed the decoded basic-auth credentials back.
+#[tokio::test]
+async fn adhoc_probe_masks_an_echoed_url_password() {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        for _ in 0..4 {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 8192];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let creds = head
+                .lines()
+                .find_map(|l| l.strip_prefix("authorization: Basic "))
+                .or_else(|| {
+                    head.lines()
+                        .find_map(|l| l.strip_prefix("Authorization: Basic "))
+                })
+                .and_then(|b| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .ok()
+                })
+                .map(|b| String::from_utf8_lossy(&b).to_string())
+                .unwrap_or_default();
+            let body = format!("you are {creds}");
+            let resp = format!(
+                "HTTP/1.1 500 Oops\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(resp.as_bytes()).await;
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://alice:longpassword123@{addr}/dec");
+    let out = vantage(&["probe", &url], &[], dir.path()).await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("you are"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("longpassword123") && !out.stderr.contains("longpassword123"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    server.abort();
+}

@@ -91,6 +91,18 @@ fn durations() -> Vec<Case> {
             "vantage.toml:5:12: interval 2ns is out of bounds",
         ),
         validate(
+            "JSONPath with two recursive descents (attack pass: minutes and GBs on a nested body)",
+            "[[probe]]\nname = \"jp\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/\"\n[probe.expect]\njson = [{ path = \"$..a..a\", exists = true }]\n".to_string(),
+            2,
+            "at most 1 recursive descent",
+        ),
+        validate(
+            "include with ** (attack pass: /proc/**/*.toml never returned)",
+            format!("include = [\"/proc/**/*.toml\"]\n{PROBE}"),
+            2,
+            "`**` is not supported",
+        ),
+        validate(
             "defaults timeout 0s",
             format!("[defaults]\ntimeout = \"0s\"\n{PROBE}"),
             2,

@@ -149,24 +149,127 @@ fn hex_value(b: u8) -> Option<u8> {
     }
 }
 
-/// Where a percent-encoded form of `secret` that starts at `text[i]` ends: each byte of the
-/// secret may appear as itself, as `%XX` (either case), or (a space) as `+`.
-fn percent_match(text: &[u8], i: usize, secret: &[u8]) -> Option<usize> {
+/// Where an encoded form of `secret` that starts at `text[i]` ends. Each character of the
+/// secret may appear, independently of its neighbours, as itself; percent-encoded (each UTF-8
+/// byte as itself or `%XX` in either case, a space as `+`); as a JSON escape (`\"`, `\\`, `\/`,
+/// `\n`…, or `\uXXXX` in either case, surrogate pairs above the BMP); or as an HTML/XML
+/// character reference (`&#83;`, `&#x53;` in any case and with leading zeros, `&amp;`, `&lt;`,
+/// `&gt;`, `&quot;`, `&apos;`). Decoding instead of listing forms: the mixes are too many.
+fn escaped_match(text: &[u8], i: usize, secret: &str) -> Option<usize> {
     let mut j = i;
-    for &want in secret {
-        let at = text.get(j..)?;
-        match at {
+    for c in secret.chars() {
+        j = char_match(text, j, c)?;
+    }
+    Some(j)
+}
+
+/// Where one encoded form of `c` starting at `text[j]` ends.
+fn char_match(text: &[u8], j: usize, c: char) -> Option<usize> {
+    let at = text.get(j..)?;
+    let mut utf8 = [0u8; 4];
+    if let Some(n) = percent_bytes(at, c.encode_utf8(&mut utf8).as_bytes()) {
+        return Some(j + n);
+    }
+    match at.first()? {
+        b'\\' => json_escape_len(at, c).map(|n| j + n),
+        b'&' => html_reference_len(at, c).map(|n| j + n),
+        _ => None,
+    }
+}
+
+/// Length of `want`'s bytes at the start of `at`, each literal, `%XX` or (a space) `+`.
+fn percent_bytes(at: &[u8], want: &[u8]) -> Option<usize> {
+    let mut k = 0;
+    for &b in want {
+        match at.get(k..)? {
             [b'%', h, l, ..]
-                if hex_value(*h).zip(hex_value(*l)).map(|(h, l)| h * 16 + l) == Some(want) =>
+                if hex_value(*h).zip(hex_value(*l)).map(|(h, l)| h * 16 + l) == Some(b) =>
             {
-                j += 3;
+                k += 3;
             }
-            [b'+', ..] if want == b' ' => j += 1,
-            [c, ..] if *c == want => j += 1,
+            [b'+', ..] if b == b' ' => k += 1,
+            [x, ..] if *x == b => k += 1,
             _ => return None,
         }
     }
-    Some(j)
+    Some(k)
+}
+
+/// Four hex digits at the start of `at`.
+fn hex4(at: &[u8]) -> Option<u16> {
+    let digits = at.get(..4)?;
+    digits
+        .iter()
+        .try_fold(0u16, |acc, &d| Some(acc * 16 + u16::from(hex_value(d)?)))
+}
+
+/// Length of a JSON escape of `c` at the start of `at` (which starts with a backslash).
+fn json_escape_len(at: &[u8], c: char) -> Option<usize> {
+    let short = match c {
+        '"' => Some(b'"'),
+        '\\' => Some(b'\\'),
+        '/' => Some(b'/'),
+        '\n' => Some(b'n'),
+        '\r' => Some(b'r'),
+        '\t' => Some(b't'),
+        '\u{8}' => Some(b'b'),
+        '\u{c}' => Some(b'f'),
+        _ => None,
+    };
+    if short.is_some() && at.get(1) == short.as_ref() {
+        return Some(2);
+    }
+    if at.get(1) != Some(&b'u') {
+        return None;
+    }
+    let mut units = [0u16; 2];
+    let units = c.encode_utf16(&mut units);
+    let mut k = 0;
+    for u in units.iter() {
+        if at.get(k) != Some(&b'\\') || at.get(k + 1) != Some(&b'u') {
+            return None;
+        }
+        if hex4(at.get(k + 2..)?)? != *u {
+            return None;
+        }
+        k += 6;
+    }
+    Some(k)
+}
+
+/// Length of an HTML/XML character reference to `c` at the start of `at` (which starts with `&`).
+fn html_reference_len(at: &[u8], c: char) -> Option<usize> {
+    for (name, is) in [
+        (&b"&amp;"[..], '&'),
+        (b"&lt;", '<'),
+        (b"&gt;", '>'),
+        (b"&quot;", '"'),
+        (b"&apos;", '\''),
+    ] {
+        if c == is && at.starts_with(name) {
+            return Some(name.len());
+        }
+    }
+    if at.get(1) != Some(&b'#') {
+        return None;
+    }
+    let (radix, start) = match at.get(2) {
+        Some(b'x' | b'X') => (16u32, 3),
+        _ => (10, 2),
+    };
+    let mut value: u32 = 0;
+    let mut k = start;
+    // At most 10 digits (leading zeros included): enough for any code point, bounded work.
+    while let Some(&d) = at.get(k).filter(|_| k - start < 10) {
+        let digit = match radix {
+            16 => hex_value(d).map(u32::from),
+            _ => d.is_ascii_digit().then(|| u32::from(d - b'0')),
+        };
+        let Some(digit) = digit else { break };
+        value = value * radix + digit;
+        k += 1;
+    }
+    (k > start && at.get(k) == Some(&b';') && value == c as u32).then_some(k + 1)
 }
 
 impl Redactor {
@@ -195,12 +298,13 @@ impl Redactor {
         self.secrets.is_empty()
     }
 
-    /// Length of the longest form of a secret in bytes (a percent-encoded one is at most three
-    /// times the secret): how much of a text may hold one.
+    /// Length of the longest form of a secret in bytes: how much of a text may hold one. An
+    /// encoded character takes at most 14 bytes (`&#x` with ten digits and `;`), so a secret's
+    /// encoded form is at most 14 times its length.
     pub fn longest(&self) -> usize {
         let raw = self.secrets.first().map_or(0, |s| s.expose().len());
         let form = self.forms.first().map_or(0, String::len);
-        form.max(raw * 3)
+        form.max(raw * 14)
     }
 
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
@@ -210,17 +314,17 @@ impl Redactor {
                 out = Cow::Owned(out.replace(f.as_str(), MASK));
             }
         }
-        if self.secrets.is_empty() || !out.contains(['%', '+']) {
+        if self.secrets.is_empty() || !out.contains(['%', '+', '\\', '&']) {
             return out;
         }
-        if let Some(clean) = self.redact_percent(&out) {
+        if let Some(clean) = self.redact_encoded(&out) {
             out = Cow::Owned(clean);
         }
         out
     }
 
-    /// Mask percent-encoded forms; `None` when there is none.
-    fn redact_percent(&self, text: &str) -> Option<String> {
+    /// Mask encoded forms (see [`escaped_match`]); `None` when there is none.
+    fn redact_encoded(&self, text: &str) -> Option<String> {
         let bytes = text.as_bytes();
         let mut out = String::new();
         let mut copied = 0;
@@ -228,8 +332,7 @@ impl Redactor {
         while i < bytes.len() {
             let end = text.is_char_boundary(i).then(|| {
                 self.secrets.iter().find_map(|s| {
-                    percent_match(bytes, i, s.expose().as_bytes())
-                        .filter(|&end| text.is_char_boundary(end))
+                    escaped_match(bytes, i, s.expose()).filter(|&end| text.is_char_boundary(end))
                 })
             });
             match end.flatten() {
@@ -288,6 +391,47 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_character_escaped_is_still_masked() {
+        let mut r = Redactor::default();
+        r.add(Secret::new("Sup3r$ecret/\"tok+en=1".into()));
+        let secret = "Sup3r$ecret/\"tok+en=1";
+        let unicode_lower: String = secret
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        let unicode_upper: String = secret
+            .chars()
+            .map(|c| format!("\\u{:04X}", c as u32))
+            .collect();
+        let html_dec: String = secret.chars().map(|c| format!("&#{};", c as u32)).collect();
+        let html_hex: String = secret
+            .chars()
+            .map(|c| format!("&#X{:06x};", c as u32))
+            .collect();
+        let mixed = "S\\u0075p3r%24ecret&#47;\\\"tok%2Ben=1";
+        for form in [
+            unicode_lower,
+            unicode_upper,
+            html_dec,
+            html_hex,
+            mixed.to_string(),
+        ] {
+            let text = format!("before {form} after");
+            assert_eq!(r.redact(&text), "before *** after", "{form}");
+        }
+        // Not the secret: a near miss stays.
+        assert_eq!(r.redact("&#83;up3r"), "&#83;up3r");
+    }
+
+    #[test]
+    fn non_bmp_characters_match_as_surrogate_pairs() {
+        let mut r = Redactor::default();
+        r.add(Secret::new("k\u{1F600}y".into()));
+        assert_eq!(r.redact("x k\\ud83d\\ude00y x"), "x *** x");
+        assert_eq!(r.redact("x k&#128512;y x"), "x *** x");
+    }
 
     #[test]
     fn secrets_print_as_mask() {

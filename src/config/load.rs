@@ -540,6 +540,19 @@ fn expand_includes(
             }
             continue;
         }
+        // `**` walks whole trees (`/proc/**/*.toml` never ends): include patterns match within
+        // the directories they name, one level per component.
+        if g.get_ref().contains("**") {
+            errors.push(sources.diag(
+                file,
+                g.span().start,
+                format!(
+                    "include pattern {:?}: `**` is not supported (it walks whole directory trees); name the directories, e.g. \"probes/*.toml\"",
+                    g.get_ref()
+                ),
+            ));
+            continue;
+        }
         let pattern = pattern.to_string_lossy();
         match glob::glob(&pattern) {
             Ok(paths) => {

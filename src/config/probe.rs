@@ -188,6 +188,9 @@ impl Probe {
             )),
             Kind::Http => {
                 let url = parse_url(target)?;
+                // `vantage probe http://user:pass@host/`: the password is a secret here too.
+                let mut redactor = Redactor::default();
+                super::add_userinfo_secrets(&url, &mut redactor);
                 let transport = Transport {
                     follow_redirects: true,
                     max_redirects: DEFAULT_MAX_REDIRECTS,
@@ -218,7 +221,7 @@ impl Probe {
                         transport,
                         timeout,
                         expect: HttpExpect::default(),
-                        redactor: Redactor::default(),
+                        redactor,
                     })),
                 })
             }
@@ -898,7 +901,7 @@ fn resolve_scrape(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<
                 continue;
             }
             let capture = if let Some(j) = &rc.json {
-                JsonPath::parse(j.get_ref())
+                parse_json_path(j.get_ref())
                     .map(|p| vantage_probes::Capture::Json(p, j.get_ref().clone()))
                     .map_err(|e| {
                         ctx.err(
@@ -1116,13 +1119,29 @@ fn toml_to_json(v: &toml::Value) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
+/// Most recursive descents (`..`) in one JSONPath. Evaluation runs on the body synchronously:
+/// each further descent multiplies the work by the document's size (`$..a..a..a…` over a
+/// nested body took minutes and gigabytes), while one is linear.
+const MAX_JSONPATH_DESCENTS: usize = 1;
+
+/// A JSONPath, refused when it could take more than linear time on a hostile body.
+fn parse_json_path(text: &str) -> Result<JsonPath, String> {
+    let path = JsonPath::parse(text).map_err(|e| e.to_string())?;
+    if text.matches("..").count() > MAX_JSONPATH_DESCENTS {
+        return Err(format!(
+            "at most {MAX_JSONPATH_DESCENTS} recursive descent (`..`) per path: each one more multiplies the work by the body's size"
+        ));
+    }
+    Ok(path)
+}
+
 fn resolve_json_assertion(
     j: &Spanned<RawJsonAssertion>,
     ctx: &mut Ctx<'_>,
 ) -> Option<JsonAssertion> {
     let at = j.span().start;
     let j = j.get_ref();
-    let path = JsonPath::parse(j.path.get_ref())
+    let path = parse_json_path(j.path.get_ref())
         .map_err(|e| {
             ctx.err(
                 j.path.span().start,

@@ -206,7 +206,10 @@ pub async fn serve(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         // Room for a head of MAX_REQUEST_HEAD and the start of a body; head_limit enforces
         // the head's size exactly.
-        .max_buf_size(MAX_REQUEST_HEAD + 16 * 1024);
+        .max_buf_size(MAX_REQUEST_HEAD + 16 * 1024)
+        // hyper's default of 100 headers would refuse a small head with many short headers:
+        // the limit is the head's size (head_limit), and 4,096 of the shortest headers fit it.
+        .max_headers(4096);
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -717,7 +720,11 @@ fn scrape_timeout(headers: &HeaderMap) -> Option<Duration> {
         .ok()?
         .parse()
         .ok()?;
-    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64((secs - 0.5).max(0.1)))
+    // Any float a client sends: huge values must not panic (they only ever shorten a timeout,
+    // so anything that does not fit a Duration is simply no limit).
+    (secs.is_finite() && secs > 0.0)
+        .then(|| Duration::try_from_secs_f64((secs - 0.5).max(0.1)).ok())
+        .flatten()
 }
 
 fn probe_summary(state: &ProbeState) -> Value {
@@ -954,5 +961,13 @@ mod tests {
             HeaderValue::from_static("nan"),
         );
         assert_eq!(scrape_timeout(&h), None);
+        // Found by the attack pass: these panicked ("cannot convert float seconds to Duration").
+        for huge in ["1e20", "99999999999999999999", "18446744073709551616"] {
+            h.insert(
+                "x-prometheus-scrape-timeout-seconds",
+                HeaderValue::from_static(huge),
+            );
+            assert_eq!(scrape_timeout(&h), None, "{huge}");
+        }
     }
 }
