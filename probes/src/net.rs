@@ -163,10 +163,41 @@ pub(crate) async fn connect(addr: SocketAddr, spent: &mut Duration) -> Result<Tc
 }
 
 /// 4 or 6.
+/// blackbox_exporter's `probe_ip_addr_hash`: FNV-1a (32 bit) over the address's bytes, 4 for
+/// IPv4 (and IPv4-mapped IPv6), 16 for IPv6.
+pub fn ip_addr_hash(ip: std::net::IpAddr) -> u32 {
+    let bytes: Vec<u8> = match ip {
+        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.octets().to_vec(),
+            None => v6.octets().to_vec(),
+        },
+    };
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
 pub(crate) fn family_number(addr: &SocketAddr) -> u8 {
     if addr.is_ipv4() {
         4
     } else {
         6
+    }
+}
+
+#[cfg(test)]
+mod ip_hash_tests {
+    use super::ip_addr_hash;
+
+    #[test]
+    fn matches_blackbox_exporter() {
+        // Values printed by blackbox_exporter 0.23 / Go's hash/fnv over net.IP.To4()/To16().
+        assert_eq!(ip_addr_hash("127.0.0.1".parse().unwrap()), 3_668_918_509);
+        assert_eq!(
+            ip_addr_hash("::ffff:127.0.0.1".parse().unwrap()),
+            3_668_918_509
+        );
+        assert_ne!(ip_addr_hash("::1".parse().unwrap()), 3_668_918_509);
     }
 }

@@ -503,6 +503,15 @@ fn tls(r: &Record) -> Option<TlsFacts> {
     last(r).and_then(|o| o.facts.tls.clone())
 }
 
+/// `subjectalternative` as blackbox_exporter writes it: the DNS names only, comma-separated.
+fn dns_sans(sans: &[String]) -> String {
+    sans.iter()
+        .filter(|s| s.parse::<std::net::IpAddr>().is_err())
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn one(v: f64) -> Samples {
     vec![(Vec::new(), v)]
 }
@@ -579,6 +588,18 @@ impl prometheus_client::collector::Collector for ProbeCollector {
         )?;
         fam.gauge(
             &mut enc,
+            "probe_ip_addr_hash",
+            "FNV-1a hash of the last run's address (changes when the address does)",
+            None,
+            |_, r| {
+                last(r)
+                    .and_then(|o| o.facts.ip_addr_hash)
+                    .map(|h| one(f64::from(h)))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
             "probe_http_status_code",
             "HTTP status of the last run's final response (0: none)",
             None,
@@ -593,8 +614,9 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             "probe_http_duration",
             "Duration of each phase of the last run, summed over redirects",
             secs,
-            |_, r| {
+            |k, r| {
                 last(r)
+                    .filter(|_| k != Kind::Tls)
                     .map(|o| {
                         Phases::NAMES
                             .iter()
@@ -608,12 +630,34 @@ impl prometheus_client::collector::Collector for ProbeCollector {
         fam.gauge(
             &mut enc,
             "probe_http_content_length",
-            "Body length of the last run's final response",
+            "Content-Length header of the last run's final response (-1: none; 0: no response)",
             None,
             |k, r| {
                 http(k, r)
-                    .and_then(|o| o.facts.content_length)
-                    .map(|l| one(l as f64))
+                    .map(|o| one(o.facts.declared_length.unwrap_or(0) as f64))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_http_uncompressed_body_length",
+            "Body length of the last run's final response after decoding",
+            None,
+            |k, r| {
+                http(k, r)
+                    .map(|o| one(o.facts.uncompressed_body_length.unwrap_or(0) as f64))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_http_last_modified_timestamp",
+            "Last-Modified header of the last run's final response (Unix seconds)",
+            secs,
+            |k, r| {
+                http(k, r)
+                    .and_then(|o| o.facts.last_modified)
+                    .map(|t| one(t as f64))
                     .unwrap_or_default()
             },
         )?;
@@ -646,9 +690,14 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             None,
             |k, r| {
                 http(k, r)
-                    .and_then(|o| o.facts.http_version.as_deref())
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map(one)
+                    .map(|o| {
+                        one(o
+                            .facts
+                            .http_version
+                            .as_deref()
+                            .and_then(|v| v.parse::<f64>().ok())
+                            .unwrap_or(0.0))
+                    })
                     .unwrap_or_default()
             },
         )?;
@@ -658,7 +707,8 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             "Whether a body regex assertion failed in the last run",
             None,
             |k, r| {
-                http(k, r)
+                last(r)
+                    .filter(|_| matches!(k, Kind::Http | Kind::Tls))
                     .map(|o| one(bool_f(o.facts.failed_due_to_regex)))
                     .unwrap_or_default()
             },
@@ -704,7 +754,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
                                 ("fingerprint_sha256", c.fingerprint_sha256),
                                 ("subject", c.subject),
                                 ("issuer", c.issuer),
-                                ("subjectalternative", c.sans.join(",")),
+                                ("subjectalternative", dns_sans(&c.sans)),
                                 ("serialnumber", c.serial),
                             ],
                             1.0,
