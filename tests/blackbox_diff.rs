@@ -59,6 +59,11 @@ const KNOWN_DIFFERENCES: &[(&str, &[&str], &str)] = &[
         "vantage reports the handshake's facts when verification fails",
     ),
     (
+        "probe_ssl_last_chain_expiry_timestamp_seconds",
+        &["tls_insecure_self_signed"],
+        "with verification skipped no chain is verified: blackbox_exporter writes Go's zero time (-62135596800), vantage the leaf's notAfter",
+    ),
+    (
         "probe_tls_cipher_info",
         &[],
         "added in blackbox_exporter 0.24; the Debian 0.23 this test runs lacks it",
@@ -288,6 +293,13 @@ fn blackbox_modules(ca: &Path) -> String {
       tls_config:
         ca_file: {ca}
         server_name: localhost
+  https_insecure:
+    prober: http
+    timeout: 1s
+    http:
+      preferred_ip_protocol: ip4
+      tls_config:
+        insecure_skip_verify: true
   tcp_tls:
     prober: tcp
     timeout: 1s
@@ -306,7 +318,7 @@ fn vantage_config(ca: &Path) -> String {
     format!(
         r#"
 [server]
-probe_allow = ["http://127.0.0.1:*/**", "https://127.0.0.1:*/**", "tls://127.0.0.1:*"]
+probe_allow = ["http://dns-failure.invalid/**", "http://127.0.0.1:*/**", "https://127.0.0.1:*/**", "tls://127.0.0.1:*"]
 
 [module.http_2xx]
 kind = "http"
@@ -316,6 +328,11 @@ timeout = "1s"
 kind = "http"
 timeout = "1s"
 tls = {{ ca = "{ca}", server_name = "localhost" }}
+
+[module.https_insecure]
+kind = "http"
+timeout = "1s"
+tls = {{ insecure_skip_verify = true }}
 
 [module.tcp_tls]
 kind = "tls"
@@ -387,6 +404,16 @@ async fn blackbox_exporter_and_vantage_agree_metric_by_metric() {
         ("tls_expired", "https_ca", https_expired.https_url("/ok")),
         ("tls_self_signed", "https_ca", https_self.https_url("/ok")),
         ("tls_wrong_host", "https_ca", https_wrong.https_url("/ok")),
+        (
+            "tls_insecure_self_signed",
+            "https_insecure",
+            https_self.https_url("/ok"),
+        ),
+        (
+            "dns_failure",
+            "http_2xx",
+            "http://dns-failure.invalid/ok".to_string(),
+        ),
         ("tcp_tls_valid", "tcp_tls", tls_valid.addr.to_string()),
         ("tcp_tls_expired", "tcp_tls", tls_expired.addr.to_string()),
     ];

@@ -579,10 +579,15 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             "probe_ip_protocol",
             "IP family (4 or 6) of the last run's address",
             None,
-            |_, r| {
+            |k, r| {
                 last(r)
-                    .and_then(|o| o.facts.ip_protocol)
-                    .map(|p| one(f64::from(p)))
+                    .and_then(|o| match (o.facts.ip_protocol, k) {
+                        (Some(p), _) => Some(f64::from(p)),
+                        // blackbox_exporter's http prober: 0 when no address was resolved.
+                        (None, Kind::Http) => Some(0.0),
+                        (None, _) => None,
+                    })
+                    .map(one)
                     .unwrap_or_default()
             },
         )?;
@@ -591,10 +596,14 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             "probe_ip_addr_hash",
             "FNV-1a hash of the last run's address (changes when the address does)",
             None,
-            |_, r| {
+            |k, r| {
                 last(r)
-                    .and_then(|o| o.facts.ip_addr_hash)
-                    .map(|h| one(f64::from(h)))
+                    .and_then(|o| match (o.facts.ip_addr_hash, k) {
+                        (Some(h), _) => Some(f64::from(h)),
+                        (None, Kind::Http) => Some(0.0),
+                        (None, _) => None,
+                    })
+                    .map(one)
                     .unwrap_or_default()
             },
         )?;
@@ -618,8 +627,16 @@ impl prometheus_client::collector::Collector for ProbeCollector {
                 last(r)
                     .filter(|_| k != Kind::Tls)
                     .map(|o| {
+                        // As blackbox_exporter: only the resolve phase when no address was
+                        // resolved (the later phases never began).
+                        let n = if o.facts.ip_protocol.is_none() && k == Kind::Http {
+                            1
+                        } else {
+                            Phases::NAMES.len()
+                        };
                         Phases::NAMES
                             .iter()
+                            .take(n)
                             .zip(o.phases.as_array())
                             .map(|(n, d)| (vec![("phase", (*n).to_string())], d.as_secs_f64()))
                             .collect()
