@@ -10,6 +10,7 @@ mod deploy;
 mod examples;
 mod fixtures;
 mod honest;
+mod http_options;
 mod http_probe;
 mod one_truth;
 mod paused;

@@ -293,6 +293,13 @@ fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usi
             ),
             ("expect.headers", ex_headers),
             (
+                "expect.headers_not",
+                e.headers_not
+                    .as_ref()
+                    .map(|h| h.values().next().map_or(0, |v| v.span().start)),
+            ),
+            ("expect.ssl", at(&e.ssl)),
+            (
                 "expect.json",
                 e.json
                     .as_ref()
@@ -945,6 +952,15 @@ fn resolve_http_expect(e: Option<&Spanned<RawExpect>>, ctx: &mut Ctx<'_>) -> Opt
             out.headers.push((name.to_ascii_lowercase(), r));
         }
     }
+    for (name, re) in e.headers_not.iter().flatten() {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            ctx.err(re.span().start, format!("invalid header name {name:?}"));
+        }
+        if let Some(r) = compile_regex(re, ctx) {
+            out.headers_not.push((name.to_ascii_lowercase(), r));
+        }
+    }
+    out.ssl = e.ssl.as_ref().map(|s| *s.get_ref());
     out.json = e
         .json
         .iter()

@@ -294,6 +294,12 @@ pub struct RawExpect {
     pub body_not_regex: Option<Vec<Spanned<String>>>,
     /// http: header name → regex one of its values must match.
     pub headers: Option<BTreeMap<String, Spanned<String>>>,
+    /// http: header name → regex none of its values may match (blackbox_exporter's
+    /// `fail_if_header_matches`).
+    pub headers_not: Option<BTreeMap<String, Spanned<String>>>,
+    /// http: the final request must (true) or must not (false) have used TLS
+    /// (blackbox_exporter's `fail_if_not_ssl` / `fail_if_ssl`).
+    pub ssl: Option<Spanned<bool>>,
     /// http: JSONPath assertions.
     pub json: Option<Vec<Spanned<RawJsonAssertion>>>,
     /// http: read the body as a health document.

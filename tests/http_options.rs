@@ -1,0 +1,122 @@
+//! blackbox_exporter's http options under vantage's names: `expect.ssl` (fail_if_ssl /
+//! fail_if_not_ssl) and `expect.headers_not` (fail_if_header_matches): config and behaviour.
+
+use vantage_probes::Reason;
+
+use crate::fixtures::{http_target, https_target, Pki};
+use crate::support::{load, load_in, outcome, run_all, write_config};
+
+fn probe(name: &str, url: &str, extra: &str) -> String {
+    format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\ntimeout = \"1s\"\ninterval = \"1m\"\n{extra}\n")
+}
+
+fn config_error(text: &str) -> String {
+    let cfg = write_config(text);
+    match load_in(&cfg.path, &[]) {
+        Ok(_) => panic!("config accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn expect_ssl_and_headers_not_are_accepted() {
+    let c = load(&probe(
+        "p",
+        "http://127.0.0.1:9/",
+        "[probe.expect]\nssl = false\nheaders_not = { Server = \"^nginx\", X-Debug = \".\" }",
+    ));
+    assert_eq!(c.probes.len(), 1);
+}
+
+#[test]
+fn bad_values_are_located_errors() {
+    let e = config_error(&probe(
+        "p",
+        "http://127.0.0.1:9/",
+        "[probe.expect]\nheaders_not = { Server = \"(unclosed\" }",
+    ));
+    assert!(e.contains("invalid regex \"(unclosed\""), "{e}");
+    assert!(e.contains("vantage.toml:8:"), "{e}");
+    let e = config_error(&probe(
+        "p",
+        "http://127.0.0.1:9/",
+        "[probe.expect]\nheaders_not = { \"bad name\" = \"x\" }",
+    ));
+    assert!(e.contains("invalid header name \"bad name\""), "{e}");
+    let e = config_error(&probe(
+        "p",
+        "http://127.0.0.1:9/",
+        "[probe.expect]\nssl = \"yes\"",
+    ));
+    assert!(e.contains("vantage.toml:8:"), "{e}");
+    // http-only keys on a tls probe are refused, located.
+    let e = config_error(
+        "[[probe]]\nname = \"t\"\nkind = \"tls\"\ntarget = \"127.0.0.1:443\"\n[probe.expect]\nssl = true\n",
+    );
+    assert!(e.contains("expect.ssl"), "{e}");
+    assert!(e.contains("vantage.toml:6:"), "{e}");
+}
+
+#[tokio::test]
+async fn expect_ssl_and_headers_not_decide_the_outcome() {
+    let t = http_target().await;
+    let pki = Pki::new();
+    let leaf = pki.leaf(&["localhost"], -1, 90);
+    let s = https_target(leaf.chain.clone(), leaf.key()).await;
+    let tls = format!(
+        "tls = {{ ca = \"{}\", server_name = \"localhost\" }}\n",
+        pki.ca_path().display()
+    );
+    let mut cfg = String::new();
+    cfg += &probe(
+        "plain-not-ssl",
+        &t.url("/ok"),
+        "[probe.expect]\nssl = false",
+    );
+    cfg += &probe("plain-ssl", &t.url("/ok"), "[probe.expect]\nssl = true");
+    cfg += &probe(
+        "tls-ssl",
+        &s.https_url("/ok"),
+        &format!("{tls}[probe.expect]\nssl = true"),
+    );
+    cfg += &probe(
+        "tls-not-ssl",
+        &s.https_url("/ok"),
+        &format!("{tls}[probe.expect]\nssl = false"),
+    );
+    cfg += &probe(
+        "header-matches",
+        &t.url("/ok"),
+        "[probe.expect]\nheaders_not = { Content-Type = \"^text/\" }",
+    );
+    cfg += &probe(
+        "header-differs",
+        &t.url("/ok"),
+        "[probe.expect]\nheaders_not = { Content-Type = \"json\" }",
+    );
+    cfg += &probe(
+        "header-absent",
+        &t.url("/ok"),
+        "[probe.expect]\nheaders_not = { X-Missing = \".*\" }",
+    );
+    let all = run_all(load(&cfg)).await;
+    assert!(outcome(&all, "plain-not-ssl").success);
+    let o = outcome(&all, "plain-ssl");
+    assert!(!o.success);
+    assert_eq!(o.reason, Some(Reason::Protocol));
+    assert!(o.evidence.contains("expected TLS"), "{}", o.evidence);
+    assert!(
+        outcome(&all, "tls-ssl").success,
+        "{}",
+        outcome(&all, "tls-ssl").evidence
+    );
+    let o = outcome(&all, "tls-not-ssl");
+    assert!(!o.success);
+    assert!(o.evidence.contains("expected plain HTTP"), "{}", o.evidence);
+    let o = outcome(&all, "header-matches");
+    assert!(!o.success);
+    assert_eq!(o.reason, Some(Reason::AssertionHeader));
+    assert!(o.evidence.contains("content-type"), "{}", o.evidence);
+    assert!(outcome(&all, "header-differs").success);
+    assert!(outcome(&all, "header-absent").success);
+}
