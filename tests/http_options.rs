@@ -120,3 +120,54 @@ async fn expect_ssl_and_headers_not_decide_the_outcome() {
     assert!(outcome(&all, "header-differs").success);
     assert!(outcome(&all, "header-absent").success);
 }
+
+#[test]
+fn bearer_token_config_errors_are_located_and_quote_no_secret() {
+    let c = load(&probe("p", "http://127.0.0.1:9/", "bearer_token = \"abc\""));
+    assert_eq!(c.probes.len(), 1);
+    let e = config_error(&probe(
+        "p",
+        "http://127.0.0.1:9/",
+        "bearer_token = \"abc\"\nheaders = { Authorization = \"Basic eA==\" }",
+    ));
+    assert!(e.contains("bearer_token or an Authorization header"), "{e}");
+    assert!(e.contains("vantage.toml:7:"), "{e}");
+    let e = config_error(&probe("p", "http://127.0.0.1:9/", "bearer_token = \"  \""));
+    assert!(e.contains("bearer_token is empty"), "{e}");
+    let e = config_error(&probe(
+        "p",
+        "http://127.0.0.1:9/",
+        "bearer_token = \"s3cr3t\\nInjected: 1\"",
+    ));
+    assert!(e.contains("invalid characters in bearer_token"), "{e}");
+    assert!(!e.contains("s3cr3t"), "{e}");
+    let e = config_error(
+        "[[probe]]\nname = \"t\"\nkind = \"tls\"\ntarget = \"127.0.0.1:443\"\nbearer_token = \"x\"\n",
+    );
+    assert!(e.contains("bearer_token"), "{e}");
+    assert!(e.contains("vantage.toml:5:"), "{e}");
+}
+
+#[tokio::test]
+async fn bearer_token_is_sent_and_redacted_when_echoed() {
+    let t = http_target().await;
+    let mut cfg = probe(
+        "sent",
+        &t.url("/echo"),
+        "bearer_token = \"tok123\"\n[probe.expect]\nbody_regex = [\"(?i)authorization: Bearer tok123\\r\\n\"]",
+    );
+    cfg += &probe(
+        "secret",
+        &t.url("/echo"),
+        "bearer_token = \"${TOK}\"\n[probe.expect]\nbody_contains = [\"not in the echo\"]",
+    );
+    let c = write_config(&cfg);
+    let config = load_in(&c.path, &[("TOK", "hunter2-bearer")]).unwrap();
+    let all = run_all(config).await;
+    let o = outcome(&all, "sent");
+    assert!(o.success, "{}", o.evidence);
+    let o = outcome(&all, "secret");
+    assert!(!o.success);
+    assert!(o.evidence.contains("Bearer ***"), "{}", o.evidence);
+    assert!(!o.evidence.contains("hunter2"), "{}", o.evidence);
+}

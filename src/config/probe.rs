@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::Method;
 use regex::Regex;
 use serde_json_path::JsonPath;
@@ -248,6 +248,7 @@ fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usi
         ("max_redirects", at(&p.max_redirects)),
         ("max_body", at(&p.max_body)),
         ("proxy", at(&p.proxy)),
+        ("bearer_token", at(&p.bearer_token)),
     ];
     let headers_at = p.headers.as_ref().map(|h| {
         h.values()
@@ -566,6 +567,26 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
             }
             (Err(_), _) => ctx.err(v.span().start, format!("invalid header name {k:?}")),
             (_, Err(_)) => ctx.err(v.span().start, format!("invalid value for header {k:?}")),
+        }
+    }
+    if let Some(t) = &p.bearer_token {
+        if headers.contains_key(AUTHORIZATION) {
+            ctx.err(
+                t.span().start,
+                "set bearer_token or an Authorization header, not both",
+            );
+        } else if t.get_ref().trim().is_empty() {
+            ctx.err(t.span().start, "bearer_token is empty");
+        } else {
+            match HeaderValue::from_str(&format!("Bearer {}", t.get_ref().trim())) {
+                Ok(mut value) => {
+                    // Always a credential: kept out of Debug output and dropped on a redirect
+                    // to another origin.
+                    value.set_sensitive(true);
+                    headers.insert(AUTHORIZATION, value);
+                }
+                Err(_) => ctx.err(t.span().start, "invalid characters in bearer_token"),
+            }
         }
     }
     let body = match (&p.body, &p.json) {

@@ -196,6 +196,9 @@ pub struct RawProbe {
     pub ip: Option<Spanned<IpFamily>>,
     /// http: an http:// proxy (CONNECT for https targets).
     pub proxy: Option<Spanned<String>>,
+    /// http: sent as `Authorization: Bearer …` (blackbox_exporter's `bearer_token`); write it
+    /// as `${ENV_VAR}` so it is redacted everywhere.
+    pub bearer_token: Option<Spanned<String>>,
     /// TLS settings for https and tls probes.
     pub tls: Option<Spanned<RawTls>>,
     /// tls: `host:port` to connect to.
@@ -387,6 +390,7 @@ pub struct RawModule {
     pub max_body: Option<Spanned<Size>>,
     pub ip: Option<Spanned<IpFamily>>,
     pub proxy: Option<Spanned<String>>,
+    pub bearer_token: Option<Spanned<String>>,
     pub tls: Option<Spanned<RawTls>>,
     pub server_name: Option<Spanned<String>>,
     pub expect: Option<Spanned<RawExpect>>,
@@ -421,6 +425,7 @@ impl RawModule {
             max_body: self.max_body,
             ip: self.ip,
             proxy: self.proxy,
+            bearer_token: self.bearer_token,
             tls: self.tls,
             server_name: self.server_name,
             interval: None,
