@@ -203,6 +203,9 @@ async fn extra_target() -> Extra {
                         o.extend_from_slice(&body);
                         o
                     }
+                    "/last-modified-garbage" => b"HTTP/1.1 200 OK\r\nlast-modified: yesterday-ish \xff\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello".to_vec(),
+                    "/last-modified-far" => b"HTTP/1.1 200 OK\r\nlast-modified: Fri, 31 Dec 9999 23:59:59 GMT\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello".to_vec(),
+                    "/last-modified-epoch" => b"HTTP/1.1 200 OK\r\nlast-modified: Thu, 01 Jan 1970 00:00:00 GMT\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello".to_vec(),
                     "/last-modified" => b"HTTP/1.1 200 OK\r\nlast-modified: Wed, 21 Oct 2015 07:28:00 GMT\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello".to_vec(),
                     _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec(),
                 };
@@ -396,6 +399,21 @@ async fn blackbox_exporter_and_vantage_agree_metric_by_metric() {
             "last_modified",
             "http_2xx",
             format!("http://{}/last-modified", extra.addr),
+        ),
+        (
+            "last_modified_garbage",
+            "http_2xx",
+            format!("http://{}/last-modified-garbage", extra.addr),
+        ),
+        (
+            "last_modified_far",
+            "http_2xx",
+            format!("http://{}/last-modified-far", extra.addr),
+        ),
+        (
+            "last_modified_epoch",
+            "http_2xx",
+            format!("http://{}/last-modified-epoch", extra.addr),
         ),
         ("closed_port", "http_2xx", format!("http://{closed}/ok")),
         ("hang", "http_2xx", plain.url("/hang")),

@@ -386,8 +386,8 @@ async fn one_hop(
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .unwrap_or(-1),
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
     );
     facts.last_modified = parts
         .headers
