@@ -288,6 +288,12 @@ fn blackbox_modules(ca: &Path) -> String {
     timeout: 1s
     http:
       preferred_ip_protocol: ip4
+  http_gzip:
+    prober: http
+    timeout: 1s
+    http:
+      preferred_ip_protocol: ip4
+      compression: gzip
   https_ca:
     prober: http
     timeout: 1s
@@ -326,6 +332,11 @@ probe_allow = ["http://dns-failure.invalid/**", "http://127.0.0.1:*/**", "https:
 [module.http_2xx]
 kind = "http"
 timeout = "1s"
+
+[module.http_gzip]
+kind = "http"
+timeout = "1s"
+compression = "gzip"
 
 [module.https_ca]
 kind = "http"
@@ -395,6 +406,11 @@ async fn blackbox_exporter_and_vantage_agree_metric_by_metric() {
             format!("http://{}/chunked", extra.addr),
         ),
         ("gzip", "http_2xx", format!("http://{}/gzip", extra.addr)),
+        (
+            "gzip_compression",
+            "http_gzip",
+            format!("http://{}/gzip", extra.addr),
+        ),
         (
             "last_modified",
             "http_2xx",

@@ -171,3 +171,58 @@ async fn bearer_token_is_sent_and_redacted_when_echoed() {
     assert!(o.evidence.contains("Bearer ***"), "{}", o.evidence);
     assert!(!o.evidence.contains("hunter2"), "{}", o.evidence);
 }
+
+#[test]
+fn compression_config_is_checked() {
+    let c = load(&probe("p", "http://127.0.0.1:9/", "compression = \"gzip\""));
+    assert_eq!(c.probes.len(), 1);
+    let e = config_error(&probe("p", "http://127.0.0.1:9/", "compression = \"lzma\""));
+    assert!(e.contains("unknown compression \"lzma\""), "{e}");
+    assert!(e.contains("vantage.toml:7:"), "{e}");
+    let e = config_error(&probe(
+        "p",
+        "http://127.0.0.1:9/",
+        "compression = \"gzip\\r\\nX-Injected: 1\"",
+    ));
+    assert!(e.contains("unknown compression"), "{e}");
+    let e = config_error(&probe(
+        "p",
+        "http://127.0.0.1:9/",
+        "compression = \"br\"\nheaders = { Accept-Encoding = \"gzip\" }",
+    ));
+    assert!(
+        e.contains("compression or an Accept-Encoding header"),
+        "{e}"
+    );
+    let e = config_error(
+        "[[probe]]\nname = \"t\"\nkind = \"tls\"\ntarget = \"127.0.0.1:443\"\ncompression = \"gzip\"\n",
+    );
+    assert!(e.contains("compression"), "{e}");
+    assert!(e.contains("vantage.toml:5:"), "{e}");
+}
+
+#[tokio::test]
+async fn compression_sends_accept_encoding() {
+    let t = http_target().await;
+    let mut cfg = probe(
+        "gzip",
+        &t.url("/echo"),
+        "compression = \"gzip\"\n[probe.expect]\nbody_regex = [\"(?i)accept-encoding: gzip\\r\\n\"]",
+    );
+    cfg += &probe(
+        "none",
+        &t.url("/echo"),
+        "[probe.expect]\nbody_not_regex = [\"(?i)accept-encoding\"]",
+    );
+    let all = run_all(load(&cfg)).await;
+    assert!(
+        outcome(&all, "gzip").success,
+        "{}",
+        outcome(&all, "gzip").evidence
+    );
+    assert!(
+        outcome(&all, "none").success,
+        "{}",
+        outcome(&all, "none").evidence
+    );
+}

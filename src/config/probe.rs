@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE,
+};
 use http::Method;
 use regex::Regex;
 use serde_json_path::JsonPath;
@@ -249,6 +251,7 @@ fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usi
         ("max_body", at(&p.max_body)),
         ("proxy", at(&p.proxy)),
         ("bearer_token", at(&p.bearer_token)),
+        ("compression", at(&p.compression)),
     ];
     let headers_at = p.headers.as_ref().map(|h| {
         h.values()
@@ -587,6 +590,26 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
                 }
                 Err(_) => ctx.err(t.span().start, "invalid characters in bearer_token"),
             }
+        }
+    }
+    if let Some(c) = &p.compression {
+        const ALGORITHMS: [&str; 5] = ["gzip", "deflate", "br", "zstd", "identity"];
+        if !ALGORITHMS.contains(&c.get_ref().as_str()) {
+            ctx.err(
+                c.span().start,
+                format!(
+                    "unknown compression {:?}, expected one of: {}",
+                    c.get_ref(),
+                    ALGORITHMS.join(", ")
+                ),
+            );
+        } else if headers.contains_key(ACCEPT_ENCODING) {
+            ctx.err(
+                c.span().start,
+                "set compression or an Accept-Encoding header, not both",
+            );
+        } else if let Ok(v) = HeaderValue::from_str(c.get_ref()) {
+            headers.insert(ACCEPT_ENCODING, v);
         }
     }
     let body = match (&p.body, &p.json) {

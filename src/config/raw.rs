@@ -199,6 +199,9 @@ pub struct RawProbe {
     /// http: sent as `Authorization: Bearer …` (blackbox_exporter's `bearer_token`); write it
     /// as `${ENV_VAR}` so it is redacted everywhere.
     pub bearer_token: Option<Spanned<String>>,
+    /// http: send `Accept-Encoding: <this>` (blackbox_exporter's `compression`): "gzip",
+    /// "deflate", "br", "zstd" or "identity". Bodies are decoded either way.
+    pub compression: Option<Spanned<String>>,
     /// TLS settings for https and tls probes.
     pub tls: Option<Spanned<RawTls>>,
     /// tls: `host:port` to connect to.
@@ -391,6 +394,7 @@ pub struct RawModule {
     pub ip: Option<Spanned<IpFamily>>,
     pub proxy: Option<Spanned<String>>,
     pub bearer_token: Option<Spanned<String>>,
+    pub compression: Option<Spanned<String>>,
     pub tls: Option<Spanned<RawTls>>,
     pub server_name: Option<Spanned<String>>,
     pub expect: Option<Spanned<RawExpect>>,
@@ -426,6 +430,7 @@ impl RawModule {
             ip: self.ip,
             proxy: self.proxy,
             bearer_token: self.bearer_token,
+            compression: self.compression,
             tls: self.tls,
             server_name: self.server_name,
             interval: None,
