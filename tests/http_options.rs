@@ -226,3 +226,63 @@ async fn compression_sends_accept_encoding() {
         outcome(&all, "none").evidence
     );
 }
+
+#[test]
+fn ip_preference_config_is_checked() {
+    for v in ["prefer_ipv4", "prefer_ipv6", "ipv4", "ipv6", "any"] {
+        let c = load(&probe("p", "http://127.0.0.1:9/", &format!("ip = \"{v}\"")));
+        assert_eq!(c.probes.len(), 1, "{v}");
+    }
+    let e = config_error(&probe("p", "http://127.0.0.1:9/", "ip = \"prefer_ipv5\""));
+    assert!(e.contains("prefer_ipv5"), "{e}");
+    assert!(e.contains("vantage.toml:7:"), "{e}");
+}
+
+#[tokio::test]
+async fn ip_preference_falls_back_to_the_other_family() {
+    let t = http_target().await;
+    let port = t.addr.port();
+    let mut cfg = probe(
+        "prefer6-literal4",
+        &format!("http://127.0.0.1:{port}/ok"),
+        "ip = \"prefer_ipv6\"",
+    );
+    cfg += &probe(
+        "strict6-literal4",
+        &format!("http://127.0.0.1:{port}/ok"),
+        "ip = \"ipv6\"",
+    );
+    cfg += &probe(
+        "prefer6-name",
+        &format!("http://localhost:{port}/ok"),
+        "ip = \"prefer_ipv6\"",
+    );
+    cfg += &probe(
+        "prefer4-name",
+        &format!("http://localhost:{port}/ok"),
+        "ip = \"prefer_ipv4\"",
+    );
+    let all = run_all(load(&cfg)).await;
+    let o = outcome(&all, "prefer6-literal4");
+    assert!(o.success, "{}", o.evidence);
+    assert_eq!(o.facts.ip_protocol, Some(4));
+    let o = outcome(&all, "strict6-literal4");
+    assert!(!o.success);
+    assert_eq!(o.reason, Some(Reason::Dns));
+    // The target listens on 127.0.0.1 only: with a preference for IPv6, an IPv4 address is
+    // still chosen when the name has no IPv6 one (and when it has, ::1 refuses: then the
+    // probe fails on connect, as blackbox_exporter's would).
+    let o = outcome(&all, "prefer4-name");
+    assert!(o.success, "{}", o.evidence);
+    assert_eq!(o.facts.ip_protocol, Some(4));
+    let o = outcome(&all, "prefer6-name");
+    let has_v6 = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", port))
+        .unwrap()
+        .any(|a| a.is_ipv6());
+    if has_v6 {
+        assert_eq!(o.facts.ip_protocol, Some(6), "{}", o.evidence);
+    } else {
+        assert!(o.success, "{}", o.evidence);
+        assert_eq!(o.facts.ip_protocol, Some(4));
+    }
+}

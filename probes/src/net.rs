@@ -17,14 +17,30 @@ pub enum IpFamily {
     Any,
     Ipv4,
     Ipv6,
+    /// An IPv4 address if the name has one, else any (blackbox_exporter's
+    /// `preferred_ip_protocol: ip4` with `ip_protocol_fallback`).
+    #[serde(rename = "prefer_ipv4")]
+    PreferIpv4,
+    /// An IPv6 address if the name has one, else any.
+    #[serde(rename = "prefer_ipv6")]
+    PreferIpv6,
 }
 
 impl IpFamily {
     fn allows(self, ip: &IpAddr) -> bool {
         match self {
-            IpFamily::Any => true,
+            IpFamily::Any | IpFamily::PreferIpv4 | IpFamily::PreferIpv6 => true,
             IpFamily::Ipv4 => ip.is_ipv4(),
             IpFamily::Ipv6 => ip.is_ipv6(),
+        }
+    }
+
+    /// Whether `ip` is of the preferred family (for the `prefer_*` choices; else any allowed).
+    fn prefers(self, ip: &IpAddr) -> bool {
+        match self {
+            IpFamily::PreferIpv4 => ip.is_ipv4(),
+            IpFamily::PreferIpv6 => ip.is_ipv6(),
+            other => other.allows(ip),
         }
     }
 }
@@ -136,11 +152,19 @@ async fn resolve_any(
     *spent += start.elapsed();
     let addrs = result.map_err(|e| Failure::new(Reason::Dns, format!("resolving {bare}: {e}")))?;
     let mut seen = 0;
-    for addr in addrs {
+    let mut fallback = None;
+    // Bounded: a name with thousands of addresses is read no further than this.
+    for addr in addrs.take(256) {
         seen += 1;
-        if family.allows(&addr.ip()) {
+        if family.prefers(&addr.ip()) {
             return Ok(addr);
         }
+        if fallback.is_none() && family.allows(&addr.ip()) {
+            fallback = Some(addr);
+        }
+    }
+    if let Some(addr) = fallback {
+        return Ok(addr);
     }
     let what = if seen == 0 {
         format!("resolving {bare}: no addresses")
@@ -162,7 +186,6 @@ pub(crate) async fn connect(addr: SocketAddr, spent: &mut Duration) -> Result<Tc
     Ok(stream)
 }
 
-/// 4 or 6.
 /// blackbox_exporter's `probe_ip_addr_hash`: FNV-1a (32 bit) over the address's bytes, 4 for
 /// IPv4 (and IPv4-mapped IPv6), 16 for IPv6.
 pub fn ip_addr_hash(ip: std::net::IpAddr) -> u32 {
@@ -178,6 +201,7 @@ pub fn ip_addr_hash(ip: std::net::IpAddr) -> u32 {
     })
 }
 
+/// 4 or 6.
 pub(crate) fn family_number(addr: &SocketAddr) -> u8 {
     if addr.is_ipv4() {
         4
@@ -188,7 +212,17 @@ pub(crate) fn family_number(addr: &SocketAddr) -> u8 {
 
 #[cfg(test)]
 mod ip_hash_tests {
-    use super::ip_addr_hash;
+    use super::{ip_addr_hash, IpFamily};
+
+    #[test]
+    fn preference_falls_back_to_the_other_family() {
+        let v4: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let v6: std::net::IpAddr = "::1".parse().unwrap();
+        assert!(IpFamily::PreferIpv6.allows(&v4) && !IpFamily::PreferIpv6.prefers(&v4));
+        assert!(IpFamily::PreferIpv6.prefers(&v6));
+        assert!(IpFamily::PreferIpv4.prefers(&v4) && !IpFamily::PreferIpv4.prefers(&v6));
+        assert!(!IpFamily::Ipv6.allows(&v4));
+    }
 
     #[test]
     fn matches_blackbox_exporter() {
