@@ -286,3 +286,71 @@ async fn ip_preference_falls_back_to_the_other_family() {
         assert_eq!(o.facts.ip_protocol, Some(4));
     }
 }
+
+#[test]
+fn source_ip_config_is_checked() {
+    let c = load(&probe(
+        "p",
+        "http://127.0.0.1:9/",
+        "source_ip = \"127.0.0.2\"",
+    ));
+    assert_eq!(c.probes.len(), 1);
+    let e = config_error(&probe(
+        "p",
+        "http://127.0.0.1:9/",
+        "source_ip = \"localhost\"",
+    ));
+    assert!(
+        e.contains("source_ip \"localhost\" is not an IP address"),
+        "{e}"
+    );
+    assert!(e.contains("vantage.toml:7:"), "{e}");
+    let e = config_error(
+        "[[probe]]\nname = \"t\"\nkind = \"tls\"\ntarget = \"127.0.0.1:443\"\nsource_ip = \"127.0.0.1\"\n",
+    );
+    assert!(e.contains("source_ip"), "{e}");
+    assert!(e.contains("vantage.toml:5:"), "{e}");
+}
+
+#[tokio::test]
+async fn source_ip_is_the_connections_local_address() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = peers.clone();
+    let server = tokio::spawn(async move {
+        for _ in 0..10 {
+            let Ok((mut s, peer)) = listener.accept().await else {
+                continue;
+            };
+            seen.lock().unwrap().push(peer.ip());
+            let mut buf = [0u8; 4096];
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s.read(&mut buf)).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    });
+    let url = format!("http://{addr}/");
+    let mut cfg = probe("from2", &url, "source_ip = \"127.0.0.2\"");
+    cfg += &probe("from6", &url, "source_ip = \"::1\"");
+    cfg += &probe("unassigned", &url, "source_ip = \"192.0.2.1\"");
+    let all = run_all(load(&cfg)).await;
+    let o = outcome(&all, "from2");
+    assert!(o.success, "{}", o.evidence);
+    let o = outcome(&all, "from6");
+    assert!(!o.success);
+    assert_eq!(o.reason, Some(Reason::Connect));
+    assert!(o.evidence.contains("different families"), "{}", o.evidence);
+    let o = outcome(&all, "unassigned");
+    assert!(!o.success);
+    assert_eq!(o.reason, Some(Reason::Connect));
+    let peers = peers.lock().unwrap().clone();
+    assert_eq!(
+        peers,
+        vec!["127.0.0.2".parse::<std::net::IpAddr>().unwrap()],
+        "only the 127.0.0.2 run connected"
+    );
+    server.abort();
+}

@@ -55,6 +55,8 @@ pub struct Transport {
     pub cert_min_days: Option<f64>,
     /// Addresses this transport may not connect to.
     pub filter: Option<AddressFilter>,
+    /// Local address to connect from (blackbox_exporter's `source_ip_address`).
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 /// A `kind = "http"` probe.
@@ -285,7 +287,7 @@ async fn one_hop(
     facts.ip_protocol = Some(net::family_number(&addr));
     facts.ip_addr_hash = Some(net::ip_addr_hash(addr.ip()));
     facts.in_progress = Phase::Connect;
-    let mut tcp = net::connect(addr, &mut phases.connect).await?;
+    let mut tcp = net::connect_from(addr, transport.source_ip, &mut phases.connect).await?;
     if let (Some(proxy), true) = (&transport.proxy, https) {
         let start = Instant::now();
         let tunnel = connect_tunnel(&mut tcp, proxy, &host, port).await;

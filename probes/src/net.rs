@@ -174,6 +174,43 @@ async fn resolve_any(
     Err(Failure::new(Reason::Dns, what))
 }
 
+/// Open a fresh TCP connection from `source` (any local address when `None`).
+pub(crate) async fn connect_from(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    spent: &mut Duration,
+) -> Result<TcpStream, Failure> {
+    let Some(source) = source else {
+        return connect(addr, spent).await;
+    };
+    if source.is_ipv4() != addr.is_ipv4() {
+        return Err(Failure::new(
+            Reason::Connect,
+            format!("source_ip {source} and target address {addr} are of different families"),
+        ));
+    }
+    let start = Instant::now();
+    let result = async {
+        let socket = if source.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        socket.connect(addr).await
+    }
+    .await;
+    *spent += start.elapsed();
+    let stream = result.map_err(|e| {
+        Failure::new(
+            Reason::Connect,
+            format!("connecting to {addr} from {source}: {e}"),
+        )
+    })?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
 /// Open a fresh TCP connection.
 pub(crate) async fn connect(addr: SocketAddr, spent: &mut Duration) -> Result<TcpStream, Failure> {
     let start = Instant::now();

@@ -168,6 +168,7 @@ impl Probe {
                     insecure_skip_verify: false,
                     cert_min_days: None,
                     filter: None,
+                    source_ip: None,
                 };
                 Ok(Probe {
                     name,
@@ -252,6 +253,7 @@ fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usi
         ("proxy", at(&p.proxy)),
         ("bearer_token", at(&p.bearer_token)),
         ("compression", at(&p.compression)),
+        ("source_ip", at(&p.source_ip)),
     ];
     let headers_at = p.headers.as_ref().map(|h| {
         h.values()
@@ -723,6 +725,19 @@ fn resolve_transport(p: &RawProbe, ctx: &mut Ctx<'_>) -> Option<Transport> {
         }
     };
     let raw_tls = p.tls.as_ref().map(|t| t.get_ref());
+    let source_ip = match &p.source_ip {
+        None => None,
+        Some(s) => match s.get_ref().parse::<std::net::IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                ctx.err(
+                    s.span().start,
+                    format!("source_ip {:?} is not an IP address", s.get_ref()),
+                );
+                return None;
+            }
+        },
+    };
     Some(Transport {
         follow_redirects: p.follow_redirects.as_ref().is_none_or(|f| *f.get_ref()),
         max_redirects,
@@ -738,6 +753,7 @@ fn resolve_transport(p: &RawProbe, ctx: &mut Ctx<'_>) -> Option<Transport> {
             .is_some_and(|i| *i.get_ref()),
         cert_min_days: None,
         filter: None,
+        source_ip,
     })
 }
 

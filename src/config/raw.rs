@@ -202,6 +202,8 @@ pub struct RawProbe {
     /// http: send `Accept-Encoding: <this>` (blackbox_exporter's `compression`): "gzip",
     /// "deflate", "br", "zstd" or "identity". Bodies are decoded either way.
     pub compression: Option<Spanned<String>>,
+    /// http: local address to connect from (blackbox_exporter's `source_ip_address`).
+    pub source_ip: Option<Spanned<String>>,
     /// TLS settings for https and tls probes.
     pub tls: Option<Spanned<RawTls>>,
     /// tls: `host:port` to connect to.
@@ -395,6 +397,7 @@ pub struct RawModule {
     pub proxy: Option<Spanned<String>>,
     pub bearer_token: Option<Spanned<String>>,
     pub compression: Option<Spanned<String>>,
+    pub source_ip: Option<Spanned<String>>,
     pub tls: Option<Spanned<RawTls>>,
     pub server_name: Option<Spanned<String>>,
     pub expect: Option<Spanned<RawExpect>>,
@@ -431,6 +434,7 @@ impl RawModule {
             proxy: self.proxy,
             bearer_token: self.bearer_token,
             compression: self.compression,
+            source_ip: self.source_ip,
             tls: self.tls,
             server_name: self.server_name,
             interval: None,
