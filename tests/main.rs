@@ -2,6 +2,7 @@
 
 mod alerting;
 mod am_dedup;
+mod blackbox_diff;
 mod check_cli;
 mod config_errors;
 mod daemon;
@@ -12,6 +13,7 @@ mod honest;
 mod hostile_config;
 mod hostile_daemon;
 mod hostile_secrets;
+mod http_options;
 mod http_probe;
 mod kinds;
 mod one_truth;

@@ -204,6 +204,10 @@ pub struct HttpExpect {
     pub body_not_regex: Vec<Regex>,
     /// Lowercase header name and a regex one of its values must match.
     pub headers: Vec<(String, Regex)>,
+    /// Lowercase header name and a regex none of its values may match.
+    pub headers_not: Vec<(String, Regex)>,
+    /// Whether the final request must (true) or must not (false) have used TLS.
+    pub ssl: Option<bool>,
     pub json: Vec<JsonAssertion>,
     pub health: bool,
     pub latency_under: Option<Duration>,
@@ -221,6 +225,8 @@ impl Default for HttpExpect {
             body_regex: Vec::new(),
             body_not_regex: Vec::new(),
             headers: Vec::new(),
+            headers_not: Vec::new(),
+            ssl: None,
             json: Vec::new(),
             health: false,
             latency_under: None,
@@ -304,6 +310,37 @@ impl HttpExpect {
                 return Err(Failure::new(
                     Reason::AssertionHeader,
                     format!("header {name}: {got}, expected to match /{}/", re.as_str()),
+                ));
+            }
+        }
+        for (name, re) in &self.headers_not {
+            let hit = resp
+                .headers
+                .get_all(name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| re.is_match(v));
+            if let Some(v) = hit {
+                return Err(Failure::new(
+                    Reason::AssertionHeader,
+                    format!(
+                        "header {name}: {:?} matches /{}/, expected not to",
+                        redactor.redact(v),
+                        re.as_str()
+                    ),
+                ));
+            }
+        }
+        if let Some(want) = self.ssl {
+            if facts.ssl != want {
+                let (got, expected) = if want {
+                    ("plain HTTP", "TLS")
+                } else {
+                    ("TLS", "plain HTTP")
+                };
+                return Err(Failure::new(
+                    Reason::Protocol,
+                    format!("final request used {got}, expected {expected} (expect.ssl)"),
                 ));
             }
         }

@@ -55,6 +55,8 @@ pub struct Transport {
     pub cert_min_days: Option<f64>,
     /// Addresses this transport may not connect to.
     pub filter: Option<AddressFilter>,
+    /// Local address to connect from (blackbox_exporter's `source_ip_address`).
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 /// A `kind = "http"` probe.
@@ -335,8 +337,9 @@ async fn one_hop(
     .await?;
     *addr_out = Some(addr);
     facts.ip_protocol = Some(net::family_number(&addr));
+    facts.ip_addr_hash = Some(net::ip_addr_hash(addr.ip()));
     facts.in_progress = Phase::Connect;
-    let mut tcp = net::connect(addr, &mut phases.connect).await?;
+    let mut tcp = net::connect_from(addr, transport.source_ip, &mut phases.connect).await?;
     if let (Some(proxy), true) = (&transport.proxy, https) {
         let start = Instant::now();
         let tunnel = connect_tunnel(&mut tcp, proxy, &host, port).await;
@@ -344,7 +347,6 @@ async fn one_hop(
         tunnel?;
     }
 
-    facts.ssl = https;
     let stream: Box<dyn Io> = if https {
         let name = transport.server_name.as_deref().unwrap_or(&host);
         facts.in_progress = Phase::Tls;
@@ -361,8 +363,11 @@ async fn one_hop(
         );
         facts.tls = Some(tls);
         verdict?;
+        // blackbox_exporter's probe_http_ssl: 1 only once a TLS connection was made.
+        facts.ssl = true;
         Box::new(stream)
     } else {
+        facts.ssl = false;
         Box::new(tcp)
     };
 
@@ -430,6 +435,22 @@ async fn one_hop(
         .to_string(),
     );
     let (parts, mut incoming) = response.into_parts();
+    facts.declared_length = Some(
+        parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+    );
+    facts.last_modified = parts
+        .headers
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok());
+    facts.uncompressed_body_length = None;
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -478,6 +499,7 @@ async fn one_hop(
     let body = decode_body(buf.freeze(), &parts, transport.max_body).await;
     phases.transfer += decoding.elapsed();
     let body = body?;
+    facts.uncompressed_body_length = Some(body.len() as u64);
     Ok(Response {
         status: parts.status.as_u16(),
         headers: parts.headers,

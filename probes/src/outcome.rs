@@ -278,6 +278,16 @@ pub struct Facts {
     /// 4 or 6: the family of the address the final request went to.
     pub ip_protocol: Option<u8>,
     pub ssl: bool,
+    /// blackbox_exporter's `probe_ip_addr_hash`: FNV-1a (32 bit) of the address's bytes (4 for
+    /// IPv4, 16 for IPv6).
+    pub ip_addr_hash: Option<u32>,
+    /// The final response's `Content-Length` header, -1 when it has none (blackbox_exporter's
+    /// `probe_http_content_length`); `None` when no response head was read.
+    pub declared_length: Option<i64>,
+    /// Bytes of the final response's body after decoding (`probe_http_uncompressed_body_length`).
+    pub uncompressed_body_length: Option<u64>,
+    /// The final response's `Last-Modified`, Unix seconds.
+    pub last_modified: Option<i64>,
     /// A body regex assertion failed (blackbox_exporter's `probe_failed_due_to_regex`).
     pub failed_due_to_regex: bool,
     pub tls: Option<TlsFacts>,

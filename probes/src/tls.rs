@@ -515,6 +515,7 @@ async fn tls_inner(
     )
     .await?;
     facts.ip_protocol = Some(net::family_number(&addr));
+    facts.ip_addr_hash = Some(net::ip_addr_hash(addr.ip()));
     facts.in_progress = Phase::Connect;
     let tcp = net::connect(addr, &mut phases.connect).await?;
     let name = spec.server_name.as_deref().unwrap_or(&spec.host);

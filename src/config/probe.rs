@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE,
+};
 use http::Method;
 use regex::Regex;
 use serde_json_path::JsonPath;
@@ -202,6 +204,7 @@ impl Probe {
                     insecure_skip_verify: false,
                     cert_min_days: None,
                     filter: None,
+                    source_ip: None,
                 };
                 Ok(Probe {
                     name,
@@ -284,6 +287,9 @@ fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usi
         ("max_redirects", at(&p.max_redirects)),
         ("max_body", at(&p.max_body)),
         ("proxy", at(&p.proxy)),
+        ("bearer_token", at(&p.bearer_token)),
+        ("compression", at(&p.compression)),
+        ("source_ip", at(&p.source_ip)),
     ];
     let headers_at = p.headers.as_ref().map(|h| {
         h.values()
@@ -328,6 +334,13 @@ fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usi
                     .map(|s| s.span().start),
             ),
             ("expect.headers", ex_headers),
+            (
+                "expect.headers_not",
+                e.headers_not
+                    .as_ref()
+                    .map(|h| h.values().next().map_or(0, |v| v.span().start)),
+            ),
+            ("expect.ssl", at(&e.ssl)),
             (
                 "expect.json",
                 e.json
@@ -643,6 +656,46 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
             (_, Err(_)) => ctx.err(v.span().start, format!("invalid value for header {k:?}")),
         }
     }
+    if let Some(t) = &p.bearer_token {
+        if headers.contains_key(AUTHORIZATION) {
+            ctx.err(
+                t.span().start,
+                "set bearer_token or an Authorization header, not both",
+            );
+        } else if t.get_ref().trim().is_empty() {
+            ctx.err(t.span().start, "bearer_token is empty");
+        } else {
+            match HeaderValue::from_str(&format!("Bearer {}", t.get_ref().trim())) {
+                Ok(mut value) => {
+                    // Always a credential: kept out of Debug output and dropped on a redirect
+                    // to another origin.
+                    value.set_sensitive(true);
+                    headers.insert(AUTHORIZATION, value);
+                }
+                Err(_) => ctx.err(t.span().start, "invalid characters in bearer_token"),
+            }
+        }
+    }
+    if let Some(c) = &p.compression {
+        const ALGORITHMS: [&str; 5] = ["gzip", "deflate", "br", "zstd", "identity"];
+        if !ALGORITHMS.contains(&c.get_ref().as_str()) {
+            ctx.err(
+                c.span().start,
+                format!(
+                    "unknown compression {:?}, expected one of: {}",
+                    c.get_ref(),
+                    ALGORITHMS.join(", ")
+                ),
+            );
+        } else if headers.contains_key(ACCEPT_ENCODING) {
+            ctx.err(
+                c.span().start,
+                "set compression or an Accept-Encoding header, not both",
+            );
+        } else if let Ok(v) = HeaderValue::from_str(c.get_ref()) {
+            headers.insert(ACCEPT_ENCODING, v);
+        }
+    }
     let body = match (&p.body, &p.json) {
         (Some(b), Some(_)) => {
             ctx.err(b.span().start, "set body or json, not both");
@@ -754,6 +807,19 @@ fn resolve_transport(p: &RawProbe, ctx: &mut Ctx<'_>) -> Option<Transport> {
         }
     };
     let raw_tls = p.tls.as_ref().map(|t| t.get_ref());
+    let source_ip = match &p.source_ip {
+        None => None,
+        Some(s) => match s.get_ref().parse::<std::net::IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                ctx.err(
+                    s.span().start,
+                    format!("source_ip {:?} is not an IP address", s.get_ref()),
+                );
+                return None;
+            }
+        },
+    };
     Some(Transport {
         follow_redirects: p.follow_redirects.as_ref().is_none_or(|f| *f.get_ref()),
         max_redirects,
@@ -769,6 +835,7 @@ fn resolve_transport(p: &RawProbe, ctx: &mut Ctx<'_>) -> Option<Transport> {
             .is_some_and(|i| *i.get_ref()),
         cert_min_days: None,
         filter: None,
+        source_ip,
     })
 }
 
@@ -1033,6 +1100,15 @@ fn resolve_http_expect(e: Option<&Spanned<RawExpect>>, ctx: &mut Ctx<'_>) -> Opt
             out.headers.push((name.to_ascii_lowercase(), r));
         }
     }
+    for (name, re) in e.headers_not.iter().flatten() {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            ctx.err(re.span().start, format!("invalid header name {name:?}"));
+        }
+        if let Some(r) = compile_regex(re, ctx) {
+            out.headers_not.push((name.to_ascii_lowercase(), r));
+        }
+    }
+    out.ssl = e.ssl.as_ref().map(|s| *s.get_ref());
     out.json = e
         .json
         .iter()

@@ -215,6 +215,14 @@ pub struct RawProbe {
     pub ip: Option<Spanned<IpFamily>>,
     /// http: an http:// proxy (CONNECT for https targets).
     pub proxy: Option<Spanned<String>>,
+    /// http: sent as `Authorization: Bearer …` (blackbox_exporter's `bearer_token`); write it
+    /// as `${ENV_VAR}` so it is redacted everywhere.
+    pub bearer_token: Option<Spanned<String>>,
+    /// http: send `Accept-Encoding: <this>` (blackbox_exporter's `compression`): "gzip",
+    /// "deflate", "br", "zstd" or "identity". Bodies are decoded either way.
+    pub compression: Option<Spanned<String>>,
+    /// http: local address to connect from (blackbox_exporter's `source_ip_address`).
+    pub source_ip: Option<Spanned<String>>,
     /// TLS settings for https and tls probes.
     pub tls: Option<Spanned<RawTls>>,
     /// tls: `host:port` to connect to.
@@ -313,6 +321,12 @@ pub struct RawExpect {
     pub body_not_regex: Option<Vec<Spanned<String>>>,
     /// http: header name → regex one of its values must match.
     pub headers: Option<BTreeMap<String, Spanned<String>>>,
+    /// http: header name → regex none of its values may match (blackbox_exporter's
+    /// `fail_if_header_matches`).
+    pub headers_not: Option<BTreeMap<String, Spanned<String>>>,
+    /// http: the final request must (true) or must not (false) have used TLS
+    /// (blackbox_exporter's `fail_if_not_ssl` / `fail_if_ssl`).
+    pub ssl: Option<Spanned<bool>>,
     /// http: JSONPath assertions.
     pub json: Option<Vec<Spanned<RawJsonAssertion>>>,
     /// http: read the body as a health document.
@@ -400,6 +414,9 @@ pub struct RawModule {
     pub max_body: Option<Spanned<Size>>,
     pub ip: Option<Spanned<IpFamily>>,
     pub proxy: Option<Spanned<String>>,
+    pub bearer_token: Option<Spanned<String>>,
+    pub compression: Option<Spanned<String>>,
+    pub source_ip: Option<Spanned<String>>,
     pub tls: Option<Spanned<RawTls>>,
     pub server_name: Option<Spanned<String>>,
     pub expect: Option<Spanned<RawExpect>>,
@@ -434,6 +451,9 @@ impl RawModule {
             max_body: self.max_body,
             ip: self.ip,
             proxy: self.proxy,
+            bearer_token: self.bearer_token,
+            compression: self.compression,
+            source_ip: self.source_ip,
             tls: self.tls,
             server_name: self.server_name,
             interval: None,

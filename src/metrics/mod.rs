@@ -541,6 +541,15 @@ fn tls(r: &Record) -> Option<TlsFacts> {
     last(r).and_then(|o| o.facts.tls.clone())
 }
 
+/// `subjectalternative` as blackbox_exporter writes it: the DNS names only, comma-separated.
+fn dns_sans(sans: &[String]) -> String {
+    sans.iter()
+        .filter(|s| s.parse::<std::net::IpAddr>().is_err())
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn one(v: f64) -> Samples {
     vec![(Vec::new(), v)]
 }
@@ -608,10 +617,31 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             "probe_ip_protocol",
             "IP family (4 or 6) of the last run's address",
             None,
-            |_, r| {
+            |k, r| {
                 last(r)
-                    .and_then(|o| o.facts.ip_protocol)
-                    .map(|p| one(f64::from(p)))
+                    .and_then(|o| match (o.facts.ip_protocol, k) {
+                        (Some(p), _) => Some(f64::from(p)),
+                        // blackbox_exporter's http prober: 0 when no address was resolved.
+                        (None, Kind::Http) => Some(0.0),
+                        (None, _) => None,
+                    })
+                    .map(one)
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_ip_addr_hash",
+            "FNV-1a hash of the last run's address (changes when the address does)",
+            None,
+            |k, r| {
+                last(r)
+                    .and_then(|o| match (o.facts.ip_addr_hash, k) {
+                        (Some(h), _) => Some(f64::from(h)),
+                        (None, Kind::Http) => Some(0.0),
+                        (None, _) => None,
+                    })
+                    .map(one)
                     .unwrap_or_default()
             },
         )?;
@@ -633,10 +663,18 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             secs,
             |k, r| {
                 last(r)
-                    .filter(|_| !kinds::own_phases(k))
+                    .filter(|_| !kinds::own_phases(k) && k != Kind::Tls)
                     .map(|o| {
+                        // As blackbox_exporter: only the resolve phase when no address was
+                        // resolved (the later phases never began).
+                        let n = if o.facts.ip_protocol.is_none() && k == Kind::Http {
+                            1
+                        } else {
+                            Phases::NAMES.len()
+                        };
                         Phases::NAMES
                             .iter()
+                            .take(n)
                             .zip(o.phases.as_array())
                             .map(|(n, d)| (vec![("phase", (*n).to_string())], d.as_secs_f64()))
                             .collect()
@@ -647,12 +685,34 @@ impl prometheus_client::collector::Collector for ProbeCollector {
         fam.gauge(
             &mut enc,
             "probe_http_content_length",
-            "Body length of the last run's final response",
+            "Content-Length header of the last run's final response (-1: none; 0: no response)",
             None,
             |k, r| {
                 http(k, r)
-                    .and_then(|o| o.facts.content_length)
-                    .map(|l| one(l as f64))
+                    .map(|o| one(o.facts.declared_length.unwrap_or(0) as f64))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_http_uncompressed_body_length",
+            "Body length of the last run's final response after decoding",
+            None,
+            |k, r| {
+                http(k, r)
+                    .map(|o| one(o.facts.uncompressed_body_length.unwrap_or(0) as f64))
+                    .unwrap_or_default()
+            },
+        )?;
+        fam.gauge(
+            &mut enc,
+            "probe_http_last_modified_timestamp",
+            "Last-Modified header of the last run's final response (Unix seconds)",
+            secs,
+            |k, r| {
+                http(k, r)
+                    .and_then(|o| o.facts.last_modified)
+                    .map(|t| one(t as f64))
                     .unwrap_or_default()
             },
         )?;
@@ -685,9 +745,14 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             None,
             |k, r| {
                 http(k, r)
-                    .and_then(|o| o.facts.http_version.as_deref())
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map(one)
+                    .map(|o| {
+                        one(o
+                            .facts
+                            .http_version
+                            .as_deref()
+                            .and_then(|v| v.parse::<f64>().ok())
+                            .unwrap_or(0.0))
+                    })
                     .unwrap_or_default()
             },
         )?;
@@ -698,7 +763,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             None,
             |k, r| {
                 last(r)
-                    .filter(|_| matches!(k, Kind::Http | Kind::Tcp))
+                    .filter(|_| matches!(k, Kind::Http | Kind::Tls | Kind::Tcp))
                     .map(|o| one(bool_f(o.facts.failed_due_to_regex)))
                     .unwrap_or_default()
             },
@@ -744,7 +809,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
                                 ("fingerprint_sha256", c.fingerprint_sha256),
                                 ("subject", c.subject),
                                 ("issuer", c.issuer),
-                                ("subjectalternative", c.sans.join(",")),
+                                ("subjectalternative", dns_sans(&c.sans)),
                                 ("serialnumber", c.serial),
                             ],
                             1.0,
