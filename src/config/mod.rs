@@ -4,6 +4,7 @@
 
 mod alert;
 pub mod load;
+mod metrics;
 mod probe;
 pub mod raw;
 mod server;
@@ -18,6 +19,7 @@ use toml::Spanned;
 
 pub use alert::{AlertConfig, ProbeAlert, ProbeThresholds, SinkConfig, SinkKind};
 pub use load::Diagnostic;
+pub use metrics::ProbeMetrics;
 use load::{FileId, Located, Sources};
 use probe::{resolve_probe, Clients};
 pub use probe::{Probe, Spec};
@@ -192,10 +194,13 @@ pub(crate) struct Defaults {
     interval: Duration,
     timeout: Duration,
     labels: BTreeMap<String, String>,
+    /// `[metrics]`: what a probe without its own `metrics` keys exports.
+    metrics: ProbeMetrics,
 }
 
 fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
-    let defaults = resolve_defaults(raw.defaults.as_ref(), raw, errors);
+    let mut defaults = resolve_defaults(raw.defaults.as_ref(), raw, errors);
+    defaults.metrics = ProbeMetrics::default().with(raw.metrics.as_ref().map(|m| &m.value));
     let clients = Clients::default();
     let mut probes = Vec::new();
     let mut seen: HashMap<String, Diagnostic> = HashMap::new();
@@ -264,6 +269,7 @@ fn resolve_defaults(
         interval: DEFAULT_INTERVAL,
         timeout: DEFAULT_TIMEOUT,
         labels: BTreeMap::new(),
+        metrics: ProbeMetrics::default(),
     };
     let Some(d) = d else { return out };
     let clients = Clients::default();
