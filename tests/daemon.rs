@@ -104,7 +104,8 @@ fn probe(name: &str, url: &str, extra: &str) -> String {
 #[tokio::test]
 async fn schedules_counts_and_isolates_hanging_targets() {
     let t = http_target().await;
-    let mut cfg = probe("healthy", &t.url("/ok"), "");
+    // `healthy` opts into the quantile summary (checked below); the rest keep the defaults.
+    let mut cfg = probe("healthy", &t.url("/ok"), "metrics = { quantiles = true }\n");
     cfg += &probe(
         "failing",
         &t.url("/status/503"),

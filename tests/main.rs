@@ -2,6 +2,7 @@
 
 mod alerting;
 mod am_dedup;
+mod cardinality;
 mod check_cli;
 mod config_errors;
 mod daemon;

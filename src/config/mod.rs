@@ -19,8 +19,8 @@ use toml::Spanned;
 
 pub use alert::{AlertConfig, ProbeAlert, ProbeThresholds, SinkConfig, SinkKind};
 pub use load::Diagnostic;
-pub use metrics::ProbeMetrics;
 use load::{FileId, Located, Sources};
+pub use metrics::ProbeMetrics;
 use probe::{resolve_probe, Clients};
 pub use probe::{Probe, Spec};
 pub use raw::Kind;
