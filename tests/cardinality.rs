@@ -135,3 +135,60 @@ async fn metrics_settings_of_the_wrong_shape_are_config_errors() {
         assert!(err.contains(want), "{cfg}: {err}");
     }
 }
+
+#[tokio::test]
+async fn metrics_are_gzipped_when_asked_and_the_same_text() {
+    use std::io::Read as _;
+    let t = http_target().await;
+    let d = start_daemon(&probe("plain", &t.url("/ok"), "")).await;
+    let client = vantage::notify::http_client();
+    let fetch = |enc: Option<&'static str>| {
+        let mut req = client.get(d.url("/metrics"));
+        if let Some(enc) = enc {
+            req = req.header("accept-encoding", enc);
+        }
+        req.send()
+    };
+    // Bounded wait for the first run, so both bodies hold the probe's series.
+    for _ in 0..50 {
+        let (_, body) = d.get("/metrics").await;
+        if body.contains("probe_success{") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let zipped = fetch(Some("gzip, deflate, br")).await.unwrap();
+    assert_eq!(zipped.status(), 200);
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert_eq!(zipped.headers()["vary"], "accept-encoding");
+    assert!(zipped.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let bytes = zipped.bytes().await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .expect("a gzip stream");
+    let families = |body: &str| -> Vec<String> {
+        let mut names: Vec<String> = exposition::parse(body)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        names.dedup();
+        names
+    };
+    assert!(families(&text).iter().any(|f| f == "probe_success"));
+
+    for enc in [None, Some("identity"), Some("gzip;q=0"), Some("gzip;q=x")] {
+        let plain = fetch(enc).await.unwrap();
+        assert!(
+            plain.headers().get("content-encoding").is_none(),
+            "{enc:?} is not gzip"
+        );
+        let body = plain.text().await.unwrap();
+        assert_eq!(families(&body), families(&text), "{enc:?}");
+    }
+}

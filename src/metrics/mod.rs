@@ -14,6 +14,8 @@
 //! SLO's period that equals a fixed window is that window, and health checks of one name are
 //! merged with the worst status winning (see [`HealthCheckNames`]).
 
+pub mod gzip;
+
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
