@@ -802,7 +802,7 @@ fn slo_doc(r: &crate::evaluator::Runtime, full: bool) -> Value {
 async fn api_slos(State(app): State<App>) -> Json<Value> {
     let slos = app
         .evaluator
-        .evaluate_with(app.store.clock().unix_ms(), |slos| {
+        .evaluate_fresh_with(app.store.clock().unix_ms(), |slos| {
             slos.iter().map(|r| slo_doc(r, false)).collect::<Vec<_>>()
         });
     Json(json!({ "slos": slos }))
@@ -811,7 +811,7 @@ async fn api_slos(State(app): State<App>) -> Json<Value> {
 async fn api_slo(State(app): State<App>, Path(name): Path<String>) -> Response {
     let doc = app
         .evaluator
-        .evaluate_with(app.store.clock().unix_ms(), |slos| {
+        .evaluate_fresh_with(app.store.clock().unix_ms(), |slos| {
             slos.iter()
                 .find(|r| r.config.name == name)
                 .map(|r| slo_doc(r, true))
