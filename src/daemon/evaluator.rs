@@ -168,7 +168,7 @@ impl Evaluator {
     /// Record one run of `probe` that ended at `at` (Unix ms).
     pub fn record(&self, probe: &str, success: bool, duration: Duration, at: i64) {
         let mut inner = self.lock();
-        let Inner { slos, by_probe } = &mut *inner;
+        let Inner { slos, by_probe, .. } = &mut *inner;
         let Some(indexes) = by_probe.get(probe) else {
             return;
         };
