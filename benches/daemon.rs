@@ -145,6 +145,14 @@ fn bench(c: &mut Criterion) {
             assert!(text.len() > 1_000_000);
         })
     });
+    let gz = vantage::metrics::gzip::gzip(metrics.render_text().as_bytes()).len();
+    println!("/metrics gzipped: {:.1} MiB", gz as f64 / (1024.0 * 1024.0));
+    c.bench_function("render_and_gzip_metrics_10k_probes_1k_slos", |b| {
+        b.iter(|| {
+            let z = vantage::metrics::gzip::gzip(metrics.render_text().as_bytes());
+            assert!(z.len() > 10_000);
+        })
+    });
 }
 
 criterion_group! {

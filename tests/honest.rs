@@ -451,7 +451,10 @@ async fn metrics_never_hold_a_series_twice() {
     let probe = |name: &str, url: &str, extra: &str| {
         format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n{extra}\n")
     };
-    let mut cfg = String::from("[defaults]\nlabels = { team = \"sre\" }\n");
+    // The opt-in families are on, so the duplicate scan covers them too.
+    let mut cfg = String::from(
+        "[metrics]\nphase_histograms = true\nquantiles = true\n[defaults]\nlabels = { team = \"sre\" }\n",
+    );
     cfg += &probe("ok", &plain.url("/ok"), "");
     cfg += &probe("down", &plain.url("/status/500"), "");
     cfg += &probe(

@@ -3,6 +3,7 @@
 mod alerting;
 mod am_dedup;
 mod blackbox_diff;
+mod cardinality;
 mod check_cli;
 mod config_errors;
 mod daemon;

@@ -133,6 +133,8 @@ pub struct RawConfig {
     pub state: Option<Located<RawState>>,
     pub slos: Vec<Located<RawSlo>>,
     pub alert: Option<Located<RawAlert>>,
+    /// `[metrics]`.
+    pub metrics: Option<Located<super::raw::RawMetrics>>,
     pub redactor: Redactor,
 }
 
@@ -146,6 +148,7 @@ const MAIN_KEYS: &[&str] = &[
     "slo",
     "alert",
     "module",
+    "metrics",
 ];
 const INCLUDED_KEYS: &[&str] = &["include", "probe", "module", "slo"];
 /// Bounds the include graph: a config is a handful of files, not thousands.
@@ -335,6 +338,9 @@ fn read_file(
             }
             "alert" if allowed.contains(&"alert") => {
                 raw.alert = located(value, file, &raw.sources, errors)
+            }
+            "metrics" if allowed.contains(&"metrics") => {
+                raw.metrics = located(value, file, &raw.sources, errors)
             }
             "state" if allowed.contains(&"state") => {
                 raw.state = located(value, file, &raw.sources, errors)

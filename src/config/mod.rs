@@ -5,6 +5,7 @@
 mod alert;
 mod kinds;
 pub mod load;
+mod metrics;
 mod probe;
 pub mod raw;
 mod server;
@@ -20,6 +21,7 @@ use toml::Spanned;
 pub use alert::{AlertConfig, ProbeAlert, ProbeThresholds, SinkConfig, SinkKind};
 pub use load::Diagnostic;
 use load::{FileId, Located, Sources};
+pub use metrics::ProbeMetrics;
 use probe::{resolve_probe, Clients};
 pub use probe::{Probe, Spec};
 pub use raw::Kind;
@@ -193,6 +195,8 @@ pub(crate) struct Defaults {
     interval: Duration,
     timeout: Duration,
     labels: BTreeMap<String, String>,
+    /// `[metrics]`: what a probe without its own `metrics` keys exports.
+    metrics: ProbeMetrics,
 }
 
 /// Credentials written as URL userinfo (`https://user:pass@host/`) are sent as basic auth and
@@ -224,7 +228,8 @@ pub(crate) fn add_userinfo_secrets(url: &url::Url, redactor: &mut crate::secret:
 }
 
 fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
-    let defaults = resolve_defaults(raw.defaults.as_ref(), raw, errors);
+    let mut defaults = resolve_defaults(raw.defaults.as_ref(), raw, errors);
+    defaults.metrics = ProbeMetrics::default().with(raw.metrics.as_ref().map(|m| &m.value));
     let clients = Clients::default();
     let mut probes = Vec::new();
     let mut seen: HashMap<String, Diagnostic> = HashMap::new();
@@ -322,6 +327,7 @@ fn resolve_defaults(
         interval: DEFAULT_INTERVAL,
         timeout: DEFAULT_TIMEOUT,
         labels: BTreeMap::new(),
+        metrics: ProbeMetrics::default(),
     };
     let Some(d) = d else { return out };
     let clients = Clients::default();

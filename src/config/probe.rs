@@ -42,6 +42,8 @@ pub struct Probe {
     pub spec: Spec,
     /// `[probe.alert]`: this probe's overrides of `[alert]`'s thresholds.
     pub alert: super::ProbeAlert,
+    /// `[metrics]` with this probe's `metrics` keys: its opt-in families.
+    pub metrics: super::ProbeMetrics,
 }
 
 /// The runnable part of a probe.
@@ -142,6 +144,7 @@ impl Probe {
             target,
             spec,
             alert: self.alert,
+            metrics: self.metrics,
         })
     }
 
@@ -213,6 +216,7 @@ impl Probe {
                     timeout,
                     labels: BTreeMap::new(),
                     alert: super::ProbeAlert::default(),
+                    metrics: super::ProbeMetrics::default(),
                     target: display_url(&url),
                     spec: Spec::Http(Box::new(HttpSpec {
                         request: Request {
@@ -247,6 +251,7 @@ impl Probe {
                     timeout,
                     labels: BTreeMap::new(),
                     alert: super::ProbeAlert::default(),
+                    metrics: super::ProbeMetrics::default(),
                     target: hostport,
                     spec: Spec::Tls(Box::new(TlsSpec {
                         host,
@@ -434,6 +439,9 @@ pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>
     }
 
     let alert = super::alert::resolve_probe_alert(p.alert.as_ref(), ctx);
+    let metrics = defaults
+        .metrics
+        .with(p.metrics.as_ref().map(|m| m.get_ref()));
     let (target, spec) = match kind {
         Kind::Http => resolve_http(p, timeout, ctx)?,
         Kind::Tls => resolve_tls(p, timeout, ctx)?,
@@ -453,6 +461,7 @@ pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>
         target,
         spec,
         alert,
+        metrics,
     })
 }
 

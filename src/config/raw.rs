@@ -237,6 +237,19 @@ pub struct RawProbe {
     pub step: Option<Vec<Spanned<RawStep>>>,
     /// `[probe.alert]`: this probe's own ProbeDown/CertificateExpiring thresholds.
     pub alert: Option<Spanned<RawProbeAlert>>,
+    /// `metrics = { phase_histograms = true }`: this probe's overrides of `[metrics]`.
+    pub metrics: Option<Spanned<RawMetrics>>,
+}
+
+/// `[metrics]`, and a probe's `metrics = { ... }` overrides: which costly per-probe families
+/// `/metrics` exports (both off by default; see the README's cardinality table).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `probe_phase_latency_seconds`: a histogram per phase (55 series per probe).
+    pub phase_histograms: Option<bool>,
+    /// `probe_latency_quantile_seconds`: sliding-window quantiles (10 series per probe).
+    pub quantiles: Option<bool>,
 }
 
 /// `[probe.alert]`: overrides of `[alert]`'s probe-level keys for one probe (a flapping
@@ -462,6 +475,7 @@ impl RawModule {
             expect: self.expect,
             step: None,
             alert: None,
+            metrics: None,
         }
     }
 }

@@ -195,6 +195,7 @@ pub(super) fn resolve_modules(
         interval: Duration::from_secs(3600),
         timeout: Duration::from_secs(5),
         labels: BTreeMap::new(),
+        metrics: super::ProbeMetrics::default(),
     };
     let mut out = BTreeMap::new();
     for (name, m) in &raw.modules {

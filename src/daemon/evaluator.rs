@@ -100,7 +100,13 @@ pub struct SavedSlo {
 struct Inner {
     slos: Vec<Runtime>,
     by_probe: HashMap<String, Vec<usize>>,
+    /// When every SLO's report was last refreshed (Unix ms); `None` after `apply`.
+    evaluated_at: Option<i64>,
 }
+
+/// How long a full evaluation serves readers that accept a recent one (`/api/v1/slos` after a
+/// `/metrics` scrape): runs recorded since then show in the counters, not yet in the report.
+pub const FRESH_MS: i64 = 1000;
 
 /// All SLOs of the running config.
 #[derive(Debug, Default)]
@@ -156,12 +162,13 @@ impl Evaluator {
         }
         inner.slos = next;
         inner.by_probe = by_probe;
+        inner.evaluated_at = None;
     }
 
     /// Record one run of `probe` that ended at `at` (Unix ms).
     pub fn record(&self, probe: &str, success: bool, duration: Duration, at: i64) {
         let mut inner = self.lock();
-        let Inner { slos, by_probe } = &mut *inner;
+        let Inner { slos, by_probe, .. } = &mut *inner;
         let Some(indexes) = by_probe.get(probe) else {
             return;
         };
@@ -178,23 +185,36 @@ impl Evaluator {
 
     /// Refresh every SLO's report at `now` (Unix ms).
     pub fn evaluate(&self, now: i64) {
-        let mut inner = self.lock();
+        Self::refresh(&mut self.lock(), now);
+    }
+
+    fn refresh(inner: &mut Inner, now: i64) {
         for r in &mut inner.slos {
             let report = r.slo.evaluate(now);
             r.history.sample(&report, now);
             r.report = Some(report);
         }
+        inner.evaluated_at = Some(now);
+    }
+
+    /// Like [`Evaluator::evaluate_with`], but reuse the reports of an evaluation less than
+    /// [`FRESH_MS`] before `now` (a clock that went back re-evaluates).
+    pub fn evaluate_fresh_with<T>(&self, now: i64, f: impl FnOnce(&[Runtime]) -> T) -> T {
+        let mut inner = self.lock();
+        let fresh = inner
+            .evaluated_at
+            .is_some_and(|t| now >= t && now - t < FRESH_MS);
+        if !fresh {
+            Self::refresh(&mut inner, now);
+        }
+        f(&inner.slos)
     }
 
     /// Evaluate at `now`, then read every SLO under the same lock: what is read is consistent
     /// (counters and reports agree).
     pub fn evaluate_with<T>(&self, now: i64, f: impl FnOnce(&[Runtime]) -> T) -> T {
         let mut inner = self.lock();
-        for r in &mut inner.slos {
-            let report = r.slo.evaluate(now);
-            r.history.sample(&report, now);
-            r.report = Some(report);
-        }
+        Self::refresh(&mut inner, now);
         f(&inner.slos)
     }
 
@@ -277,5 +297,58 @@ impl Evaluator {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slo() -> SloConfig {
+        SloConfig {
+            name: "avail".into(),
+            probes: vec!["p".into()],
+            spec: vantage_slo::SloSpec {
+                objective: vantage_slo::Objective::from_percent(99.0).unwrap(),
+                period: vantage_slo::Period::Rolling(Duration::from_secs(86_400)),
+                sli: vantage_slo::Sli::Availability,
+                budgeting: vantage_slo::Budgeting::Occurrences,
+                min_events: 1,
+                alerts: vantage_slo::default_policy(Duration::from_secs(86_400)),
+            },
+            runbook_url: None,
+            labels: Default::default(),
+            fingerprint: 1,
+        }
+    }
+
+    fn sli(e: &Evaluator, now: i64) -> Option<f64> {
+        e.evaluate_fresh_with(now, |slos| {
+            slos[0]
+                .report
+                .as_ref()
+                .and_then(|r| r.windows.iter().find_map(|w| w.sli))
+        })
+    }
+
+    #[test]
+    fn a_fresh_evaluation_is_reused_for_a_second_then_refreshed() {
+        let e = Evaluator::default();
+        e.apply(&[slo()]);
+        let t = 1_700_000_000_000;
+        e.record("p", true, Duration::from_millis(3), t - 10);
+        assert_eq!(sli(&e, t), Some(1.0));
+        e.record("p", false, Duration::from_millis(3), t + 10);
+        assert_eq!(sli(&e, t + FRESH_MS - 1), Some(1.0), "reused");
+        let refreshed = sli(&e, t + FRESH_MS).unwrap();
+        assert!(refreshed < 1.0, "re-evaluated: {refreshed}");
+        // A clock that went back, or a new config, does not reuse.
+        e.record("p", false, Duration::from_millis(3), t + 20);
+        assert!(sli(&e, t + 5).unwrap() < refreshed);
+        e.apply(&[SloConfig {
+            fingerprint: 2,
+            ..slo()
+        }]);
+        assert_eq!(sli(&e, t + 6), None, "a changed SLO starts empty");
     }
 }

@@ -32,11 +32,11 @@ pub const WINDOWS: [(&str, Duration); 2] = [
 ];
 pub const QUANTILES: [(&str, f64); 3] = [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.99)];
 
-/// Buckets for `probe_latency_seconds` and `probe_phase_latency_seconds`: 5 ms to 60 s, roughly
-/// doubling, so both a 5 ms health check and a 30 s end-to-end flow land in a useful bucket.
-pub const LATENCY_BUCKETS: [f64; 15] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0,
-];
+/// Buckets for `probe_latency_seconds`: 10 ms to 5 s in 7 steps (slower runs land in `+Inf`),
+/// so a default HTTP probe stays within 30 series with every blackbox_exporter gauge (10 of them
+/// are this histogram's). For `vantage rules`, a latency SLO's threshold must be one of these;
+/// the daemon's own evaluation takes any threshold.
+pub const LATENCY_BUCKETS: [f64; 7] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
 /// Buckets for `probe_phase_latency_seconds`: fewer than for whole runs, because there are five
 /// phases per probe and a phase is mostly either sub-millisecond or the slow part of the run.
@@ -55,6 +55,9 @@ pub struct ProbeMeta {
     /// `[probe.alert]` overrides.
     #[serde(skip)]
     pub alert: crate::config::ProbeAlert,
+    /// `[metrics]`/`metrics = {...}`: the opt-in families this probe exports.
+    #[serde(skip)]
+    pub metrics: crate::config::ProbeMetrics,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -74,6 +77,7 @@ impl ProbeMeta {
             interval: probe.interval,
             timeout: probe.timeout,
             alert: probe.alert,
+            metrics: probe.metrics,
         }
     }
 }

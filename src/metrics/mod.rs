@@ -14,6 +14,8 @@
 //! SLO's period that equals a fixed window is that window, and health checks of one name are
 //! merged with the worst status winning (see [`HealthCheckNames`]).
 
+pub mod gzip;
+
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use vantage_probes::{HealthFacts, Outcome, Phases, Reason, TlsFacts};
 
-use crate::config::Kind;
+use crate::config::{Kind, ProbeMetrics};
 
 mod kinds;
 use crate::evaluator::Evaluator;
@@ -305,7 +307,11 @@ fn quantile_summary(store: &Store) -> String {
     let mut any = false;
     let mut seen = HashSet::new();
     for state in store.all() {
-        let labels = base_labels(&state.name, &state.meta());
+        let meta = state.meta();
+        if !meta.metrics.quantiles {
+            continue;
+        }
+        let labels = base_labels(&state.name, &meta);
         if !seen.insert(label_key(&labels)) {
             continue;
         }
@@ -431,7 +437,7 @@ fn base_labels(name: &str, meta: &ProbeMeta) -> Labels {
 type Samples = Vec<(Vec<(&'static str, String)>, f64)>;
 
 /// A probe as the collector sees it: its state, base labels, kind and the labels' key.
-type ProbeRow = (Arc<ProbeState>, Labels, Kind, String);
+type ProbeRow = (Arc<ProbeState>, Labels, Kind, String, ProbeMetrics);
 
 struct Family<'a> {
     probes: &'a [ProbeRow],
@@ -469,7 +475,7 @@ impl Family<'_> {
         f: impl Fn(Kind, &Record) -> Samples,
     ) -> Result<(), std::fmt::Error> {
         let mut samples = Vec::with_capacity(self.probes.len());
-        for (state, labels, kind, key) in self.probes {
+        for (state, labels, kind, key, _) in self.probes {
             let s = f(*kind, &state.record());
             if !s.is_empty() {
                 samples.push((labels, key, s));
@@ -506,15 +512,19 @@ impl Family<'_> {
         enc: &mut DescriptorEncoder,
         name: &str,
         help: &str,
+        wanted: impl Fn(&ProbeMetrics) -> bool,
         f: impl Fn(Kind, &Record) -> Vec<(Vec<(&'static str, String)>, Histogram)>,
     ) -> Result<(), std::fmt::Error> {
-        if self.probes.is_empty() {
+        if !self.probes.iter().any(|p| wanted(&p.4)) {
             return Ok(());
         }
         let mut m =
             enc.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Histogram)?;
         let mut seen = SeriesSet::new();
-        for (state, labels, kind, key) in self.probes {
+        for (state, labels, kind, key, opted) in self.probes {
+            if !wanted(opted) {
+                continue;
+            }
             let hs = f(*kind, &state.record());
             for (extra, h) in hs {
                 if !seen.first(key, &extra) {
@@ -576,7 +586,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
                     base_labels(&s.name, &meta)
                 };
                 let key = label_key(&labels);
-                (s, labels, meta.kind, key)
+                (s, labels, meta.kind, key, meta.metrics)
             })
             .collect();
         let fam = Family { probes: &probes };
@@ -931,18 +941,28 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             &mut enc,
             "vantage_probe_runs_skipped",
             "Runs skipped because the previous one was still waiting or running",
-            |_, r| one(r.skipped as f64),
+            // Absent while zero (like probe_failures_total{reason}): a healthy probe should not
+            // pay a series for something that never happened (SPEC §10: ≤ 30 per HTTP probe).
+            |_, r| {
+                if r.skipped > 0 {
+                    one(r.skipped as f64)
+                } else {
+                    Vec::new()
+                }
+            },
         )?;
         fam.histogram(
             &mut enc,
             "probe_latency",
             "Run durations, from the scheduled start",
+            |_| true,
             |_, r| vec![(Vec::new(), r.latency.clone())],
         )?;
         fam.histogram(
             &mut enc,
             "probe_phase_latency",
             "Phase durations of each run",
+            |m| m.phase_histograms,
             |_, r| {
                 Phases::NAMES
                     .iter()

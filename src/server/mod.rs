@@ -368,25 +368,40 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
 }
 
 async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
-    if wants_openmetrics(&headers) {
-        (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            app.metrics.render_openmetrics(),
-        )
-            .into_response()
+    let openmetrics = wants_openmetrics(&headers);
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .is_some_and(|v| crate::metrics::gzip::accepts_gzip(v.as_bytes()));
+    // Rendering thousands of probes is CPU work: off the runtime's workers, so the scheduler
+    // and other requests keep running meanwhile.
+    let rendered = tokio::task::spawn_blocking(move || {
+        let text = if openmetrics {
+            app.metrics.render_openmetrics()
+        } else {
+            app.metrics.render_text()
+        };
+        if gzip {
+            crate::metrics::gzip::gzip(text.as_bytes())
+        } else {
+            text.into_bytes()
+        }
+    })
+    .await;
+    let Ok(body) = rendered else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
     } else {
-        (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            app.metrics.render_text(),
-        )
-            .into_response()
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
+    response
 }
 
 fn health_doc(app: &App, checks: Vec<(&str, bool)>) -> (StatusCode, Json<Value>) {
@@ -853,7 +868,7 @@ fn slo_doc(r: &crate::evaluator::Runtime, full: bool) -> Value {
 async fn api_slos(State(app): State<App>) -> Json<Value> {
     let slos = app
         .evaluator
-        .evaluate_with(app.store.clock().unix_ms(), |slos| {
+        .evaluate_fresh_with(app.store.clock().unix_ms(), |slos| {
             slos.iter().map(|r| slo_doc(r, false)).collect::<Vec<_>>()
         });
     Json(json!({ "slos": slos }))
@@ -862,7 +877,7 @@ async fn api_slos(State(app): State<App>) -> Json<Value> {
 async fn api_slo(State(app): State<App>, Path(name): Path<String>) -> Response {
     let doc = app
         .evaluator
-        .evaluate_with(app.store.clock().unix_ms(), |slos| {
+        .evaluate_fresh_with(app.store.clock().unix_ms(), |slos| {
             slos.iter()
                 .find(|r| r.config.name == name)
                 .map(|r| slo_doc(r, true))

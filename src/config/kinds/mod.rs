@@ -200,6 +200,8 @@ pub(crate) fn resolve(p: &RawKindProbe, defaults: &Defaults, ctx: &mut Ctx<'_>) 
         spec,
         // [probe.alert] overrides are not read for these kinds yet: [alert] applies.
         alert: Default::default(),
+        // Per-probe `metrics` overrides are not read for these kinds yet: `[metrics]` applies.
+        metrics: defaults.metrics.with(None),
     })
 }
 
