@@ -686,3 +686,20 @@ async fn flows_keep_cookies_by_rfc_6265() {
     let o = outcome(&all, "flow");
     assert!(o.success, "{o:#?}");
 }
+
+/// Found by the attack pass: on a protocol failure the time spent reading the answer's head
+/// was charged to no phase (garbage: 16 ms of phases in a 26 ms run).
+#[tokio::test]
+async fn phases_add_up_on_protocol_failures() {
+    let garbage = crate::fixtures::garbage_target().await;
+    let t = http_target().await;
+    let mut cfg = http_probe("garbage", &format!("http://{}/", garbage.addr), "");
+    cfg += &http_probe("endless", &t.url("/endless-headers"), "");
+    let all = run_all(load(&cfg)).await;
+    for name in ["garbage", "endless"] {
+        let o = outcome(&all, name);
+        assert!(!o.success, "{name}: {o:#?}");
+        assert_ne!(o.reason, Some(Reason::Timeout), "{name}: {o:#?}");
+        assert_eq!(phase_sum(o), o.duration, "{name}: {:?}", o.phases);
+    }
+}

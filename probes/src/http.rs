@@ -76,6 +76,7 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
     let mut phases = Phases::default();
     let mut facts = Facts::default();
     let mut addr = None;
+    let mut answered = false;
     let deadline = crate::deadline(scheduled, spec.timeout);
     let result = tokio::time::timeout_at(deadline, async {
         let resp = exchange(
@@ -87,6 +88,7 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
             &mut addr,
         )
         .await?;
+        answered = true;
         spec.expect.evaluate(&resp, &mut facts, &spec.redactor)?;
         let took = scheduled.elapsed();
         if let Some(limit) = spec.expect.latency_under {
@@ -109,6 +111,15 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
             timeout_evidence(spec.timeout, phase),
         ))
     });
+    // A run that failed before a complete answer (garbage, a reset, endless headers) spent the
+    // rest of its time in the phase it was in, as a timed-out one does: the phases add up.
+    if result.is_err() && !answered {
+        charge_timeout(
+            &mut phases,
+            facts.in_progress,
+            end.saturating_duration_since(scheduled),
+        );
+    }
     let result = match addr {
         Some(a) => result
             .map(|e| format!("{e} from {a}"))
