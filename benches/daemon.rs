@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use vantage::config::{Kind, Probe, SloConfig};
-use vantage::evaluator::Evaluator;
+use vantage::daemon::evaluator::Evaluator;
+use vantage::daemon::store::Store;
 use vantage::metrics::Metrics;
 use vantage::secret::Redactor;
-use vantage::store::Store;
 use vantage_probes::{CertInfo, Facts, Outcome, Phases, Reason, TlsFacts, VerifyResult};
 
 fn outcome(i: usize) -> Outcome {

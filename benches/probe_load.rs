@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use vantage::daemon::store::Store;
 use vantage::daemon::{self, Daemon};
-use vantage::store::Store;
 
 const CLIENTS: usize = 8;
 const REQUESTS: usize = 400;
@@ -76,14 +76,14 @@ async fn main() {
         config,
         listener,
         store: Arc::new(Store::new(vantage::Clock::system())),
-        evaluator: Arc::new(vantage::evaluator::Evaluator::default()),
+        evaluator: Arc::new(vantage::daemon::evaluator::Evaluator::default()),
         log_redactor: None,
         shard: None,
     };
     let task = tokio::spawn(daemon::run(d, control.clone(), requests));
     let url = format!("http://{addr}/probe?module=http_2xx&target=http://{t}/ok");
     // Warm up: the daemon answers.
-    let warm = vantage::notify::http_client();
+    let warm = vantage::alerting::notify::http_client();
     for _ in 0..50 {
         if warm.get(&url).send().await.is_ok() {
             break;
@@ -96,7 +96,7 @@ async fn main() {
     for _ in 0..CLIENTS {
         let url = url.clone();
         clients.push(tokio::spawn(async move {
-            let client = vantage::notify::http_client();
+            let client = vantage::alerting::notify::http_client();
             let mut latencies = Vec::with_capacity(REQUESTS);
             let mut failures = 0usize;
             for _ in 0..REQUESTS {

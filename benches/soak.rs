@@ -121,7 +121,7 @@ fn main() {
     let hwm = proc_field(pid, "VmHWM:").unwrap_or(0);
     let body = target_rt.block_on(async {
         let started = Instant::now();
-        let resp = vantage::notify::http_client()
+        let resp = vantage::alerting::notify::http_client()
             .get(format!("http://127.0.0.1:{port}/metrics"))
             .send()
             .await

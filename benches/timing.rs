@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use tokio::time::Instant;
-use vantage::check::{self, CheckOptions};
+use vantage::cli::check::{self, CheckOptions};
 use vantage::config::{Kind, Probe};
 use vantage::secret::Redactor;
 

@@ -16,10 +16,3 @@ pub mod metrics;
 pub mod secret;
 pub mod server;
 pub mod supervise;
-
-// Old flat paths, kept while branches written against them are merged.
-pub use alerting::engine as alert;
-pub use alerting::notify;
-pub use cli::{check, demo, report, rules};
-pub use daemon::{evaluator, history as status_history, scheduler, state, store};
-pub use server::{probe_allow, probe_debug, status_page, svg as status_svg};

@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use vantage::alert::Alerts;
-use vantage::evaluator::Evaluator;
-use vantage::rules::{self, Options};
-use vantage::store::Store;
+use vantage::alerting::engine::Alerts;
+use vantage::cli::rules::{self, Options};
+use vantage::daemon::evaluator::Evaluator;
+use vantage::daemon::store::Store;
 
 use crate::prom::Alertmanager;
 use crate::support::load;
@@ -60,7 +60,7 @@ fn am_config() -> String {
 }
 
 async fn post(am: &Alertmanager, alerts: &serde_json::Value) {
-    let r = vantage::notify::http_client()
+    let r = vantage::alerting::notify::http_client()
         .post(format!("{}/api/v2/alerts", am.url))
         .json(alerts)
         .timeout(Duration::from_secs(10))
@@ -116,7 +116,8 @@ async fn daemon_and_prometheus_alerts_for_one_burn_are_one_alert() {
         1,
         "one alert per SLO and severity: {daemon:?}"
     );
-    let daemon_payload = vantage::notify::alertmanager(&daemon[0], Duration::from_secs(60), now);
+    let daemon_payload =
+        vantage::alerting::notify::alertmanager(&daemon[0], Duration::from_secs(60), now);
 
     // Prometheus: the generated rule's labels plus alertname (Prometheus drops the series name
     // and adds alertname; the summed series carry nothing else).

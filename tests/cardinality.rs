@@ -141,7 +141,7 @@ async fn metrics_are_gzipped_when_asked_and_the_same_text() {
     use std::io::Read as _;
     let t = http_target().await;
     let d = start_daemon(&probe("plain", &t.url("/ok"), "")).await;
-    let client = vantage::notify::http_client();
+    let client = vantage::alerting::notify::http_client();
     let fetch = |enc: Option<&'static str>| {
         let mut req = client.get(d.url("/metrics"));
         if let Some(enc) = enc {

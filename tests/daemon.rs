@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
+use vantage::daemon::store::Store;
 use vantage::daemon::{self, Control};
-use vantage::store::Store;
 
 use crate::fixtures::{http_target, https_target, Pki};
 use crate::support::{load_in, write_config, Cfg};
@@ -63,7 +63,7 @@ pub async fn start_daemon_sharded(cfg: Cfg, env: &[(&str, &str)], shard: Option<
         config,
         listener,
         store: Arc::new(Store::new(vantage::Clock::system())),
-        evaluator: Arc::new(vantage::evaluator::Evaluator::default()),
+        evaluator: Arc::new(vantage::daemon::evaluator::Evaluator::default()),
         log_redactor: None,
         shard: shard.map(|s| s.parse().unwrap()),
     };
@@ -329,7 +329,7 @@ async fn promtool_accepts_the_exposition() {
     );
 
     // OpenMetrics when asked.
-    let om = vantage::notify::http_client()
+    let om = vantage::alerting::notify::http_client()
         .get(d.url("/metrics"))
         .header("accept", "application/openmetrics-text; version=1.0.0")
         .send()
@@ -392,7 +392,7 @@ async fn reload_adds_removes_and_rejects() {
     let d = start_daemon(&probe("first", &t.url("/ok"), "")).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     std::fs::write(&d.cfg.path, probe("second", &t.url("/ok"), "")).unwrap();
-    let resp = vantage::notify::http_client()
+    let resp = vantage::alerting::notify::http_client()
         .post(d.url("/-/reload"))
         .send()
         .await
@@ -414,7 +414,7 @@ async fn reload_adds_removes_and_rejects() {
         "[[probe]]\nname = \"broken\"\nkind = \"http\"\n",
     )
     .unwrap();
-    let resp = vantage::notify::http_client()
+    let resp = vantage::alerting::notify::http_client()
         .post(d.url("/-/reload"))
         .send()
         .await
@@ -510,7 +510,7 @@ async fn auth_guards_everything_but_health() {
     let cfg = "[server]\nauth = { bearer_token = \"${VANTAGE_TOKEN}\" }\n".to_string()
         + &probe("p", &t.url("/ok"), "");
     let d = start_daemon_in(write_config(&cfg), &[("VANTAGE_TOKEN", "s3cret-token-123")]).await;
-    let client = vantage::notify::http_client();
+    let client = vantage::alerting::notify::http_client();
     for path in ["/metrics", "/api/v1/probes", "/", "/probe?target=x"] {
         let r = client.get(d.url(path)).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{path}");
@@ -639,7 +639,7 @@ async fn signals_reload_and_stop_the_binary() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = vantage::notify::http_client();
+    let client = vantage::alerting::notify::http_client();
     let get = |path: &str| {
         let url = format!("{base}{path}");
         let client = client.clone();

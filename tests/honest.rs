@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use vantage::check::{self, CheckOptions};
+use vantage::cli::check::{self, CheckOptions};
 use vantage_probes::exposition;
 use vantage_probes::{Outcome, Reason};
 

@@ -393,7 +393,7 @@ const NOW_SLACK_MS: i64 = 0;
 fn state_cases() -> Vec<StateCase> {
     let now = vantage::Clock::system().unix_ms() - NOW_SLACK_MS;
     let valid: serde_json::Value =
-        serde_json::from_slice(&vantage::state::sample_file(now, 200)).unwrap();
+        serde_json::from_slice(&vantage::daemon::state::sample_file(now, 200)).unwrap();
     let edit = |f: &dyn Fn(&mut serde_json::Value)| {
         let mut v = valid.clone();
         f(&mut v);
@@ -765,7 +765,7 @@ fn fuzz_corpus_replays() {
             }) as &dyn Fn(&[u8]),
         ),
         ("state", &|d: &[u8]| {
-            let _ = vantage::state::exercise(d, 1_790_000_000_000);
+            let _ = vantage::daemon::state::exercise(d, 1_790_000_000_000);
         }),
     ] {
         let dir = root.join(kind);
@@ -795,8 +795,8 @@ fn write_state_seeds() {
     std::fs::create_dir_all(&dir).unwrap();
     let now = 1_790_000_000_000;
     for events in [0, 3, 40] {
-        let bytes = vantage::state::sample_file(now, events);
-        assert!(vantage::state::exercise(&bytes, now) >= 3);
+        let bytes = vantage::daemon::state::sample_file(now, events);
+        assert!(vantage::daemon::state::exercise(&bytes, now) >= 3);
         std::fs::write(dir.join(format!("sample-{events}.json")), bytes).unwrap();
     }
 }

@@ -31,7 +31,7 @@ async fn readiness_reports_a_failed_reload_until_a_good_one() {
         t.url("/ok")
     );
     let d = start_daemon_in(write_config(&good), &[]).await;
-    let client = vantage::notify::http_client();
+    let client = vantage::alerting::notify::http_client();
     let mut ok = false;
     for _ in 0..100 {
         if ready(&d).await.0 == 200 {

@@ -820,10 +820,10 @@ async fn probe_down_fires_for_a_tcp_probe() {
         "[[probe]]\nname = \"smtp\"\nkind = \"tcp\"\ntarget = \"{closed}\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n"
     ));
     let clock = vantage::Clock::system();
-    let store = vantage::store::Store::new(clock);
+    let store = vantage::daemon::store::Store::new(clock);
     store.sync(&config.probes, &config.redactor);
-    let evaluator = vantage::evaluator::Evaluator::default();
-    let mut alerts = vantage::alert::Alerts::default();
+    let evaluator = vantage::daemon::evaluator::Evaluator::default();
+    let mut alerts = vantage::alerting::engine::Alerts::default();
     let probe = &config.probes[0];
     let mut fired = Vec::new();
     for _ in 0..3 {

@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use vantage::check::{self, judgment_instant, RunResult};
+use vantage::cli::check::{self, judgment_instant, RunResult};
 use vantage::config::{Config, Kind};
-use vantage::evaluator::Evaluator;
+use vantage::daemon::evaluator::Evaluator;
 use vantage_probes::Outcome;
 
 use crate::support::load;

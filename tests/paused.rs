@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use vantage::alert::Alerts;
+use vantage::alerting::engine::Alerts;
 use vantage::config::Config;
-use vantage::evaluator::Evaluator;
-use vantage::store::Store;
+use vantage::daemon::evaluator::Evaluator;
+use vantage::daemon::store::Store;
 use vantage::Clock;
 use vantage_probes::{Outcome, Reason};
 

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use vantage::alert::Alerts;
-use vantage::evaluator::Evaluator;
-use vantage::store::Store;
+use vantage::alerting::engine::Alerts;
+use vantage::daemon::evaluator::Evaluator;
+use vantage::daemon::store::Store;
 use vantage_probes::outcome::{Facts, TlsFacts, VerifyResult};
 use vantage_probes::Outcome;
 

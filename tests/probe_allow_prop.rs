@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use proptest::prelude::*;
 use url::Url;
-use vantage::probe_allow::{AllowRule, Dest, ProbeAllow};
+use vantage::server::probe_allow::{AllowRule, Dest, ProbeAllow};
 
 const SCHEMES: [&str; 2] = ["http", "https"];
 const HOSTS: [&str; 11] = [

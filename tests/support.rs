@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vantage::check::{self, CheckOptions};
+use vantage::cli::check::{self, CheckOptions};
 use vantage::config::{self, Config, ConfigError};
 use vantage_probes::Outcome;
 
@@ -81,5 +81,8 @@ pub async fn vantage(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Output 
 /// GET with vantage's own HTTP client (rustls with ring; reqwest is built without a default
 /// crypto provider).
 pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
-    vantage::notify::http_client().get(url).send().await
+    vantage::alerting::notify::http_client()
+        .get(url)
+        .send()
+        .await
 }

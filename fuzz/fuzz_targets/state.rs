@@ -8,5 +8,5 @@ use libfuzzer_sys::fuzz_target;
 const NOW: i64 = 1_790_000_000_000;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = vantage::state::exercise(data, NOW);
+    let _ = vantage::daemon::state::exercise(data, NOW);
 });

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::config::AlertConfig;
-use crate::evaluator::Evaluator;
-use crate::store::Store;
+use crate::daemon::evaluator::Evaluator;
+use crate::daemon::store::Store;
 
 /// One alert, as sent to every sink.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use crate::alert::{Alert, Transition};
+use crate::alerting::engine::{Alert, Transition};
 use crate::config::{SinkConfig, SinkKind};
 use crate::metrics::Metrics;
 use crate::Clock;

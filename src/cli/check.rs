@@ -11,7 +11,7 @@ use tracing::debug;
 use vantage_probes::Outcome;
 
 use crate::config::{Kind, Probe, SloConfig};
-use crate::evaluator::{budgeting_name, Evaluator};
+use crate::daemon::evaluator::{budgeting_name, Evaluator};
 use crate::secret::Redactor;
 use crate::Clock;
 
@@ -158,7 +158,7 @@ pub fn judgment_instant(spec: &vantage_slo::SloSpec, last_run_ms: i64) -> i64 {
 /// Judge each SLO over the runs of its probes with the daemon's own engine: the runs are
 /// recorded, at the instants they ended, into an [`Evaluator`] holding just that SLO (so the
 /// budgeting, timeslices, windows and `min_events` are the daemon's), which is evaluated at
-/// [`judgment_instant`] and judged by [`crate::evaluator::verdict`]. SLOs none of whose probes
+/// [`judgment_instant`] and judged by [`crate::daemon::evaluator::verdict`]. SLOs none of whose probes
 /// ran are left out.
 pub fn evaluate_slos(slos: &[SloConfig], results: &[RunResult]) -> Vec<SloResult> {
     let mut ordered: Vec<&RunResult> = results.iter().collect();

@@ -19,7 +19,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::daemon::store::Store;
 
 /// Days until the demo TLS certificate expires.
 pub const CERT_DAYS: i64 = 5;
@@ -264,7 +264,7 @@ impl Paint {
 
 /// The status page's history bar in characters: one cell per recent run, oldest left. With
 /// colour, a green or red block; without, `+` for a success and `x` for a failure.
-fn history_bar(runs: &[crate::status_history::RunPoint], paint: Paint) -> String {
+fn history_bar(runs: &[crate::daemon::history::RunPoint], paint: Paint) -> String {
     let shown = &runs[runs.len().saturating_sub(BAR_RUNS)..];
     let mut out = String::new();
     let empty = BAR_RUNS - shown.len();
@@ -292,7 +292,7 @@ fn pad(text: &str, width: usize) -> String {
 /// budget and burn rate. `color` adds ANSI colours (for a terminal).
 pub fn summary(
     store: &Store,
-    evaluator: &crate::evaluator::Evaluator,
+    evaluator: &crate::daemon::evaluator::Evaluator,
     listen: &str,
     color: bool,
 ) -> String {
@@ -405,7 +405,7 @@ mod tests {
 
     #[test]
     fn history_bar_with_and_without_colour() {
-        let run = |ok| crate::status_history::RunPoint {
+        let run = |ok| crate::daemon::history::RunPoint {
             at_ms: 0,
             success: ok,
             reason: None,

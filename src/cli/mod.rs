@@ -21,10 +21,10 @@ use self::check::CheckOptions;
 use self::report::{Format, Report};
 use crate::config::{self, Kind, Probe};
 use crate::daemon;
-use crate::evaluator::Evaluator;
+use crate::daemon::evaluator::Evaluator;
+use crate::daemon::store::Store;
 use crate::logging::LogFormat;
 use crate::secret::SharedRedactor;
-use crate::store::Store;
 use crate::Clock;
 
 /// Exit codes.
@@ -451,10 +451,10 @@ fn rules_cmd(args: &RulesArgs) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let opts = crate::rules::Options {
+    let opts = crate::cli::rules::Options {
         scrape_interval: args.scrape_interval,
     };
-    let text = match crate::rules::generate(&config, &path.display().to_string(), &opts) {
+    let text = match crate::cli::rules::generate(&config, &path.display().to_string(), &opts) {
         Ok(g) => {
             for w in &g.warnings {
                 let _ = writeln!(std::io::stderr(), "warning: {w}.");

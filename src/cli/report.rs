@@ -11,7 +11,7 @@ use vantage_probes::{Outcome, Phases};
 
 use vantage_probes::http::ms;
 
-use crate::check::{RunResult, SloResult};
+use crate::cli::check::{RunResult, SloResult};
 
 /// Output formats of `vantage check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

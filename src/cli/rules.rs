@@ -25,7 +25,7 @@ use std::time::Duration;
 use vantage_slo::{window_name, AlertPair, CalendarUnit, Period, Sli};
 
 use crate::config::{Config, SloConfig};
-use crate::store::LATENCY_BUCKETS;
+use crate::daemon::store::LATENCY_BUCKETS;
 
 /// A YAML double-quoted scalar (JSON string syntax is valid YAML).
 fn q(s: &str) -> String {

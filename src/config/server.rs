@@ -11,9 +11,9 @@ use super::load::{Located, RawConfig};
 use super::probe::{resolve_probe, Clients};
 use super::raw::{Kind, RawScheduler, RawServer};
 use super::{Ctx, Defaults, Diagnostic, Probe};
-pub use crate::probe_allow::AllowRule;
-use crate::probe_allow::ProbeAllow;
 use crate::secret::{Redactor, Secret};
+pub use crate::server::probe_allow::AllowRule;
+use crate::server::probe_allow::ProbeAllow;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 const DEFAULT_MAX_CONCURRENCY: usize = 256;

@@ -22,7 +22,7 @@ pub struct Runtime {
     pub events_bad: u64,
     pub report: Option<Report>,
     /// Sampled reports for the status page's charts; persisted.
-    pub history: crate::status_history::SloHistory,
+    pub history: crate::daemon::history::SloHistory,
 }
 
 impl Runtime {
@@ -268,7 +268,7 @@ impl Evaluator {
     /// Every SLO's sampled history, for the state file.
     pub fn save_history(
         &self,
-    ) -> std::collections::BTreeMap<String, crate::status_history::SavedSloHistory> {
+    ) -> std::collections::BTreeMap<String, crate::daemon::history::SavedSloHistory> {
         self.lock()
             .slos
             .iter()
@@ -279,7 +279,7 @@ impl Evaluator {
     /// Put back sampled histories of SLOs whose counts were restored (`restore` first).
     pub fn restore_history(
         &self,
-        saved: &std::collections::BTreeMap<String, crate::status_history::SavedSloHistory>,
+        saved: &std::collections::BTreeMap<String, crate::daemon::history::SavedSloHistory>,
         restored: &HashMap<String, SavedSlo>,
     ) {
         let mut inner = self.lock();
@@ -290,7 +290,7 @@ impl Evaluator {
             let Some(s) = saved.get(&r.config.name).filter(|_| same) else {
                 continue;
             };
-            match crate::status_history::SloHistory::restore(s) {
+            match crate::daemon::history::SloHistory::restore(s) {
                 Ok(h) => r.history = h,
                 Err(e) => {
                     warn!(slo = %r.config.name, error = %e, "Saved SLO history is damaged; starting it empty.")

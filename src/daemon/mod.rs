@@ -17,15 +17,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::alert::Alerts;
+use crate::alerting::engine::Alerts;
+use crate::alerting::notify::Notifier;
 use crate::config::{self, Config, Shard, SinkConfig};
-use crate::evaluator::Evaluator;
+use crate::daemon::evaluator::Evaluator;
+use crate::daemon::scheduler::Scheduler;
+use crate::daemon::store::Store;
 use crate::metrics::Metrics;
-use crate::notify::Notifier;
-use crate::scheduler::Scheduler;
 use crate::secret::SharedRedactor;
 use crate::server::{self, App, ReloadRequest};
-use crate::store::Store;
 use crate::supervise::supervise;
 
 /// How the outside steers a running daemon: cancel `shutdown` to stop, send on `reload` to
@@ -318,7 +318,7 @@ impl Alerting {
             .clone()
     }
 
-    fn active(&self) -> Vec<crate::alert::Alert> {
+    fn active(&self) -> Vec<crate::alerting::engine::Alert> {
         self.alerts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -420,7 +420,7 @@ async fn flush(
     let Some(dir) = dir else { return };
     let saved = evaluator.save();
     let alerts = alerting.active();
-    let history = with_history.then(|| crate::status_history::SavedHistory {
+    let history = with_history.then(|| crate::daemon::history::SavedHistory {
         probes: store.save_history(),
         slos: evaluator.save_history(),
     });

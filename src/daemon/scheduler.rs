@@ -21,10 +21,10 @@ use tracing::{debug, info};
 use vantage_probes::Outcome;
 
 use crate::config::{stable_hash, Config, Limits, Probe};
-use crate::evaluator::Evaluator;
+use crate::daemon::evaluator::Evaluator;
+use crate::daemon::store::{ProbeState, Store};
 use crate::metrics::Metrics;
 use crate::secret::Redactor;
-use crate::store::{ProbeState, Store};
 use crate::Clock;
 
 /// A governor clock on tokio time, so rate limits follow paused time in tests.

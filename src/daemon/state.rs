@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::alert::Alert;
-use crate::evaluator::SavedSlo;
+use crate::alerting::engine::Alert;
+use crate::daemon::evaluator::SavedSlo;
 use crate::Clock;
 
 const FILE: &str = "vantage-state.json";
@@ -33,7 +33,7 @@ pub struct StateFile {
     /// The status page's history, in files written before it moved to `vantage-history.json`
     /// (read for compatibility, never written).
     #[serde(default, skip_serializing)]
-    pub history: crate::status_history::SavedHistory,
+    pub history: crate::daemon::history::SavedHistory,
 }
 
 pub fn path(dir: &Path) -> PathBuf {
@@ -135,7 +135,7 @@ pub fn save(
     dir: &Path,
     slos: HashMap<String, SavedSlo>,
     alerts: Vec<Alert>,
-    history: Option<crate::status_history::SavedHistory>,
+    history: Option<crate::daemon::history::SavedHistory>,
     now_ms: i64,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -170,7 +170,7 @@ fn replace(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Read the history file. Missing: empty. Unreadable or not parsing: empty, with a warning (and
 /// moved aside): the history only feeds the status page, it never blocks a start.
-pub fn load_history(dir: &Path, clock: &Clock) -> crate::status_history::SavedHistory {
+pub fn load_history(dir: &Path, clock: &Clock) -> crate::daemon::history::SavedHistory {
     let file = dir.join(HISTORY_FILE);
     let problem = match read(&file) {
         Ok(None) => return Default::default(),
@@ -242,7 +242,7 @@ pub fn exercise(bytes: &[u8], now: i64) -> usize {
             }
         }
     }
-    let mut alerts = crate::alert::Alerts::default();
+    let mut alerts = crate::alerting::engine::Alerts::default();
     alerts.restore(file.alerts);
     let _ = alerts.active();
     restored

@@ -129,7 +129,7 @@ pub struct Record {
     /// Per window: sum of durations (seconds) and number of runs.
     pub window_totals: [(f64, u64); 2],
     /// The status page's long history (uptime buckets, runs with phases, incidents); persisted.
-    pub timeline: crate::status_history::Timeline,
+    pub timeline: crate::daemon::history::Timeline,
     /// Health check names this probe exports, bounded over its life.
     pub health_names: crate::metrics::HealthCheckNames,
 }
@@ -310,7 +310,7 @@ pub struct Store {
     probes: RwLock<BTreeMap<String, Arc<ProbeState>>>,
     clock: Clock,
     /// Timelines restored from the state file for probes not synced yet.
-    pending: Mutex<BTreeMap<String, crate::status_history::Timeline>>,
+    pending: Mutex<BTreeMap<String, crate::daemon::history::Timeline>>,
 }
 
 impl Store {
@@ -384,7 +384,7 @@ impl Store {
     }
 
     /// Every probe's timeline, for the state file.
-    pub fn save_history(&self) -> BTreeMap<String, crate::status_history::SavedTimeline> {
+    pub fn save_history(&self) -> BTreeMap<String, crate::daemon::history::SavedTimeline> {
         self.all()
             .iter()
             .map(|p| (p.name.clone(), p.record().timeline.save()))
@@ -395,11 +395,11 @@ impl Store {
     /// A damaged timeline is dropped with a warning. Returns how many were usable.
     pub fn restore_history(
         &self,
-        saved: &BTreeMap<String, crate::status_history::SavedTimeline>,
+        saved: &BTreeMap<String, crate::daemon::history::SavedTimeline>,
     ) -> usize {
         let mut n = 0;
         for (name, s) in saved {
-            let t = match crate::status_history::Timeline::restore(s) {
+            let t = match crate::daemon::history::Timeline::restore(s) {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::warn!(probe = %name, error = %e, "Saved probe history is damaged; starting it empty.");

@@ -8,7 +8,7 @@ use vantage_probes::Outcome;
 
 use super::{bool_f, last, one, Family, Samples};
 use crate::config::Kind;
-use crate::store::Record;
+use crate::daemon::store::Record;
 
 /// The kinds whose phases are not HTTP's (no `probe_http_duration_seconds` for them).
 pub(super) fn own_phases(k: Kind) -> bool {

@@ -32,8 +32,8 @@ use vantage_probes::{HealthFacts, Outcome, Phases, Reason, TlsFacts};
 use crate::config::{Kind, ProbeMetrics};
 
 mod kinds;
-use crate::evaluator::Evaluator;
-use crate::store::{ProbeMeta, ProbeState, Record, Store, QUANTILES, WINDOWS};
+use crate::daemon::evaluator::Evaluator;
+use crate::daemon::store::{ProbeMeta, ProbeState, Record, Store, QUANTILES, WINDOWS};
 
 type Labels = Vec<(Cow<'static, str>, Cow<'static, str>)>;
 

@@ -33,10 +33,10 @@ use tracing::debug;
 use vantage_probes::AddressFilter;
 
 use crate::config::{Auth, Config, Probe, ServerTls};
-use crate::evaluator::Evaluator;
+use crate::daemon::evaluator::Evaluator;
+use crate::daemon::store::{ProbeState, Store, QUANTILES, WINDOWS};
 use crate::metrics::{Metrics, ProbeCollector};
-use crate::probe_allow::{Dest, ProbeAllow};
-use crate::store::{ProbeState, Store, QUANTILES, WINDOWS};
+use crate::server::probe_allow::{Dest, ProbeAllow};
 
 /// Most connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 1024;
@@ -707,7 +707,7 @@ async fn probe(
     }
     let body = ProbeCollector::last_run_only(store).render();
     if debug_mode {
-        let text = crate::probe_debug::render(
+        let text = crate::server::probe_debug::render(
             &module_name,
             &probe,
             &outcome,
@@ -811,7 +811,7 @@ async fn api_probe(State(app): State<App>, Path(name): Path<String>) -> Response
     Json(doc).into_response()
 }
 
-fn slo_doc(r: &crate::evaluator::Runtime, full: bool) -> Value {
+fn slo_doc(r: &crate::daemon::evaluator::Runtime, full: bool) -> Value {
     let c = &r.config;
     let rep = r.report.as_ref();
     let firing: Vec<&str> = rep
@@ -896,7 +896,7 @@ mod tests {
         Arc::new(ProbeAllow {
             rules: rules
                 .iter()
-                .map(|r| crate::probe_allow::AllowRule::parse(r).unwrap())
+                .map(|r| crate::server::probe_allow::AllowRule::parse(r).unwrap())
                 .collect(),
         })
     }

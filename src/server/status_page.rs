@@ -1,4 +1,4 @@
-//! The status page: server-rendered HTML with inline SVG charts (`status_svg`), an overview at
+//! The status page: server-rendered HTML with inline SVG charts (`server::svg`), an overview at
 //! `/`, a page per probe at `/probes/{name}` and per SLO at `/slos/{name}`. Every dynamic text is
 //! escaped, and every evidence or target text passes the config's redactor once more on the way
 //! out. A small script refetches the page every 5 seconds and swaps `<main>`, so the scroll
@@ -13,10 +13,10 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use vantage_probes::{Redactor, TlsFacts};
 
+use crate::daemon::history::{Failure, Incident, RunPoint, SloSample, UPTIME_SPANS};
+use crate::daemon::store::ProbeState;
+use crate::server::svg::{self as svg, dur, span, utc, Reference};
 use crate::server::App;
-use crate::status_history::{Failure, Incident, RunPoint, SloSample, UPTIME_SPANS};
-use crate::status_svg::{self as svg, dur, span, utc, Reference};
-use crate::store::ProbeState;
 
 /// Runs drawn in the overview's history bar.
 const BAR_RUNS: usize = 40;
@@ -164,7 +164,7 @@ fn firing_of(rep: Option<&vantage_slo::Report>) -> Vec<String> {
 }
 
 impl SloRow {
-    pub fn of(r: &crate::evaluator::Runtime) -> Self {
+    pub fn of(r: &crate::daemon::evaluator::Runtime) -> Self {
         let rep = r.report.as_ref();
         let burn = |name: &str| {
             rep.and_then(|x| x.windows.iter().find(|w| &*w.name == name))
@@ -319,7 +319,7 @@ fn probe_rows(views: &[&ProbeView], now_ms: i64) -> String {
                 "<b>{}</b> {} ago<br><span class=\"evidence\">{}</span>",
                 esc(f.reason.map_or("failed", |r| r.as_str())),
                 svg::between(f.at, now_ms),
-                esc(&crate::status_history::truncate(&f.evidence, 90))
+                esc(&crate::daemon::history::truncate(&f.evidence, 90))
             ),
             None => "<span class=\"muted\">none</span>".into(),
         };
@@ -401,7 +401,7 @@ pub fn render_overview(
     let q = query
         .q
         .as_deref()
-        .map(|q| crate::status_history::truncate(q.trim(), QUERY_MAX))
+        .map(|q| crate::daemon::history::truncate(q.trim(), QUERY_MAX))
         .filter(|q| !q.is_empty());
     let group = query.group.as_deref().filter(|g| !g.is_empty());
     let views: Vec<ProbeView> = probes
@@ -622,7 +622,7 @@ pub fn render_probe(p: &ProbeState, slos: &[String], now_ms: i64, redactor: &Red
     let _ = writeln!(
         main,
         "<h2>Run history</h2>\n<p>{}</p>",
-        svg::history_bar(&v.runs, crate::status_history::RUNS, now_ms)
+        svg::history_bar(&v.runs, crate::daemon::history::RUNS, now_ms)
     );
     main.push_str("<div class=\"wrap\"><table class=\"runs\"><thead><tr><th>ended</th><th>result</th><th>status</th><th>duration</th><th class=\"hide-s\">phases</th></tr></thead><tbody>\n");
     for run in t.runs.iter().rev().take(20) {
@@ -709,7 +709,7 @@ pub struct SloView {
 }
 
 impl SloView {
-    pub fn of(r: &crate::evaluator::Runtime) -> Self {
+    pub fn of(r: &crate::daemon::evaluator::Runtime) -> Self {
         Self {
             name: r.config.name.clone(),
             objective: r.config.spec.objective.percent(),

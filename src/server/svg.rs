@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use crate::status_history::RunPoint;
-use crate::status_page::esc;
+use crate::daemon::history::RunPoint;
+use crate::server::status_page::esc;
 
 /// "3.2 ms", "1.40 s".
 pub fn dur(secs: f64) -> String {
