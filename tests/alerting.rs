@@ -193,7 +193,7 @@ async fn outage_pages_webhook_and_alertmanager_then_resolves() {
     am.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn restart_while_firing_neither_repages_nor_loses_the_resolve() {
     let (target, up) = switch_target().await;
     let hook = Receiver::start().await;
@@ -229,7 +229,7 @@ async fn restart_while_firing_neither_repages_nor_loses_the_resolve() {
     d.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_dead_sink_does_not_stop_probing_and_gets_the_alert_later() {
     let (target, up) = switch_target().await;
     let port = closed_port().await.port();
@@ -262,7 +262,7 @@ async fn a_dead_sink_does_not_stop_probing_and_gets_the_alert_later() {
     d.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn slack_and_pagerduty_receive_their_formats() {
     let (target, up) = switch_target().await;
     let slack = Receiver::start().await;
@@ -322,7 +322,7 @@ async fn slack_and_pagerduty_receive_their_formats() {
     d.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn certificate_expiring_alert() {
     let pki = crate::fixtures::Pki::new();
     let leaf = pki.leaf(&["localhost"], -1, 5);
@@ -362,7 +362,7 @@ async fn certificate_expiring_alert() {
 
 /// Sinks are compared by value on reload: a rotated routing key (a secret, printed as `***` by
 /// `Debug`) must reach the new notifications.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn rotating_a_pagerduty_routing_key_takes_effect_on_reload() {
     let (target, up) = switch_target().await;
     let pd = Receiver::start().await;
