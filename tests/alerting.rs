@@ -1,8 +1,11 @@
 //! Alerts end to end: a webhook, a real Alertmanager, Slack and PagerDuty receivers on loopback.
+//! Every test but the one with the real Alertmanager runs on paused tokio time: the daemon, its
+//! targets and the receivers all live in the test's runtime, so the clock jumps whenever they
+//! are all waiting, and the 500 ms probes and 1 s evaluations cost no real time.
 
 use std::time::Duration;
 
-use crate::daemon::{sample, start_daemon, start_daemon_in};
+use crate::daemon::{sample, start_daemon, start_daemon_at, start_daemon_in};
 use crate::fixtures::{closed_port, switch_target, Receiver};
 use crate::support::write_config;
 
@@ -205,6 +208,7 @@ async fn restart_while_firing_neither_repages_nor_loses_the_resolve() {
     let text = config(&target.url("/"), &sinks, Some(state.path()));
     up.store(false, std::sync::atomic::Ordering::SeqCst);
     let d = start_daemon_in(write_config(&text), &[]).await;
+    let clock = d.clock;
     wait_until("ProbeDown firing", Duration::from_secs(15), || {
         statuses(&hook.bodies("/hook"), "ProbeDown").contains(&"firing".to_string())
     })
@@ -212,7 +216,7 @@ async fn restart_while_firing_neither_repages_nor_loses_the_resolve() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     d.stop().await;
 
-    let d = start_daemon_in(write_config(&text), &[]).await;
+    let d = start_daemon_at(write_config(&text), clock).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let firings = statuses(&hook.bodies("/hook"), "ProbeDown")
         .iter()

@@ -18,6 +18,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub control: Control,
     pub cfg: Cfg,
+    /// The clock the daemon's store was made with.
+    pub clock: vantage::Clock,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -54,6 +56,22 @@ pub async fn start_daemon_in(cfg: Cfg, env: &[(&str, &str)]) -> Running {
 }
 
 pub async fn start_daemon_sharded(cfg: Cfg, env: &[(&str, &str)], shard: Option<&str>) -> Running {
+    start_daemon_full(cfg, env, shard, vantage::Clock::system()).await
+}
+
+/// A daemon on a given clock. A test that restarts a daemon under paused tokio time passes
+/// the first one's `clock` again: `Clock::system()` pairs the paused instant with the machine's
+/// wall clock, which paused time outruns, so a fresh one would put the restart in the past.
+pub async fn start_daemon_at(cfg: Cfg, clock: vantage::Clock) -> Running {
+    start_daemon_full(cfg, &[], None, clock).await
+}
+
+async fn start_daemon_full(
+    cfg: Cfg,
+    env: &[(&str, &str)],
+    shard: Option<&str>,
+    clock: vantage::Clock,
+) -> Running {
     let config = load_in(&cfg.path, env).unwrap_or_else(|e| panic!("{e}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -62,7 +80,7 @@ pub async fn start_daemon_sharded(cfg: Cfg, env: &[(&str, &str)], shard: Option<
         config_path: cfg.path.clone(),
         config,
         listener,
-        store: Arc::new(Store::new(vantage::Clock::system())),
+        store: Arc::new(Store::new(clock)),
         evaluator: Arc::new(vantage::daemon::evaluator::Evaluator::default()),
         log_redactor: None,
         shard: shard.map(|s| s.parse().unwrap()),
@@ -72,6 +90,7 @@ pub async fn start_daemon_sharded(cfg: Cfg, env: &[(&str, &str)], shard: Option<
         addr,
         control,
         cfg,
+        clock,
         task: Some(task),
     }
 }
@@ -101,7 +120,7 @@ fn probe(name: &str, url: &str, extra: &str) -> String {
     format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n{extra}\n")
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn schedules_counts_and_isolates_hanging_targets() {
     let t = http_target().await;
     // `healthy` opts into the quantile summary (checked below); the rest keep the defaults.
@@ -386,7 +405,7 @@ async fn prometheus_scrapes_probe_success() {
     d.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reload_adds_removes_and_rejects() {
     let t = http_target().await;
     let d = start_daemon(&probe("first", &t.url("/ok"), "")).await;
@@ -563,7 +582,7 @@ async fn auth_guards_everything_but_health() {
     d.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn api_status_page_and_hostile_clients() {
     let t = http_target().await;
     let cfg = probe("good", &t.url("/ok"), "")

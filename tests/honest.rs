@@ -173,7 +173,7 @@ fn phase_sum(o: &Outcome) -> Duration {
     o.phases.as_array().iter().sum()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn phases_add_up_on_a_timeout_and_name_the_phase() {
     let t = honest_target().await;
     // Accepts and never speaks: a TLS client waits in the handshake.
@@ -440,7 +440,7 @@ fn duplicates(body: &str) -> Vec<String> {
     dups
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn metrics_never_hold_a_series_twice() {
     let t = honest_target().await;
     let plain = http_target().await;
@@ -582,7 +582,7 @@ async fn inventive_health() -> Server {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn health_check_names_are_bounded_in_length_and_number() {
     let t = inventive_health().await;
     let cfg = format!(

@@ -813,7 +813,7 @@ fn modules_of_new_kinds_load_and_reject_a_name_key() {
 
 // ---------------------------------------------------------------- alerts
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn probe_down_fires_for_a_tcp_probe() {
     let closed = crate::fixtures::closed_port().await;
     let config = crate::support::load(&format!(

@@ -124,7 +124,7 @@ async fn metrics_steps() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn until_never_holding_ends_at_the_timeout() {
     let api = scrape_api(TOKEN).await;
     let base = format!("http://{}", api.target.addr);
