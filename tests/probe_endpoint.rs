@@ -447,7 +447,7 @@ fn fill(text: &str, t: &Server, s: &Server, s2: &Server) -> String {
         .replace("{SP}", &s.addr.port().to_string())
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn hostile_targets_get_their_verdict_and_reach_nothing() {
     let t = Server::start("127.0.0.1").await;
     let t2 = Server::start("127.0.0.1").await;

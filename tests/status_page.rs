@@ -183,10 +183,13 @@ async fn history_survives_a_restart() {
             "[probe.expect]\nstatus = [200]",
         )
         + "[[slo]]\nname = \"s\"\nprobes = [\"good\", \"bad\"]\nobjective = 99\n";
-    let d = start_daemon_in(write_config(&text), &[]).await;
-    let clock = d.clock;
+    // A known start on the second: the scheduler's grid, and so the number of runs each probe
+    // has had, is the same on every run of the test.
+    let clock = vantage::Clock::at(Duration::from_secs(1_800_000_000));
+    let d = start_daemon_at(write_config(&text), clock).await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let (before, page) = runs_on_page(&d, "bad").await;
+    let (good_before, _) = runs_on_page(&d, "good").await;
     let incident = first_incident_start(&page).expect("an incident before the restart");
     assert!(before >= 3, "{before} runs before the restart");
     d.stop().await;
@@ -227,6 +230,7 @@ async fn history_survives_a_restart() {
     assert_eq!(status, 200);
     let (after, _) = runs_on_page(&d, "good").await;
     assert!(after >= before, "good's history is kept");
+    assert!(after >= good_before, "{after} runs of good, {good_before} before");
     d.stop().await;
 
     // A history file that is not JSON at all is moved aside; the SLO state still loads.
