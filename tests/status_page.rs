@@ -230,7 +230,10 @@ async fn history_survives_a_restart() {
     assert_eq!(status, 200);
     let (after, _) = runs_on_page(&d, "good").await;
     assert!(after >= before, "good's history is kept");
-    assert!(after >= good_before, "{after} runs of good, {good_before} before");
+    assert!(
+        after >= good_before,
+        "{after} runs of good, {good_before} before"
+    );
     d.stop().await;
 
     // A history file that is not JSON at all is moved aside; the SLO state still loads.
