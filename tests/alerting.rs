@@ -255,7 +255,8 @@ async fn a_dead_sink_does_not_stop_probing_and_gets_the_alert_later() {
         &[("probe", "api"), ("result", "failure")],
     )
     .unwrap();
-    assert!(runs >= 6.0, "probing went on: {runs} runs");
+    // Four seconds of clock at a 500 ms interval: eight runs, give or take the grid's phase.
+    assert!((7.0..=9.0).contains(&runs), "probing went on: {runs} runs");
     let hook = Receiver::on_port(port).await;
     wait_until(
         "the alert once a receiver listens",
