@@ -344,9 +344,18 @@ fn answer(query: &Message) -> Message {
 /// A DNS server on one port, UDP and TCP. Behaviour by query name: `wrongid.test.` first
 /// answers with another ID, `tc.test.` is truncated over UDP, `garbage.test.` gets junk over UDP.
 async fn dns_server() -> SocketAddr {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // The TCP port of the UDP socket's number may be taken (another test's connection): try
+    // another pair, a bounded number of times (found as an AddrInUse panic in a full run).
+    let mut pair = None;
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            pair = Some((udp, addr, tcp));
+            break;
+        }
+    }
+    let (udp, addr, tcp) = pair.expect("a port free for both UDP and TCP within 50 tries");
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, from)) = udp.recv_from(&mut buf).await {
