@@ -344,6 +344,30 @@ mod tests {
         ] {
             assert!(v.get(k).is_some(), "{k} missing: {v}");
         }
+        // Attack pass: non-finite numbers (an empty window's ratios, a hostile saved state)
+        // serialize as null, never as invalid JSON or a failed response.
+        let doc = SloDoc {
+            name: "<s>\"".into(),
+            objective: f64::NAN,
+            period: "30d".into(),
+            probes: vec![],
+            labels: BTreeMap::new(),
+            runbook_url: None,
+            events: EventCounts { good: 0, bad: 0 },
+            sli: Some(f64::NAN),
+            budget_remaining: Some(f64::NEG_INFINITY),
+            budget_consumed: Some(f64::INFINITY),
+            exhaustion_seconds: None,
+            firing: vec![],
+            verdict: None,
+            detail: None,
+        };
+        let text = serde_json::to_string(&doc).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(v["sli"].is_null() && v["objective"].is_null(), "{text}");
+        assert!(v["budget_remaining"].is_null() && v["budget_consumed"].is_null());
+        assert_eq!(v["name"], "<s>\"");
+        assert!(v.get("windows").is_none(), "no detail in the list form");
         let list = ProbeList {
             probes: vec![],
             shard: Shard { index: 0, count: 1 },
