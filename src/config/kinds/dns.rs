@@ -10,7 +10,7 @@ use vantage_probes::{DnsSpec, DnsTransport, IpFamily, RrAssertions};
 
 use super::{compile, host_port, Common};
 use crate::config::probe::Spec;
-use crate::config::raw::{Dur, Kind};
+use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert};
 use crate::config::Ctx;
 
 /// One `[[probe]]` of kind dns.
@@ -22,6 +22,8 @@ pub struct RawDns {
     pub interval: Option<Spanned<Dur>>,
     pub timeout: Option<Spanned<Dur>>,
     pub labels: Option<BTreeMap<String, Spanned<String>>>,
+    pub alert: Option<Spanned<RawProbeAlert>>,
+    pub metrics: Option<Spanned<RawMetrics>>,
     /// The server: `host` or `host:port` (port 53 by default).
     pub target: Spanned<String>,
     pub ip: Option<Spanned<IpFamily>>,
@@ -65,6 +67,8 @@ impl RawDns {
             interval: self.interval.as_ref(),
             timeout: self.timeout.as_ref(),
             labels: self.labels.as_ref(),
+            alert: self.alert.as_ref(),
+            metrics: self.metrics.as_ref(),
         }
     }
 }

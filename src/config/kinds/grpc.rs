@@ -9,7 +9,7 @@ use vantage_probes::{GrpcSpec, IpFamily};
 
 use super::{check_days, host_port, tls_client, Common};
 use crate::config::probe::Spec;
-use crate::config::raw::{Dur, Kind, RawTls};
+use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert, RawTls};
 use crate::config::Ctx;
 
 /// One `[[probe]]` of kind grpc.
@@ -21,6 +21,8 @@ pub struct RawGrpc {
     pub interval: Option<Spanned<Dur>>,
     pub timeout: Option<Spanned<Dur>>,
     pub labels: Option<BTreeMap<String, Spanned<String>>>,
+    pub alert: Option<Spanned<RawProbeAlert>>,
+    pub metrics: Option<Spanned<RawMetrics>>,
     /// `host:port`.
     pub target: Spanned<String>,
     pub ip: Option<Spanned<IpFamily>>,
@@ -48,6 +50,8 @@ impl RawGrpc {
             interval: self.interval.as_ref(),
             timeout: self.timeout.as_ref(),
             labels: self.labels.as_ref(),
+            alert: self.alert.as_ref(),
+            metrics: self.metrics.as_ref(),
         }
     }
 }

@@ -9,7 +9,7 @@ use vantage_probes::{IcmpSpec, IpFamily};
 
 use super::Common;
 use crate::config::probe::Spec;
-use crate::config::raw::{Dur, Kind};
+use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert};
 use crate::config::Ctx;
 
 const DEFAULT_PAYLOAD: usize = 56;
@@ -23,6 +23,8 @@ pub struct RawIcmp {
     pub interval: Option<Spanned<Dur>>,
     pub timeout: Option<Spanned<Dur>>,
     pub labels: Option<BTreeMap<String, Spanned<String>>>,
+    pub alert: Option<Spanned<RawProbeAlert>>,
+    pub metrics: Option<Spanned<RawMetrics>>,
     /// A host name or an IP address (no port).
     pub target: Spanned<String>,
     pub ip: Option<Spanned<IpFamily>>,
@@ -38,6 +40,8 @@ impl RawIcmp {
             interval: self.interval.as_ref(),
             timeout: self.timeout.as_ref(),
             labels: self.labels.as_ref(),
+            alert: self.alert.as_ref(),
+            metrics: self.metrics.as_ref(),
         }
     }
 }

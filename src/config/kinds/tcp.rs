@@ -9,7 +9,7 @@ use vantage_probes::{IpFamily, QueryStep, TcpSpec};
 
 use super::{check_days, host_port, tls_client, Common};
 use crate::config::probe::Spec;
-use crate::config::raw::{Dur, Kind, RawTls};
+use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert, RawTls};
 use crate::config::Ctx;
 
 /// One `[[probe]]` of kind tcp.
@@ -21,6 +21,8 @@ pub struct RawTcp {
     pub interval: Option<Spanned<Dur>>,
     pub timeout: Option<Spanned<Dur>>,
     pub labels: Option<BTreeMap<String, Spanned<String>>>,
+    pub alert: Option<Spanned<RawProbeAlert>>,
+    pub metrics: Option<Spanned<RawMetrics>>,
     /// `host:port` to connect to.
     pub target: Spanned<String>,
     pub ip: Option<Spanned<IpFamily>>,
@@ -59,6 +61,8 @@ impl RawTcp {
             interval: self.interval.as_ref(),
             timeout: self.timeout.as_ref(),
             labels: self.labels.as_ref(),
+            alert: self.alert.as_ref(),
+            metrics: self.metrics.as_ref(),
         }
     }
 }
