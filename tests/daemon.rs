@@ -420,7 +420,10 @@ async fn reload_adds_removes_and_rejects() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let text = resp.text().await.unwrap();
-    assert!(text.contains("missing key") && text.contains("url"), "{text}");
+    assert!(
+        text.contains("missing key") && text.contains("url"),
+        "{text}"
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, body) = d.get("/metrics").await;
     assert_eq!(
