@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use vantage_probes::{DnsSpec, DnsTransport, IpFamily, RrAssertions};
 
-use super::{compile, host_port, Common};
+use super::{compile, host_port};
 use crate::config::probe::Spec;
 use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert};
 use crate::config::Ctx;
@@ -57,20 +57,6 @@ pub struct RawRrAssertions {
     pub all_match: Option<Vec<Spanned<String>>>,
     /// Some record must match each of these.
     pub some_match: Option<Vec<Spanned<String>>>,
-}
-
-impl RawDns {
-    pub(super) fn common(&self) -> Common<'_> {
-        Common {
-            name: &self.name,
-            kind: *self.kind.get_ref(),
-            interval: self.interval.as_ref(),
-            timeout: self.timeout.as_ref(),
-            labels: self.labels.as_ref(),
-            alert: self.alert.as_ref(),
-            metrics: self.metrics.as_ref(),
-        }
-    }
 }
 
 fn assertions(r: Option<&Spanned<RawRrAssertions>>, ctx: &mut Ctx<'_>) -> RrAssertions {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use vantage_probes::{GrpcSpec, IpFamily};
 
-use super::{check_days, host_port, tls_client, Common};
+use super::{check_days, host_port, tls_client};
 use crate::config::probe::Spec;
 use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert, RawTls};
 use crate::config::Ctx;
@@ -40,20 +40,6 @@ pub struct RawGrpc {
 pub struct RawGrpcExpect {
     pub min_days_remaining: Option<Spanned<f64>>,
     pub verify: Option<Spanned<bool>>,
-}
-
-impl RawGrpc {
-    pub(super) fn common(&self) -> Common<'_> {
-        Common {
-            name: &self.name,
-            kind: *self.kind.get_ref(),
-            interval: self.interval.as_ref(),
-            timeout: self.timeout.as_ref(),
-            labels: self.labels.as_ref(),
-            alert: self.alert.as_ref(),
-            metrics: self.metrics.as_ref(),
-        }
-    }
 }
 
 pub(super) fn resolve(p: &RawGrpc, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(String, Spec)> {

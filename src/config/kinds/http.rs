@@ -14,7 +14,6 @@ use url::Url;
 use vantage_probes::{HttpSpec, IpFamily, Request, Transport};
 
 use super::expect::resolve_http_expect;
-use super::Common;
 use crate::config::probe::{
     display_url, parse_url, tls_options, Spec, DEFAULT_MAX_BODY, DEFAULT_MAX_REDIRECTS,
     MAX_MAX_BODY, MAX_MAX_REDIRECTS,
@@ -77,18 +76,6 @@ pub(super) struct TransportKeys<'a> {
 }
 
 impl RawHttp {
-    pub(super) fn common(&self) -> Common<'_> {
-        Common {
-            name: &self.name,
-            kind: *self.kind.get_ref(),
-            interval: self.interval.as_ref(),
-            timeout: self.timeout.as_ref(),
-            labels: self.labels.as_ref(),
-            alert: self.alert.as_ref(),
-            metrics: self.metrics.as_ref(),
-        }
-    }
-
     fn transport_keys(&self) -> TransportKeys<'_> {
         TransportKeys {
             name: &self.name,

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use toml::Spanned;
 use vantage_probes::{IcmpSpec, IpFamily};
 
-use super::Common;
 use crate::config::probe::Spec;
 use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert};
 use crate::config::Ctx;
@@ -30,20 +29,6 @@ pub struct RawIcmp {
     pub ip: Option<Spanned<IpFamily>>,
     /// Bytes after the ICMP header (default 56).
     pub payload_size: Option<Spanned<u32>>,
-}
-
-impl RawIcmp {
-    pub(super) fn common(&self) -> Common<'_> {
-        Common {
-            name: &self.name,
-            kind: *self.kind.get_ref(),
-            interval: self.interval.as_ref(),
-            timeout: self.timeout.as_ref(),
-            labels: self.labels.as_ref(),
-            alert: self.alert.as_ref(),
-            metrics: self.metrics.as_ref(),
-        }
-    }
 }
 
 /// A host: a name, an IPv4 address, or an IPv6 address with or without brackets.

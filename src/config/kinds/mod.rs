@@ -7,8 +7,8 @@
 //! all go through [`read`] and [`resolve`].
 //!
 //! Adding a kind: a file here with `Raw<Kind>` (the common keys name, kind, interval, timeout,
-//! labels, alert, metrics repeated, plus its own) and `resolve`, a variant in [`RawKindProbe`],
-//! [`Kind`] and [`Spec`], a runner in `probes/src/<kind>.rs`, and its metrics in
+//! labels, alert, metrics repeated, plus its own) and `resolve`, its type in `common_keys!` and
+//! a variant in [`RawKindProbe`], [`Kind`] and [`Spec`], a runner in `probes/src/<kind>.rs`, and its metrics in
 //! `src/metrics/kinds.rs`.
 
 mod dns;
@@ -63,6 +63,36 @@ pub(crate) struct Common<'a> {
     pub alert: Option<&'a Spanned<RawProbeAlert>>,
     pub metrics: Option<&'a Spanned<RawMetrics>>,
 }
+
+/// `common()` for raw structs, which repeat the common keys (no `flatten`: it would break
+/// `deny_unknown_fields`).
+macro_rules! common_keys {
+    ($($raw:ty),*) => {$(
+        impl $raw {
+            pub(super) fn common(&self) -> Common<'_> {
+                Common {
+                    name: &self.name,
+                    kind: *self.kind.get_ref(),
+                    interval: self.interval.as_ref(),
+                    timeout: self.timeout.as_ref(),
+                    labels: self.labels.as_ref(),
+                    alert: self.alert.as_ref(),
+                    metrics: self.metrics.as_ref(),
+                }
+            }
+        }
+    )*};
+}
+
+common_keys!(
+    RawHttp,
+    RawTlsProbe,
+    RawScrape,
+    RawTcp,
+    RawDns,
+    RawIcmp,
+    RawGrpc
+);
 
 impl RawKindProbe {
     pub fn name(&self) -> &Spanned<String> {

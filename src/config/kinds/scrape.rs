@@ -10,7 +10,6 @@ use vantage_probes::IpFamily;
 
 use super::expect::{compile_css, compile_regex, parse_json_path, resolve_http_expect};
 use super::http::{resolve_method, resolve_transport, TransportKeys};
-use super::Common;
 use crate::config::probe::{duration_problem, parse_url, valid_name, Spec};
 use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert, RawStep, RawTls, Size};
 use crate::config::Ctx;
@@ -34,20 +33,6 @@ pub struct RawScrape {
     pub ip: Option<Spanned<IpFamily>>,
     pub proxy: Option<Spanned<String>>,
     pub tls: Option<Spanned<RawTls>>,
-}
-
-impl RawScrape {
-    pub(super) fn common(&self) -> Common<'_> {
-        Common {
-            name: &self.name,
-            kind: *self.kind.get_ref(),
-            interval: self.interval.as_ref(),
-            timeout: self.timeout.as_ref(),
-            labels: self.labels.as_ref(),
-            alert: self.alert.as_ref(),
-            metrics: self.metrics.as_ref(),
-        }
-    }
 }
 
 /// A scrape flow: steps in order, captures defined before they are used.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use vantage_probes::{IpFamily, QueryStep, TcpSpec};
 
-use super::{check_days, host_port, tls_client, Common};
+use super::{check_days, host_port, tls_client};
 use crate::config::probe::Spec;
 use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert, RawTls};
 use crate::config::Ctx;
@@ -51,20 +51,6 @@ pub struct RawQueryStep {
 pub struct RawTcpExpect {
     pub min_days_remaining: Option<Spanned<f64>>,
     pub verify: Option<Spanned<bool>>,
-}
-
-impl RawTcp {
-    pub(super) fn common(&self) -> Common<'_> {
-        Common {
-            name: &self.name,
-            kind: *self.kind.get_ref(),
-            interval: self.interval.as_ref(),
-            timeout: self.timeout.as_ref(),
-            labels: self.labels.as_ref(),
-            alert: self.alert.as_ref(),
-            metrics: self.metrics.as_ref(),
-        }
-    }
 }
 
 fn hex(s: &Spanned<String>, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {

@@ -7,7 +7,6 @@ use serde::Deserialize;
 use toml::Spanned;
 use vantage_probes::{IpFamily, TlsExpect, TlsSpec};
 
-use super::Common;
 use crate::config::probe::{parse_host_port, tls_options, Spec};
 use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert, RawTls, RawTlsExpect};
 use crate::config::Ctx;
@@ -30,20 +29,6 @@ pub struct RawTlsProbe {
     pub ip: Option<Spanned<IpFamily>>,
     pub tls: Option<Spanned<RawTls>>,
     pub expect: Option<Spanned<RawTlsExpect>>,
-}
-
-impl RawTlsProbe {
-    pub(super) fn common(&self) -> Common<'_> {
-        Common {
-            name: &self.name,
-            kind: *self.kind.get_ref(),
-            interval: self.interval.as_ref(),
-            timeout: self.timeout.as_ref(),
-            labels: self.labels.as_ref(),
-            alert: self.alert.as_ref(),
-            metrics: self.metrics.as_ref(),
-        }
-    }
 }
 
 pub(super) fn resolve(
