@@ -36,8 +36,8 @@ pub use http::{run_http, HttpSpec, Request, Transport};
 pub use icmp::{run_icmp, IcmpFacts, IcmpSpec};
 pub use net::{AddressFilter, IpFamily};
 pub use outcome::{
-    CertInfo, Facts, HealthCheck, HealthFacts, Outcome, Phases, Reason, StepFacts, TlsFacts,
-    VerifyResult,
+    CertInfo, ConnFacts, Facts, HealthCheck, HealthFacts, HttpFacts, KindFacts, Outcome, Phases,
+    Reason, ScrapeFacts, StepFacts, TlsFacts, VerifyResult,
 };
 pub use scrape::{run_flow, Capture, FlowSpec, StepSpec, Template};
 pub use secret::{Redactor, Secret};
@@ -77,7 +77,6 @@ pub(crate) fn finish_at(
     let duration = end.saturating_duration_since(scheduled);
     match result {
         Ok(evidence) => Outcome {
-            success: true,
             reason: None,
             duration,
             phases,
@@ -85,7 +84,6 @@ pub(crate) fn finish_at(
             facts,
         },
         Err(f) => Outcome {
-            success: false,
             reason: Some(f.reason),
             duration,
             phases,

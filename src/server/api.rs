@@ -89,7 +89,7 @@ impl ProbeSummary {
             cert_not_after: r
                 .last
                 .as_ref()
-                .and_then(|l| l.outcome.facts.tls.as_ref())
+                .and_then(|l| l.outcome.facts.tls())
                 .map(|t| t.effective_not_after),
         }
     }
@@ -209,17 +209,14 @@ impl SloDoc {
     fn of(r: &Runtime, full: bool) -> Self {
         let c = &r.config;
         let rep = r.report.as_ref();
-        let mut firing: Vec<String> = rep
+        let firing: Vec<String> = rep
             .map(|rep| {
-                rep.alerts
-                    .iter()
-                    .filter(|a| a.firing)
-                    .map(|a| a.severity.to_string())
+                rep.firing_severities()
+                    .into_iter()
+                    .map(str::to_owned)
                     .collect()
             })
             .unwrap_or_default();
-        firing.sort();
-        firing.dedup();
         let detail = rep.filter(|_| full).map(|rep| SloDetail {
             windows: rep.windows.clone(),
             period_window: rep.period.clone(),

@@ -233,8 +233,9 @@ pub(super) async fn probe(
     }
     let clock = *app.store.clock();
     let started_at = std::time::UNIX_EPOCH + clock.wall();
-    let mut outcome = probe.run(&clock, clock.now()).await;
-    config.redactor.outcome(&mut outcome);
+    let outcome = probe
+        .run_redacted(&clock, clock.now(), &config.redactor)
+        .await;
     let store = Arc::new(Store::new(clock));
     let states = store.sync(std::slice::from_ref(&probe), &config.redactor);
     if let Some(state) = states.first() {

@@ -98,7 +98,7 @@ impl ProbeView {
                 evidence: redactor.redact(&f.evidence).into_owned(),
                 ..f.clone()
             }),
-            up: last.map(|l| l.outcome.success),
+            up: last.map(|l| l.outcome.success()),
             last_reason: last.and_then(|l| l.outcome.reason).map(|x| x.as_str()),
         }
     }
@@ -127,18 +127,13 @@ impl ProbeView {
 }
 
 fn firing_of(rep: Option<&vantage_slo::Report>) -> Vec<String> {
-    let mut firing: Vec<String> = rep
-        .map(|x| {
-            x.alerts
-                .iter()
-                .filter(|a| a.firing)
-                .map(|a| a.severity.to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    firing.sort();
-    firing.dedup();
-    firing
+    rep.map(|x| {
+        x.firing_severities()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 const STYLE: &str = r#"

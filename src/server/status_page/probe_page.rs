@@ -177,7 +177,7 @@ pub fn render_probe(p: &ProbeState, slos: &[String], now_ms: i64, redactor: &Red
             esc(&redactor.redact(&f.evidence))
         );
     }
-    if let Some(tls) = r.last.as_ref().and_then(|l| l.outcome.facts.tls.as_ref()) {
+    if let Some(tls) = r.last.as_ref().and_then(|l| l.outcome.facts.tls()) {
         main.push_str("<h2>Certificate</h2>\n");
         main.push_str(&cert_section(tls, now, redactor));
     }
