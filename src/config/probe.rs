@@ -16,7 +16,7 @@ use toml::Spanned;
 use url::Url;
 use vantage_probes::{
     run_http, run_tls, Clock, HttpExpect, HttpSpec, IpFamily, JsonAssertion, JsonOp, Outcome,
-    Request, TlsClient, TlsExpect, TlsOptions, TlsSpec, Transport,
+    HttpVersions, Request, TlsClient, TlsExpect, TlsOptions, TlsSpec, Transport,
 };
 
 use super::raw::{Kind, RawExpect, RawJsonAssertion, RawProbe, RawTls};
@@ -208,6 +208,7 @@ impl Probe {
                     cert_min_days: None,
                     filter: None,
                     source_ip: None,
+                    versions: HttpVersions::default(),
                 };
                 Ok(Probe {
                     name,
@@ -229,6 +230,7 @@ impl Probe {
                         timeout,
                         expect: HttpExpect::default(),
                         redactor,
+                        oauth2: None,
                     })),
                 })
             }
@@ -748,6 +750,7 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
             timeout,
             expect,
             redactor: ctx.redactor.clone(),
+            oauth2: None,
         })),
     ))
 }
@@ -845,6 +848,7 @@ fn resolve_transport(p: &RawProbe, ctx: &mut Ctx<'_>) -> Option<Transport> {
         cert_min_days: None,
         filter: None,
         source_ip,
+        versions: HttpVersions::default(),
     })
 }
 
