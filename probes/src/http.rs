@@ -219,10 +219,17 @@ pub fn basic_auth_of(url: &Url) -> Option<(String, String, HeaderValue)> {
     }
     let user = percent_decode(url.username());
     let pass = percent_decode(url.password().unwrap_or(""));
+    let value = basic_auth_value(&user, &pass)?;
+    Some((user, pass, value))
+}
+
+/// `Authorization: Basic base64(user:pass)`, marked sensitive: the one builder for URL userinfo
+/// and `basic_auth = { username, password }`. `None` when the result is no valid header value.
+pub fn basic_auth_value(user: &str, pass: &str) -> Option<HeaderValue> {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     let mut value = HeaderValue::from_str(&format!("Basic {token}")).ok()?;
     value.set_sensitive(true);
-    Some((user, pass, value))
+    Some(value)
 }
 
 fn percent_decode(s: &str) -> String {

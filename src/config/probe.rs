@@ -202,7 +202,8 @@ impl Probe {
                     max_body: DEFAULT_MAX_BODY,
                     ip: IpFamily::Any,
                     proxy: None,
-                    tls: http_tls_client(&TlsOptions::default()).map_err(|e| e.to_string())?,
+                    tls: http_tls_client(&TlsOptions::default(), HttpVersions::default())
+                        .map_err(|e| e.to_string())?,
                     server_name: None,
                     insecure_skip_verify: false,
                     cert_min_days: None,
@@ -297,6 +298,10 @@ fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usi
         ("bearer_token", at(&p.bearer_token)),
         ("compression", at(&p.compression)),
         ("source_ip", at(&p.source_ip)),
+        ("http_versions", at(&p.http_versions)),
+        ("basic_auth", at(&p.basic_auth)),
+        ("bearer_token_file", at(&p.bearer_token_file)),
+        ("oauth2", at(&p.oauth2)),
     ];
     let headers_at = p.headers.as_ref().map(|h| {
         h.values()
@@ -573,8 +578,11 @@ pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     Ok((host, port))
 }
 
-fn http_tls_client(options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
-    TlsClient::new(options, &[b"http/1.1"])
+fn http_tls_client(
+    options: &TlsOptions,
+    versions: HttpVersions,
+) -> Result<TlsClient, vantage_probes::Error> {
+    TlsClient::new(options, versions.alpn())
 }
 
 /// TLS clients with default options, built once per config: most probes share them, and
@@ -586,14 +594,19 @@ pub(super) struct Clients {
 }
 
 impl Clients {
-    fn http(&self, options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
-        if options.ca.is_some() || options.client_auth.is_some() {
-            return http_tls_client(options);
+    fn http(
+        &self,
+        options: &TlsOptions,
+        versions: HttpVersions,
+    ) -> Result<TlsClient, vantage_probes::Error> {
+        if options.ca.is_some() || options.client_auth.is_some() || versions != Default::default()
+        {
+            return http_tls_client(options, versions);
         }
         if let Some(c) = self.http.get() {
             return Ok(c.clone());
         }
-        let c = http_tls_client(options)?;
+        let c = http_tls_client(options, versions)?;
         Ok(self.http.get_or_init(|| c).clone())
     }
 
@@ -667,8 +680,23 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
             (_, Err(_)) => ctx.err(v.span().start, format!("invalid value for header {k:?}")),
         }
     }
+    let mut redactor = ctx.redactor.clone();
+    let auth = super::http_auth::resolve_auth(
+        &super::http_auth::AuthKeys {
+            url: url.as_ref(),
+            bearer_token: p.bearer_token.as_ref(),
+            basic_auth: p.basic_auth.as_ref(),
+            bearer_token_file: p.bearer_token_file.as_ref(),
+            oauth2: p.oauth2.as_ref(),
+        },
+        &mut headers,
+        &mut redactor,
+        ctx,
+    );
     if let Some(t) = &p.bearer_token {
-        if headers.contains_key(AUTHORIZATION) {
+        if p.basic_auth.is_some() || p.bearer_token_file.is_some() || p.oauth2.is_some() {
+            // Reported by resolve_auth.
+        } else if headers.contains_key(AUTHORIZATION) {
             ctx.err(
                 t.span().start,
                 "set bearer_token or an Authorization header, not both",
@@ -735,6 +763,7 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
         }
     }
     let (url, method, mut transport, expect) = (url?, method?, transport?, expect?);
+    let oauth2 = auth?;
     transport.cert_min_days = expect.cert_min_days;
     let target = display_url(&url);
     Some((
@@ -749,8 +778,8 @@ fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(S
             transport,
             timeout,
             expect,
-            redactor: ctx.redactor.clone(),
-            oauth2: None,
+            redactor,
+            oauth2,
         })),
     ))
 }
@@ -806,8 +835,9 @@ fn resolve_transport(p: &RawProbe, ctx: &mut Ctx<'_>) -> Option<Transport> {
                 None
             }
         });
+    let versions = super::http_auth::resolve_versions(p.http_versions.as_ref(), ctx);
     let options = tls_options(p.tls.as_ref(), ctx);
-    let tls = match ctx.clients.http(&options) {
+    let tls = match ctx.clients.http(&options, versions) {
         Ok(c) => Some(c),
         Err(e) => {
             let at = p
@@ -848,7 +878,7 @@ fn resolve_transport(p: &RawProbe, ctx: &mut Ctx<'_>) -> Option<Transport> {
         cert_min_days: None,
         filter: None,
         source_ip,
-        versions: HttpVersions::default(),
+        versions,
     })
 }
 

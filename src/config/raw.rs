@@ -223,6 +223,14 @@ pub struct RawProbe {
     pub compression: Option<Spanned<String>>,
     /// http: local address to connect from (blackbox_exporter's `source_ip_address`).
     pub source_ip: Option<Spanned<String>>,
+    /// http: HTTP versions accepted, `["1.1", "2"]` by default (see `config::http_auth`).
+    pub http_versions: Option<Spanned<Vec<Spanned<String>>>>,
+    /// http: `{ username, password }`, sent as `Authorization: Basic …`.
+    pub basic_auth: Option<Spanned<super::http_auth::RawBasicAuth>>,
+    /// http: a file holding the bearer token, read at load.
+    pub bearer_token_file: Option<Spanned<String>>,
+    /// http: OAuth 2.0 client credentials.
+    pub oauth2: Option<Spanned<super::http_auth::RawOauth2>>,
     /// TLS settings for https and tls probes.
     pub tls: Option<Spanned<RawTls>>,
     /// tls: `host:port` to connect to.
@@ -430,6 +438,10 @@ pub struct RawModule {
     pub bearer_token: Option<Spanned<String>>,
     pub compression: Option<Spanned<String>>,
     pub source_ip: Option<Spanned<String>>,
+    pub http_versions: Option<Spanned<Vec<Spanned<String>>>>,
+    pub basic_auth: Option<Spanned<super::http_auth::RawBasicAuth>>,
+    pub bearer_token_file: Option<Spanned<String>>,
+    pub oauth2: Option<Spanned<super::http_auth::RawOauth2>>,
     pub tls: Option<Spanned<RawTls>>,
     pub server_name: Option<Spanned<String>>,
     pub expect: Option<Spanned<RawExpect>>,
@@ -467,6 +479,10 @@ impl RawModule {
             bearer_token: self.bearer_token,
             compression: self.compression,
             source_ip: self.source_ip,
+            http_versions: self.http_versions,
+            basic_auth: self.basic_auth,
+            bearer_token_file: self.bearer_token_file,
+            oauth2: self.oauth2,
             tls: self.tls,
             server_name: self.server_name,
             interval: None,
