@@ -134,9 +134,22 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
         if let Some(oauth2) = &spec.oauth2 {
             // Fetching a token is time before the first connection: the resolve phase's.
             let start = Instant::now();
-            let auth = oauth2
-                .authorization(clock, &spec.transport, &spec.redactor)
-                .await;
+            // Its own deadline (the run's): a hanging token endpoint is named in the evidence.
+            let auth = tokio::time::timeout_at(
+                deadline,
+                oauth2.authorization(clock, &spec.transport, &spec.redactor),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::new(
+                    Reason::Timeout,
+                    format!(
+                        "oauth2 token from {}: no token within the probe's timeout of {}",
+                        oauth2.config().token_url,
+                        ms(spec.timeout)
+                    ),
+                ))
+            });
             phases.resolve += start.elapsed();
             let auth = auth?;
             with_token = spec.request.clone();

@@ -296,10 +296,16 @@ fn parse_token(headers: &HeaderMap, body: &[u8]) -> Result<Fetched, Failure> {
         };
         (token, kind, expires.flatten())
     } else {
+        // serde's message may quote the answer: only its position goes in the evidence.
         let parsed: JsonToken = serde_json::from_slice(body).map_err(|e| {
             Failure::new(
                 Reason::Protocol,
-                format!("token endpoint answer is not a JSON token response ({e})"),
+                format!(
+                    "token endpoint answer is not a JSON token response ({:?} error at line {} column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
             )
         })?;
         let expires = match &parsed.expires_in {
