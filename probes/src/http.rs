@@ -328,6 +328,7 @@ pub async fn exchange(
         let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
         let (true, true, Some(location)) = (transport.follow_redirects, is_redirect, location)
         else {
+            check_version(&url, transport.versions, facts, status)?;
             return Ok(resp);
         };
         if facts.redirects >= transport.max_redirects {
@@ -385,6 +386,37 @@ pub async fn exchange(
         }
         url = next;
     }
+}
+
+/// The final answer's HTTP version must be one the probe accepts (blackbox_exporter's
+/// `valid_http_versions`, checked as it does: on the final response, after it was read).
+fn check_version(
+    url: &Url,
+    versions: HttpVersions,
+    facts: &Facts,
+    status: u16,
+) -> Result<(), Failure> {
+    let version = facts.http_version.as_deref().unwrap_or_default();
+    let ok = match version {
+        "2" => versions.http2,
+        // HTTP/1.0 answers are accepted as HTTP/1.x.
+        _ => versions.http1,
+    };
+    if ok {
+        return Ok(());
+    }
+    let why = match (version, url.scheme()) {
+        ("2", _) => "",
+        (_, "https") => ": the server did not choose HTTP/2 (ALPN h2)",
+        _ => ": plain http is HTTP/1.1 only (HTTP/2 is spoken over TLS, no h2c)",
+    };
+    Err(Failure::new(
+        Reason::Protocol,
+        format!(
+            "status {status} over HTTP/{version}, not among http_versions {}{why}",
+            versions.describe()
+        ),
+    ))
 }
 
 /// Either side of the TLS fork, as one stream type.
@@ -475,20 +507,6 @@ async fn one_hop(
         facts.ssl = false;
         (Box::new(tcp), false)
     };
-    if !h2 && !transport.versions.http1 {
-        let why = if https {
-            "the server did not choose HTTP/2 (ALPN h2)"
-        } else {
-            "plain http is HTTP/1.1 only (HTTP/2 is spoken over TLS, no h2c)"
-        };
-        return Err(Failure::new(
-            Reason::Protocol,
-            format!(
-                "HTTP/1.1 is not among http_versions {}: {why}",
-                transport.versions.describe()
-            ),
-        ));
-    }
 
     let target = if h2 {
         // HTTP/2 carries the scheme and authority as pseudo-headers: the URI is absolute, and
