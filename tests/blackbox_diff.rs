@@ -453,10 +453,18 @@ async fn blackbox_exporter_and_vantage_agree_metric_by_metric() {
         ("tls_intermediate", "https_ca", https_inter.https_url("/ok")),
         ("http2", "https_ca", h2_only.url("/ok")),
         ("http2_only", "https_h2", h2_only.url("/ok")),
-        ("http2_only_on_http1", "https_h2", https_valid.https_url("/ok")),
+        (
+            "http2_only_on_http1",
+            "https_h2",
+            https_valid.https_url("/ok"),
+        ),
         ("http2_gzip", "https_ca", h2_only.url("/gzip")),
         ("http2_redirect", "https_ca", h2_only.url("/redirect/2")),
-        ("http2_last_modified", "https_ca", h2_only.url("/last-modified")),
+        (
+            "http2_last_modified",
+            "https_ca",
+            h2_only.url("/last-modified"),
+        ),
         ("tls_expired", "https_ca", https_expired.https_url("/ok")),
         ("tls_self_signed", "https_ca", https_self.https_url("/ok")),
         ("tls_wrong_host", "https_ca", https_wrong.https_url("/ok")),
@@ -483,7 +491,11 @@ async fn blackbox_exporter_and_vantage_agree_metric_by_metric() {
             for (body, who) in [(&b, "blackbox_exporter"), (&v, "vantage")] {
                 let s = series(body, false);
                 for (name, want) in [("probe_success", 1.0), ("probe_http_version", 2.0)] {
-                    assert_eq!(s.get(&(name.to_string(), vec![])), Some(&want), "{who}:\n{body}");
+                    assert_eq!(
+                        s.get(&(name.to_string(), vec![])),
+                        Some(&want),
+                        "{who}:\n{body}"
+                    );
                 }
             }
         }

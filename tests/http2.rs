@@ -107,7 +107,10 @@ async fn handle(req: hyper::Request<Incoming>) -> Result<Reply, Infallible> {
 }
 
 /// HTTP/2 only: ALPN offers `h2` alone, and the connection speaks nothing else.
-pub async fn h2_target(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> H2Target {
+pub async fn h2_target(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> H2Target {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -166,10 +169,22 @@ async fn an_h2_only_target_is_probed_over_http2() {
         &format!("{tls}[probe.expect]\nbody_regex = [\"healthy\"]\nheaders = {{ Content-Type = \"^text/plain\" }}"),
     );
     cfg += &probe("redirects", &t.url("/redirect/3"), &tls);
-    cfg += &probe("limit", &t.url("/redirect/3"), &format!("{tls}max_redirects = 2"));
+    cfg += &probe(
+        "limit",
+        &t.url("/redirect/3"),
+        &format!("{tls}max_redirects = 2"),
+    );
     cfg += &probe("big", &t.url("/big"), &format!("{tls}max_body = \"1KiB\""));
-    cfg += &probe("bomb", &t.url("/bomb"), &format!("{tls}max_body = \"64KiB\""));
-    cfg += &probe("gzip", &t.url("/gzip"), &format!("{tls}[probe.expect]\nbody_regex = [\"^compressible compressible\"]"));
+    cfg += &probe(
+        "bomb",
+        &t.url("/bomb"),
+        &format!("{tls}max_body = \"64KiB\""),
+    );
+    cfg += &probe(
+        "gzip",
+        &t.url("/gzip"),
+        &format!("{tls}[probe.expect]\nbody_regex = [\"^compressible compressible\"]"),
+    );
     cfg += &probe("huge-header", &t.url("/huge-header"), &tls);
     cfg += &probe(
         "header-fails",
@@ -255,11 +270,27 @@ async fn http_versions_decide_what_is_spoken() {
     let plain = http_target().await;
     let tls = tls(&pki);
     let mut cfg = String::new();
-    cfg += &probe("h2-on-h2", &h2.url("/ok"), &format!("{tls}http_versions = [\"2\"]"));
-    cfg += &probe("h2-on-h1", &h1.https_url("/ok"), &format!("{tls}http_versions = [\"2\"]"));
+    cfg += &probe(
+        "h2-on-h2",
+        &h2.url("/ok"),
+        &format!("{tls}http_versions = [\"2\"]"),
+    );
+    cfg += &probe(
+        "h2-on-h1",
+        &h1.https_url("/ok"),
+        &format!("{tls}http_versions = [\"2\"]"),
+    );
     cfg += &probe("h2-on-plain", &plain.url("/ok"), "http_versions = [\"2\"]");
-    cfg += &probe("h1-on-h1", &h1.https_url("/ok"), &format!("{tls}http_versions = [\"1.1\"]"));
-    cfg += &probe("h1-on-h2", &h2.url("/ok"), &format!("{tls}http_versions = [\"1.1\"]"));
+    cfg += &probe(
+        "h1-on-h1",
+        &h1.https_url("/ok"),
+        &format!("{tls}http_versions = [\"1.1\"]"),
+    );
+    cfg += &probe(
+        "h1-on-h2",
+        &h2.url("/ok"),
+        &format!("{tls}http_versions = [\"1.1\"]"),
+    );
     cfg += &probe("both-on-h1", &h1.https_url("/ok"), &tls);
     let all = run_all(load(&cfg)).await;
     let o = outcome(&all, "h2-on-h2");
@@ -268,7 +299,11 @@ async fn http_versions_decide_what_is_spoken() {
     let o = outcome(&all, "h2-on-h1");
     assert!(!o.success);
     assert_eq!(o.reason, Some(Reason::Protocol), "{}", o.evidence);
-    assert!(o.evidence.contains("did not choose HTTP/2"), "{}", o.evidence);
+    assert!(
+        o.evidence.contains("did not choose HTTP/2"),
+        "{}",
+        o.evidence
+    );
     // The TLS facts were still read.
     assert!(o.facts.tls.is_some());
     let o = outcome(&all, "h2-on-plain");
@@ -297,9 +332,15 @@ fn http_versions_config_is_checked() {
     let cases: BTreeMap<&str, &str> = [
         ("http_versions = [\"3\"]", "unknown HTTP version \"3\""),
         ("http_versions = []", "http_versions is empty"),
-        ("http_versions = [\"2\", \"2\"]", "duplicate HTTP version \"2\""),
+        (
+            "http_versions = [\"2\", \"2\"]",
+            "duplicate HTTP version \"2\"",
+        ),
         ("http_versions = \"2\"", "vantage.toml:7:"),
-        ("http_versions = [\"HTTP/2.0\"]", "unknown HTTP version \"HTTP/2.0\""),
+        (
+            "http_versions = [\"HTTP/2.0\"]",
+            "unknown HTTP version \"HTTP/2.0\"",
+        ),
     ]
     .into_iter()
     .collect();

@@ -128,19 +128,32 @@ impl TokenServer {
                                 && body.contains("scope=read+write")
                                 && body.contains("audience=api");
                             if auth != want_auth || !grant {
-                                json(400, format!("{{\"error\":\"invalid_request\",\"got\":{body:?}}}"))
+                                json(
+                                    400,
+                                    format!("{{\"error\":\"invalid_request\",\"got\":{body:?}}}"),
+                                )
                             } else {
                                 json(200, format!("{{\"access_token\":\"tok-{n}-abcdefgh\",\"token_type\":\"bearer\",\"expires_in\":60}}"))
                             }
                         }
-                        "/token-forever" => json(200, format!("{{\"access_token\":\"tok-{n}-forever\"}}")),
+                        "/token-forever" => {
+                            json(200, format!("{{\"access_token\":\"tok-{n}-forever\"}}"))
+                        }
                         "/form" => {
-                            let b = format!("access_token=tok-{n}-form&token_type=bearer&expires_in=3600");
+                            let b = format!(
+                                "access_token=tok-{n}-form&token_type=bearer&expires_in=3600"
+                            );
                             format!("HTTP/1.1 200 OK\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}", b.len()).into_bytes()
                         }
-                        "/401" => json(401, format!("{{\"error\":\"invalid_client\",\"secret\":\"{SECRET}\"}}")),
+                        "/401" => json(
+                            401,
+                            format!("{{\"error\":\"invalid_client\",\"secret\":\"{SECRET}\"}}"),
+                        ),
                         "/garbage" => json(200, "<html>definitely not a token".to_string()),
-                        "/huge" => json(200, format!("{{\"access_token\":\"{}\"}}", "a".repeat(1024 * 1024))),
+                        "/huge" => json(
+                            200,
+                            format!("{{\"access_token\":\"{}\"}}", "a".repeat(1024 * 1024)),
+                        ),
                         "/echo" => json(200, format!("{auth:?}")),
                         "/hang" => {
                             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -284,7 +297,10 @@ fn bad_auth_values_are_located_errors() {
         "http://a:b@127.0.0.1:9/",
         "basic_auth = { username = \"u\" }",
     ));
-    assert!(e.contains("set credentials in the URL or basic_auth, not both"), "{e}");
+    assert!(
+        e.contains("set credentials in the URL or basic_auth, not both"),
+        "{e}"
+    );
     // http-only keys on another kind are refused, located.
     for key in [
         "basic_auth = { username = \"u\" }",
@@ -444,8 +460,16 @@ async fn oauth2_token_without_expiry_and_form_answers_work() {
         ),
     );
     let all = run_all(load_secret(&text)).await;
-    assert!(outcome(&all, "forever").success, "{}", outcome(&all, "forever").evidence);
-    assert!(outcome(&all, "form").success, "{}", outcome(&all, "form").evidence);
+    assert!(
+        outcome(&all, "forever").success,
+        "{}",
+        outcome(&all, "forever").evidence
+    );
+    assert!(
+        outcome(&all, "form").success,
+        "{}",
+        outcome(&all, "form").evidence
+    );
 }
 
 #[tokio::test]
@@ -454,12 +478,42 @@ async fn hostile_token_endpoints_fail_the_run_without_leaks() {
     let t = http_target().await;
     let closed = crate::fixtures::closed_port().await;
     let cases: &[(&str, String, Reason, &str)] = &[
-        ("denied", tokens.url("/401"), Reason::HttpStatus, "status 401"),
-        ("garbage", tokens.url("/garbage"), Reason::Protocol, "not a JSON token response"),
-        ("huge", tokens.url("/huge"), Reason::BodyTooLarge, "max_body"),
-        ("hang", tokens.url("/hang"), Reason::Timeout, "no token within the probe's timeout"),
-        ("echo", tokens.url("/echo"), Reason::Protocol, "not a JSON token response"),
-        ("closed", format!("http://{closed}/token"), Reason::Connect, "oauth2 token from"),
+        (
+            "denied",
+            tokens.url("/401"),
+            Reason::HttpStatus,
+            "status 401",
+        ),
+        (
+            "garbage",
+            tokens.url("/garbage"),
+            Reason::Protocol,
+            "not a JSON token response",
+        ),
+        (
+            "huge",
+            tokens.url("/huge"),
+            Reason::BodyTooLarge,
+            "max_body",
+        ),
+        (
+            "hang",
+            tokens.url("/hang"),
+            Reason::Timeout,
+            "no token within the probe's timeout",
+        ),
+        (
+            "echo",
+            tokens.url("/echo"),
+            Reason::Protocol,
+            "not a JSON token response",
+        ),
+        (
+            "closed",
+            format!("http://{closed}/token"),
+            Reason::Connect,
+            "oauth2 token from",
+        ),
     ];
     let mut text = String::new();
     for (name, url, _, _) in cases {
@@ -475,7 +529,11 @@ async fn hostile_token_endpoints_fail_the_run_without_leaks() {
         assert!(!o.success, "{name}");
         assert_eq!(o.reason, Some(*reason), "{name}: {}", o.evidence);
         assert!(o.evidence.contains(want), "{name}: {}", o.evidence);
-        assert!(o.evidence.contains("oauth2 token from"), "{name}: {}", o.evidence);
+        assert!(
+            o.evidence.contains("oauth2 token from"),
+            "{name}: {}",
+            o.evidence
+        );
         assert!(!o.evidence.contains(SECRET), "{name}: {}", o.evidence);
         assert!(!o.evidence.contains(&b64), "{name}: {}", o.evidence);
         // Nothing was sent to the target: no status, and the phases still add up.
@@ -491,8 +549,10 @@ async fn hostile_token_endpoints_fail_the_run_without_leaks() {
 async fn oauth2_works_in_a_module_for_probe() {
     let tokens = TokenServer::start().await;
     let t = http_target().await;
+    // probe_allow names the target's port only: the token URL is the config's, not the request's.
     let text = format!(
-        "[server]\nprobe_allow = [\"http://127.0.0.1:*/**\"]\n[module.api]\nkind = \"http\"\ntimeout = \"2s\"\n{}",
+        "[server]\nprobe_allow = [\"http://127.0.0.1:{}/**\"]\n[module.api]\nkind = \"http\"\ntimeout = \"2s\"\n{}",
+        t.addr.port(),
         oauth2(&tokens.url("/token"))
     );
     let cfg = write_config(&text);
@@ -503,11 +563,20 @@ async fn oauth2_works_in_a_module_for_probe() {
             va.url("/probe"),
             url::form_urlencoded::byte_serialize(t.url("/ok").as_bytes()).collect::<String>()
         );
-        let body = crate::support::get(&url).await.unwrap().text().await.unwrap();
+        let body = crate::support::get(&url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         assert!(body.contains("probe_success 1"), "{body}");
         assert!(!body.contains(SECRET));
     }
-    assert_eq!(tokens.requests(), 1, "the module's token is cached across requests");
+    assert_eq!(
+        tokens.requests(),
+        1,
+        "the module's token is cached across requests"
+    );
     va.stop().await;
     // A module whose token endpoint fails: probe_success 0, and no secret in /probe?debug.
     let text = format!(
@@ -521,7 +590,12 @@ async fn oauth2_works_in_a_module_for_probe() {
         va.url("/probe"),
         url::form_urlencoded::byte_serialize(t.url("/ok").as_bytes()).collect::<String>()
     );
-    let body = crate::support::get(&url).await.unwrap().text().await.unwrap();
+    let body = crate::support::get(&url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(body.contains("probe_success 0"), "{body}");
     assert!(body.contains("status 401"), "{body}");
     assert!(!body.contains(SECRET), "{body}");

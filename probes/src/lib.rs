@@ -34,9 +34,9 @@ pub use expect::{
 };
 pub use grpc::{run_grpc, GrpcFacts, GrpcSpec};
 pub use http::{run_http, HttpSpec, HttpVersions, Request, Transport};
-pub use oauth2::{Oauth2Client, Oauth2Config};
 pub use icmp::{run_icmp, IcmpFacts, IcmpSpec};
 pub use net::{AddressFilter, IpFamily};
+pub use oauth2::{Oauth2Client, Oauth2Config};
 pub use outcome::{
     CertInfo, Facts, HealthCheck, HealthFacts, Outcome, Phases, Reason, StepFacts, TlsFacts,
     VerifyResult,

@@ -174,10 +174,7 @@ impl Oauth2Client {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(
             header::AUTHORIZATION,
             client_basic_auth(&c.client_id, c.client_secret.expose())?,
@@ -215,10 +212,12 @@ impl Oauth2Client {
 }
 
 /// How the token request travels: as the probe's requests, but checked against the token URL's
-/// own name (no `server_name` override, no certificate age requirement, verification on) and with
-/// a small body limit.
+/// own name (no `server_name` override, no certificate age requirement, verification on), with
+/// a small body limit, and without the probe's address filter: that filter guards the targets a
+/// `/probe` request names, while the token URL is the operator's, from the config.
 fn token_transport(t: &Transport) -> Transport {
     let mut t = t.clone();
+    t.filter = None;
     t.max_body = MAX_TOKEN_BODY;
     t.server_name = None;
     t.cert_min_days = None;
@@ -232,14 +231,21 @@ fn client_basic_auth(id: &str, secret: &str) -> Result<HeaderValue, Failure> {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let token =
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)));
-    let mut v = HeaderValue::from_str(&format!("Basic {token}"))
-        .map_err(|_| Failure::new(Reason::Protocol, "client credentials are not a valid header"))?;
+    let mut v = HeaderValue::from_str(&format!("Basic {token}")).map_err(|_| {
+        Failure::new(
+            Reason::Protocol,
+            "client credentials are not a valid header",
+        )
+    })?;
     v.set_sensitive(true);
     Ok(v)
 }
 
 /// `Bearer abc`, with golang.org/x/oauth2's normalisation of the type.
-fn header_value(token_type: &str, token: &str) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+fn header_value(
+    token_type: &str,
+    token: &str,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
     let kind = match token_type.to_ascii_lowercase().as_str() {
         "" | "bearer" => "Bearer".to_string(),
         "mac" => "MAC".to_string(),
@@ -352,7 +358,10 @@ mod tests {
 
     fn json(body: &str) -> Result<Fetched, Failure> {
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         parse_token(&h, body.as_bytes())
     }
 

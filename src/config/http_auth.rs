@@ -132,7 +132,9 @@ pub(super) fn resolve_auth(
             let other = if i == 0 { sources[1].0 } else { sources[0].0 };
             ctx.err(
                 at,
-                format!("set {other} or {name}, not both: a request carries one set of credentials"),
+                format!(
+                    "set {other} or {name}, not both: a request carries one set of credentials"
+                ),
             );
             return None;
         }
@@ -146,7 +148,10 @@ pub(super) fn resolve_auth(
             .map(|p| p.get_ref().as_str())
             .unwrap_or_default();
         if user.is_empty() {
-            ctx.err(b.get_ref().username.span().start, "basic_auth.username is empty");
+            ctx.err(
+                b.get_ref().username.span().start,
+                "basic_auth.username is empty",
+            );
         } else if user.contains(':') {
             ctx.err(
                 b.get_ref().username.span().start,
@@ -237,13 +242,20 @@ fn resolve_oauth2(
         ctx.err(r.client_id.span().start, "oauth2.client_id is empty");
     }
     if r.client_secret.get_ref().is_empty() {
-        ctx.err(r.client_secret.span().start, "oauth2.client_secret is empty");
+        ctx.err(
+            r.client_secret.span().start,
+            "oauth2.client_secret is empty",
+        );
     }
     let mut scopes = Vec::new();
     for s in r.scopes.iter().flatten() {
         let v = s.get_ref();
         // RFC 6749 §3.3: scope tokens are printable ASCII without space, '"' or '\'.
-        if v.is_empty() || !v.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\') {
+        if v.is_empty()
+            || !v
+                .bytes()
+                .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+        {
             ctx.err(
                 s.span().start,
                 format!("invalid oauth2 scope {v:?}: one token of printable ASCII, no spaces"),

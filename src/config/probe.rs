@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use toml::Spanned;
 use url::Url;
 use vantage_probes::{
-    run_http, run_tls, Clock, HttpExpect, HttpSpec, IpFamily, JsonAssertion, JsonOp, Outcome,
-    HttpVersions, Request, TlsClient, TlsExpect, TlsOptions, TlsSpec, Transport,
+    run_http, run_tls, Clock, HttpExpect, HttpSpec, HttpVersions, IpFamily, JsonAssertion, JsonOp,
+    Outcome, Request, TlsClient, TlsExpect, TlsOptions, TlsSpec, Transport,
 };
 
 use super::raw::{Kind, RawExpect, RawJsonAssertion, RawProbe, RawTls};
@@ -599,8 +599,7 @@ impl Clients {
         options: &TlsOptions,
         versions: HttpVersions,
     ) -> Result<TlsClient, vantage_probes::Error> {
-        if options.ca.is_some() || options.client_auth.is_some() || versions != Default::default()
-        {
+        if options.ca.is_some() || options.client_auth.is_some() || versions != Default::default() {
             return http_tls_client(options, versions);
         }
         if let Some(c) = self.http.get() {
