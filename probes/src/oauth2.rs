@@ -257,6 +257,7 @@ fn header_value(
     Ok(v)
 }
 
+#[derive(Debug)]
 struct Fetched {
     access_token: String,
     token_type: String,
@@ -368,17 +369,12 @@ mod tests {
     #[test]
     fn parses_json_and_form_answers() {
         let t = json(r#"{"access_token":"abc","token_type":"bearer","expires_in":3600}"#)
-            .ok()
             .expect("valid answer");
         assert_eq!(t.access_token, "abc");
         assert_eq!(t.expires_in, Some(3600));
-        let t = json(r#"{"access_token":"abc","expires_in":"60"}"#)
-            .ok()
-            .expect("string expires_in");
+        let t = json(r#"{"access_token":"abc","expires_in":"60"}"#).expect("string expires_in");
         assert_eq!(t.expires_in, Some(60));
-        let t = json(r#"{"access_token":"abc","expires_in":0}"#)
-            .ok()
-            .expect("zero expires_in");
+        let t = json(r#"{"access_token":"abc","expires_in":0}"#).expect("zero expires_in");
         assert_eq!(t.expires_in, None);
         let mut h = HeaderMap::new();
         h.insert(
@@ -386,7 +382,6 @@ mod tests {
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
         let t = parse_token(&h, b"access_token=x%2By&token_type=bearer&expires_in=5")
-            .ok()
             .expect("form answer");
         assert_eq!(t.access_token, "x+y");
         assert_eq!(t.expires_in, Some(5));
@@ -405,7 +400,7 @@ mod tests {
             r#"{"access_token":"a","expires_in":1.5}"#,
             r#"{"access_token":"a","expires_in":"soon"}"#,
         ] {
-            let err = json(body).err().expect(body);
+            let err = json(body).expect_err(body);
             assert_eq!(err.reason, Reason::Protocol, "{body}");
         }
     }
@@ -428,7 +423,7 @@ mod tests {
 
     #[test]
     fn client_credentials_are_form_encoded_before_base64() {
-        let v = client_basic_auth("id:1", "s e/c").ok().expect("valid");
+        let v = client_basic_auth("id:1", "s e/c").expect("valid");
         let b64 = v.to_str().unwrap_or_default().trim_start_matches("Basic ");
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(b64)
