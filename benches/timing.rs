@@ -204,7 +204,7 @@ async fn burst(label: &str, target: &TargetProcess) {
         ..CheckOptions::default()
     };
     let results = check::run(probes, &options, &Redactor::default()).await;
-    let failed = results.iter().filter(|r| !r.outcome.success).count();
+    let failed = results.iter().filter(|r| !r.outcome.success()).count();
     let processing: Vec<Duration> = results
         .iter()
         .map(|r| r.outcome.phases.processing)
@@ -258,7 +258,7 @@ async fn fidelity(target: &fixtures::Target) {
             &Redactor::default(),
         )
         .await;
-        assert!(r.iter().all(|r| r.outcome.success));
+        assert!(r.iter().all(|r| r.outcome.success()));
         walls.push(start.elapsed());
     }
     summary("3. 40 probes x 500 ms, wall time", walls);

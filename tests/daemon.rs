@@ -80,21 +80,20 @@ pub async fn start_daemon(text: &str) -> Running {
     start_daemon_in(write_config(text), &[]).await
 }
 
-/// The value of the first sample of `name` whose labels include all of `labels`.
+/// The value of the first sample of `name` whose labels include all of `labels`, read with the
+/// project's exposition parser (escaped values and label names that prefix others included).
+/// Line by line, so a `/probe?debug=true` body's log lines are passed over.
 pub fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
-            if n != name {
-                return None;
-            }
-            let ok = labels
-                .iter()
-                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-            ok.then(|| value.parse().ok()).flatten()
+        .filter_map(|line| vantage_probes::exposition::parse(line).ok())
+        .flatten()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
         })
+        .map(|s| s.value)
 }
 
 fn probe(name: &str, url: &str, extra: &str) -> String {
@@ -420,7 +419,11 @@ async fn reload_adds_removes_and_rejects() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
-    assert!(resp.text().await.unwrap().contains("needs a url"));
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("missing key") && text.contains("url"),
+        "{text}"
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, body) = d.get("/metrics").await;
     assert_eq!(
@@ -734,8 +737,8 @@ async fn serves_https_with_the_configured_certificate() {
     );
     let all = crate::support::run_all(crate::support::load(&check)).await;
     let o = crate::support::outcome(&all, "self");
-    assert!(o.success, "{o:#?}");
-    assert_eq!(o.facts.tls.as_ref().unwrap().leaf_not_after, leaf.not_after);
+    assert!(o.success(), "{o:#?}");
+    assert_eq!(o.facts.tls().unwrap().leaf_not_after, leaf.not_after);
     // Plain HTTP to the TLS port gets nowhere.
     assert!(crate::support::get(d.url("/health/live")).await.is_err());
     d.stop().await;

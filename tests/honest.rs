@@ -242,7 +242,7 @@ async fn bodies_are_decoded_before_assertions() {
     let all = run_all(load(&cfg)).await;
     for path in ["gzip", "deflate", "br", "zstd", "gzip-br"] {
         let o = outcome(&all, path);
-        assert!(o.success, "{path}: {o:#?}");
+        assert!(o.success(), "{path}: {o:#?}");
     }
     // The evidence quotes decoded text, not compressed bytes.
     let o = outcome(&all, "gzip-miss");
@@ -357,8 +357,8 @@ async fn every_tls_run_is_a_full_handshake() {
         let outcomes = run_times(&cfg, &pki, 8).await;
         assert_eq!(outcomes.len(), 16);
         for o in &outcomes {
-            assert!(o.success, "{o:#?}");
-            let facts = o.facts.tls.as_ref().unwrap();
+            assert!(o.success(), "{o:#?}");
+            let facts = o.facts.tls().unwrap();
             assert_eq!(facts.chain.len(), 1, "the certificate is this run's");
         }
         let resumed = server.resumed.load(Ordering::SeqCst);
@@ -366,14 +366,10 @@ async fn every_tls_run_is_a_full_handshake() {
         if resume {
             // The counting server does resume when asked: the zero below is not for want of it.
             assert!(resumed > 0, "resumed {resumed}, full {full}");
-            assert!(outcomes
-                .iter()
-                .any(|o| o.facts.tls.as_ref().unwrap().resumed));
+            assert!(outcomes.iter().any(|o| o.facts.tls().unwrap().resumed));
         } else {
             assert_eq!((full, resumed), (16, 0));
-            assert!(outcomes
-                .iter()
-                .all(|o| !o.facts.tls.as_ref().unwrap().resumed));
+            assert!(outcomes.iter().all(|o| !o.facts.tls().unwrap().resumed));
         }
     }
 }
@@ -398,9 +394,9 @@ async fn serial_numbers_lose_the_der_sign_byte() {
     );
     let all = run_all(load(&cfg)).await;
     let o = outcome(&all, "tls");
-    assert!(o.success, "{o:#?}");
+    assert!(o.success(), "{o:#?}");
     // blackbox_exporter's `serialnumber`: Go's big.Int Text(16), lowercase, no leading zeros.
-    assert_eq!(o.facts.tls.as_ref().unwrap().chain[0].serial, "a908000f10");
+    assert_eq!(o.facts.tls().unwrap().chain[0].serial, "a908000f10");
 }
 
 #[tokio::test]
@@ -419,7 +415,7 @@ async fn proxy_passwords_keep_their_plus_signs() {
     );
     let all = run_all(load(&cfg)).await;
     let o = outcome(&all, "via-proxy");
-    assert!(o.success, "{o:#?}");
+    assert!(o.success(), "{o:#?}");
 }
 
 /// `(name, sorted labels)` of every sample that appears more than once.
@@ -684,7 +680,7 @@ async fn flows_keep_cookies_by_rfc_6265() {
     );
     let all = run_all(load(&cfg)).await;
     let o = outcome(&all, "flow");
-    assert!(o.success, "{o:#?}");
+    assert!(o.success(), "{o:#?}");
 }
 
 /// Found by the attack pass: on a protocol failure the time spent reading the answer's head
@@ -698,7 +694,7 @@ async fn phases_add_up_on_protocol_failures() {
     let all = run_all(load(&cfg)).await;
     for name in ["garbage", "endless"] {
         let o = outcome(&all, name);
-        assert!(!o.success, "{name}: {o:#?}");
+        assert!(!o.success(), "{name}: {o:#?}");
         assert_ne!(o.reason, Some(Reason::Timeout), "{name}: {o:#?}");
         assert_eq!(phase_sum(o), o.duration, "{name}: {:?}", o.phases);
     }

@@ -198,15 +198,21 @@ async fn an_h2_only_target_is_probed_over_http2() {
     );
     let all = run_all(load(&cfg)).await;
     let o = outcome(&all, "ok");
-    assert!(o.success, "{}", o.evidence);
-    assert_eq!(o.facts.http_version.as_deref(), Some("2"));
-    assert_eq!(o.facts.status, Some(200));
+    assert!(o.success(), "{}", o.evidence);
+    assert_eq!(
+        o.facts.http_facts().and_then(|h| h.version.as_deref()),
+        Some("2")
+    );
+    assert_eq!(o.facts.status(), Some(200));
     assert!(o.phases.tls > Duration::ZERO);
     assert!(o.phases.processing > Duration::ZERO);
     let o = outcome(&all, "redirects");
-    assert!(o.success, "{}", o.evidence);
-    assert_eq!(o.facts.redirects, 3);
-    assert_eq!(o.facts.http_version.as_deref(), Some("2"));
+    assert!(o.success(), "{}", o.evidence);
+    assert_eq!(o.facts.http_facts().map_or(0, |h| h.redirects), 3);
+    assert_eq!(
+        o.facts.http_facts().and_then(|h| h.version.as_deref()),
+        Some("2")
+    );
     let o = outcome(&all, "limit");
     assert_eq!(o.reason, Some(Reason::RedirectLimit), "{}", o.evidence);
     let o = outcome(&all, "big");
@@ -215,14 +221,14 @@ async fn an_h2_only_target_is_probed_over_http2() {
     assert_eq!(o.reason, Some(Reason::BodyTooLarge), "{}", o.evidence);
     assert!(o.evidence.contains("decoded"), "{}", o.evidence);
     let o = outcome(&all, "gzip");
-    assert!(o.success, "{}", o.evidence);
+    assert!(o.success(), "{}", o.evidence);
     let o = outcome(&all, "huge-header");
-    assert!(!o.success);
+    assert!(!o.success());
     assert_eq!(o.reason, Some(Reason::Protocol), "{}", o.evidence);
     let o = outcome(&all, "header-fails");
     assert_eq!(o.reason, Some(Reason::AssertionHeader), "{}", o.evidence);
     let o = outcome(&all, "echo");
-    assert!(o.success, "{}", o.evidence);
+    assert!(o.success(), "{}", o.evidence);
 }
 
 #[tokio::test]
@@ -251,10 +257,13 @@ async fn http2_hops_drop_credentials_across_origins_and_redact_secrets() {
     let config = load_in(&c.path, &[("TOKEN", "s3cr3t-t0ken-value")]).unwrap();
     let all = run_all(config).await;
     let o = outcome(&all, "cross");
-    assert!(o.success, "{}", o.evidence);
-    assert_eq!(o.facts.redirects, 1);
+    assert!(o.success(), "{}", o.evidence);
+    assert_eq!(o.facts.http_facts().map_or(0, |h| h.redirects), 1);
     // The last hop was plain HTTP/1.1.
-    assert_eq!(o.facts.http_version.as_deref(), Some("1.1"));
+    assert_eq!(
+        o.facts.http_facts().and_then(|h| h.version.as_deref()),
+        Some("1.1")
+    );
     let o = outcome(&all, "echoed");
     assert_eq!(o.reason, Some(Reason::AssertionBody));
     assert!(!o.evidence.contains("s3cr3t"), "{}", o.evidence);
@@ -294,10 +303,13 @@ async fn http_versions_decide_what_is_spoken() {
     cfg += &probe("both-on-h1", &h1.https_url("/ok"), &tls);
     let all = run_all(load(&cfg)).await;
     let o = outcome(&all, "h2-on-h2");
-    assert!(o.success, "{}", o.evidence);
-    assert_eq!(o.facts.http_version.as_deref(), Some("2"));
+    assert!(o.success(), "{}", o.evidence);
+    assert_eq!(
+        o.facts.http_facts().and_then(|h| h.version.as_deref()),
+        Some("2")
+    );
     let o = outcome(&all, "h2-on-h1");
-    assert!(!o.success);
+    assert!(!o.success());
     assert_eq!(o.reason, Some(Reason::Protocol), "{}", o.evidence);
     assert!(
         o.evidence.contains("did not choose HTTP/2"),
@@ -305,20 +317,26 @@ async fn http_versions_decide_what_is_spoken() {
         o.evidence
     );
     // The TLS facts were still read.
-    assert!(o.facts.tls.is_some());
+    assert!(o.facts.tls().is_some());
     let o = outcome(&all, "h2-on-plain");
     assert_eq!(o.reason, Some(Reason::Protocol), "{}", o.evidence);
     assert!(o.evidence.contains("no h2c"), "{}", o.evidence);
     let o = outcome(&all, "h1-on-h1");
-    assert!(o.success, "{}", o.evidence);
-    assert_eq!(o.facts.http_version.as_deref(), Some("1.1"));
+    assert!(o.success(), "{}", o.evidence);
+    assert_eq!(
+        o.facts.http_facts().and_then(|h| h.version.as_deref()),
+        Some("1.1")
+    );
     // An h2-only server refuses a client that offers only http/1.1: a TLS failure, not a hang.
     let o = outcome(&all, "h1-on-h2");
-    assert!(!o.success);
+    assert!(!o.success());
     assert_eq!(o.reason, Some(Reason::TlsHandshake), "{}", o.evidence);
     let o = outcome(&all, "both-on-h1");
-    assert!(o.success, "{}", o.evidence);
-    assert_eq!(o.facts.http_version.as_deref(), Some("1.1"));
+    assert!(o.success(), "{}", o.evidence);
+    assert_eq!(
+        o.facts.http_facts().and_then(|h| h.version.as_deref()),
+        Some("1.1")
+    );
 }
 
 #[test]

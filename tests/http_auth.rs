@@ -362,7 +362,7 @@ async fn basic_auth_and_token_files_are_sent_and_redacted() {
     let all = run_all(config).await;
     for name in ["basic", "file"] {
         let o = outcome(&all, name);
-        assert!(o.success, "{name}: {}", o.evidence);
+        assert!(o.success(), "{name}: {}", o.evidence);
     }
     let o = outcome(&all, "basic-literal-echoed");
     assert_eq!(o.reason, Some(Reason::AssertionBody));
@@ -380,9 +380,9 @@ async fn basic_auth_and_token_files_are_sent_and_redacted() {
     let all = run_all(config).await;
     let o = outcome(&all, "file-echoed");
     assert!(!o.evidence.contains("n3w-t0ken"), "{}", o.evidence);
-    assert!(!o.success);
+    assert!(!o.success());
     let o = outcome(&all, "file");
-    assert!(!o.success, "the old token is no longer sent");
+    assert!(!o.success(), "the old token is no longer sent");
 }
 
 #[tokio::test]
@@ -400,7 +400,7 @@ async fn oauth2_token_is_fetched_once_sent_and_cached() {
     let clock = Clock::system();
     for i in 0..3 {
         let o = run_once(&config, &clock).await;
-        assert!(o.success, "run {i}: {}", o.evidence);
+        assert!(o.success(), "run {i}: {}", o.evidence);
         // The token never shows, even in success evidence.
         assert!(!o.evidence.contains("tok-1"), "{}", o.evidence);
     }
@@ -421,21 +421,21 @@ async fn oauth2_token_is_renewed_after_it_expires() {
     ));
     let clock = Clock::system();
     let o = run_once(&config, &clock).await;
-    assert!(o.success, "{}", o.evidence);
+    assert!(o.success(), "{}", o.evidence);
     assert_eq!(tokens.requests(), 1);
     // 45 s later (60 s token, renewed 10 s before it expires): still the cached token.
     tokio::time::pause();
     tokio::time::advance(Duration::from_secs(45)).await;
     tokio::time::resume();
     let o = run_once(&config, &clock).await;
-    assert!(o.success, "{}", o.evidence);
+    assert!(o.success(), "{}", o.evidence);
     assert_eq!(tokens.requests(), 1);
     // 51 s after it was fetched: within the margin, so a new one.
     tokio::time::pause();
     tokio::time::advance(Duration::from_secs(6)).await;
     tokio::time::resume();
     let o = run_once(&config, &clock).await;
-    assert!(o.success, "{}", o.evidence);
+    assert!(o.success(), "{}", o.evidence);
     assert_eq!(tokens.requests(), 2, "renewed within the expiry margin");
 }
 
@@ -461,12 +461,12 @@ async fn oauth2_token_without_expiry_and_form_answers_work() {
     );
     let all = run_all(load_secret(&text)).await;
     assert!(
-        outcome(&all, "forever").success,
+        outcome(&all, "forever").success(),
         "{}",
         outcome(&all, "forever").evidence
     );
     assert!(
-        outcome(&all, "form").success,
+        outcome(&all, "form").success(),
         "{}",
         outcome(&all, "form").evidence
     );
@@ -526,7 +526,7 @@ async fn hostile_token_endpoints_fail_the_run_without_leaks() {
     let b64 = base64::engine::general_purpose::STANDARD.encode(format!("vantage:{SECRET}"));
     for (name, _, reason, want) in cases {
         let o = outcome(&all, name);
-        assert!(!o.success, "{name}");
+        assert!(!o.success(), "{name}");
         assert_eq!(o.reason, Some(*reason), "{name}: {}", o.evidence);
         assert!(o.evidence.contains(want), "{name}: {}", o.evidence);
         assert!(
@@ -537,7 +537,7 @@ async fn hostile_token_endpoints_fail_the_run_without_leaks() {
         assert!(!o.evidence.contains(SECRET), "{name}: {}", o.evidence);
         assert!(!o.evidence.contains(&b64), "{name}: {}", o.evidence);
         // Nothing was sent to the target: no status, and the phases still add up.
-        assert_eq!(o.facts.status, None, "{name}");
+        assert_eq!(o.facts.status(), None, "{name}");
         let sum: Duration = o.phases.as_array().iter().sum();
         assert!(sum <= o.duration, "{name}");
     }

@@ -20,7 +20,7 @@ use crate::decode;
 use crate::expect::{HttpExpect, Response};
 use crate::net::{self, AddressFilter, Failure, IpFamily};
 use crate::oauth2::Oauth2Client;
-use crate::outcome::{Facts, Outcome, Phases, Reason};
+use crate::outcome::{ConnFacts, Facts, HttpFacts, KindFacts, Outcome, Phases, Reason};
 use crate::secret::Redactor;
 use crate::timing::{charge_timeout, timeout_evidence, Phase, TimedIo};
 use crate::tls::{self, TlsClient};
@@ -123,7 +123,8 @@ pub struct HttpSpec {
 /// the timeout (DNS included) runs from there.
 pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
-    let mut facts = Facts::default();
+    let mut conn = ConnFacts::default();
+    let mut hf = HttpFacts::default();
     let mut addr = None;
     let mut answered = false;
     let deadline = crate::deadline(scheduled, spec.timeout);
@@ -165,12 +166,13 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
             request,
             &spec.transport,
             &mut phases,
-            &mut facts,
+            &mut conn,
+            &mut hf,
             &mut addr,
         )
         .await?;
         answered = true;
-        spec.expect.evaluate(&resp, &mut facts, redactor)?;
+        spec.expect.evaluate(&resp, &mut hf, redactor)?;
         let took = scheduled.elapsed();
         if let Some(limit) = spec.expect.latency_under {
             if took > limit {
@@ -185,7 +187,7 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
     .await;
     let end = Instant::now();
     let result = result.unwrap_or_else(|_| {
-        let phase = facts.in_progress;
+        let phase = conn.in_progress;
         charge_timeout(&mut phases, phase, end.saturating_duration_since(scheduled));
         Err(Failure::new(
             Reason::Timeout,
@@ -197,7 +199,7 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
     if result.is_err() && !answered {
         charge_timeout(
             &mut phases,
-            facts.in_progress,
+            conn.in_progress,
             end.saturating_duration_since(scheduled),
         );
     }
@@ -207,6 +209,7 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
             .map_err(|f| Failure::new(f.reason, format!("{}; address {a}", f.evidence))),
         None => result,
     };
+    let facts = Facts::new(conn, KindFacts::Http(hf));
     let mut outcome = crate::finish_at(end, scheduled, phases, facts, result);
     // The access token is no config secret: mask it wherever a target may have echoed it.
     if let Some(r) = &token_redactor {
@@ -289,7 +292,8 @@ pub async fn exchange(
     req: &Request,
     transport: &Transport,
     phases: &mut Phases,
-    facts: &mut Facts,
+    conn: &mut ConnFacts,
+    hf: &mut HttpFacts,
     addr: &mut Option<SocketAddr>,
 ) -> Result<Response, Failure> {
     let mut url = req.url.clone();
@@ -297,7 +301,7 @@ pub async fn exchange(
     let mut body = req.body.clone();
     let mut headers = req.headers.clone();
     userinfo_to_basic_auth(&mut url, &mut headers);
-    facts.redirects = 0;
+    hf.redirects = 0;
     let mut hop_filter = match &transport.filter {
         Some(f) => Some(f.for_hop(&url).map_err(|why| {
             Failure::new(Reason::Connect, format!("target {url} refused: {why}"))
@@ -314,12 +318,13 @@ pub async fn exchange(
             transport,
             hop_filter.as_ref(),
             phases,
-            facts,
+            conn,
+            hf,
             addr,
         )
         .await?;
         let status = resp.status;
-        facts.status = Some(status);
+        hf.status = Some(status);
         let location = resp
             .headers
             .get(header::LOCATION)
@@ -328,10 +333,10 @@ pub async fn exchange(
         let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
         let (true, true, Some(location)) = (transport.follow_redirects, is_redirect, location)
         else {
-            check_version(&url, transport.versions, facts, status)?;
+            check_version(&url, transport.versions, hf, status)?;
             return Ok(resp);
         };
-        if facts.redirects >= transport.max_redirects {
+        if hf.redirects >= transport.max_redirects {
             return Err(Failure::new(
                 Reason::RedirectLimit,
                 format!(
@@ -361,7 +366,7 @@ pub async fn exchange(
                 )
             })?);
         }
-        facts.redirects += 1;
+        hf.redirects += 1;
         // As browsers do: 303, and 301/302 after a POST, become a GET without a body.
         if status == 303 || (matches!(status, 301 | 302) && method == Method::POST) {
             method = Method::GET;
@@ -393,10 +398,10 @@ pub async fn exchange(
 fn check_version(
     url: &Url,
     versions: HttpVersions,
-    facts: &Facts,
+    facts: &HttpFacts,
     status: u16,
 ) -> Result<(), Failure> {
-    let version = facts.http_version.as_deref().unwrap_or_default();
+    let version = facts.version.as_deref().unwrap_or_default();
     let ok = match version {
         "2" => versions.http2,
         // HTTP/1.0 answers are accepted as HTTP/1.x.
@@ -433,7 +438,8 @@ async fn one_hop(
     transport: &Transport,
     filter: Option<&AddressFilter>,
     phases: &mut Phases,
-    facts: &mut Facts,
+    conn: &mut ConnFacts,
+    hf: &mut HttpFacts,
     addr_out: &mut Option<SocketAddr>,
 ) -> Result<Response, Failure> {
     let https = match url.scheme() {
@@ -462,7 +468,7 @@ async fn one_hop(
         ),
         None => (host.clone(), port),
     };
-    facts.in_progress = Phase::Resolve;
+    conn.in_progress = Phase::Resolve;
     let addr = net::resolve(
         &dial_host,
         dial_port,
@@ -472,9 +478,9 @@ async fn one_hop(
     )
     .await?;
     *addr_out = Some(addr);
-    facts.ip_protocol = Some(net::family_number(&addr));
-    facts.ip_addr_hash = Some(net::ip_addr_hash(addr.ip()));
-    facts.in_progress = Phase::Connect;
+    conn.ip_protocol = Some(net::family_number(&addr));
+    conn.ip_addr_hash = Some(net::ip_addr_hash(addr.ip()));
+    conn.in_progress = Phase::Connect;
     let mut tcp = net::connect_from(addr, transport.source_ip, &mut phases.connect).await?;
     if let (Some(proxy), true) = (&transport.proxy, https) {
         let start = Instant::now();
@@ -485,26 +491,25 @@ async fn one_hop(
 
     let (stream, h2): (Box<dyn Io>, bool) = if https {
         let name = transport.server_name.as_deref().unwrap_or(&host);
-        facts.in_progress = Phase::Tls;
+        conn.in_progress = Phase::Tls;
         let (stream, tls) = transport
             .tls
             .handshake(tcp, name, clock, &mut phases.tls)
             .await?;
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        facts.cert_not_after = Some(tls.leaf_not_after);
         let verdict = tls::check_certificate(
             &tls,
             !transport.insecure_skip_verify,
             transport.cert_min_days,
             clock.unix_secs(),
         );
-        facts.tls = Some(tls);
+        conn.tls = Some(tls);
         verdict?;
         // blackbox_exporter's probe_http_ssl: 1 only once a TLS connection was made.
-        facts.ssl = true;
+        hf.ssl = true;
         (Box::new(stream), h2)
     } else {
-        facts.ssl = false;
+        hf.ssl = false;
         (Box::new(tcp), false)
     };
 
@@ -564,7 +569,7 @@ async fn one_hop(
         .body(Full::new(body.unwrap_or_default()))
         .map_err(|e| Failure::new(Reason::Protocol, format!("building request: {e}")))?;
 
-    facts.in_progress = Phase::Processing;
+    conn.in_progress = Phase::Processing;
     let (io, marks) = TimedIo::new(stream);
     let (response, driver, sent, head_at) = if h2 {
         // Both sides send SETTINGS before any request, so the byte marks of TimedIo do not
@@ -573,11 +578,11 @@ async fn one_hop(
         let mut conn_builder =
             hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
         conn_builder.max_header_list_size(MAX_HEAD as u32);
-        let (mut sender, conn) = conn_builder
+        let (mut sender, connection) = conn_builder
             .handshake::<_, Full<Bytes>>(TokioIo::new(io))
             .await
             .map_err(|e| hyper_failure(&e))?;
-        let driver = AbortOnDrop(tokio::spawn(conn));
+        let driver = AbortOnDrop(tokio::spawn(connection));
         let sent = Instant::now();
         let response = sender
             .send_request(request)
@@ -588,11 +593,11 @@ async fn one_hop(
     } else {
         let mut conn_builder = hyper::client::conn::http1::Builder::new();
         conn_builder.max_buf_size(MAX_HEAD);
-        let (mut sender, conn) = conn_builder
+        let (mut sender, connection) = conn_builder
             .handshake::<_, Full<Bytes>>(TokioIo::new(io))
             .await
             .map_err(|e| hyper_failure(&e))?;
-        let driver = AbortOnDrop(tokio::spawn(conn));
+        let driver = AbortOnDrop(tokio::spawn(connection));
         let sent = Instant::now();
         let response = sender
             .send_request(request)
@@ -611,9 +616,9 @@ async fn one_hop(
         )
     };
     phases.processing += first_byte.saturating_duration_since(written);
-    facts.in_progress = Phase::Transfer;
+    conn.in_progress = Phase::Transfer;
 
-    facts.http_version = Some(
+    hf.version = Some(
         match response.version() {
             http::Version::HTTP_10 => "1.0",
             http::Version::HTTP_11 => "1.1",
@@ -623,7 +628,7 @@ async fn one_hop(
         .to_string(),
     );
     let (parts, mut incoming) = response.into_parts();
-    facts.declared_length = Some(
+    hf.declared_length = Some(
         parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -631,14 +636,14 @@ async fn one_hop(
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
     );
-    facts.last_modified = parts
+    hf.last_modified = parts
         .headers
         .get(header::LAST_MODIFIED)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .and_then(|d| i64::try_from(d.as_secs()).ok());
-    facts.uncompressed_body_length = None;
+    hf.uncompressed_body_length = None;
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -681,13 +686,13 @@ async fn one_hop(
     phases.transfer += first_byte.elapsed();
     drop(driver);
     read?;
-    facts.content_length = Some(buf.len() as u64);
+    hf.content_length = Some(buf.len() as u64);
     // Decoding is part of receiving the body: its time is the transfer phase's too.
     let decoding = Instant::now();
     let body = decode_body(buf.freeze(), &parts, transport.max_body).await;
     phases.transfer += decoding.elapsed();
     let body = body?;
-    facts.uncompressed_body_length = Some(body.len() as u64);
+    hf.uncompressed_body_length = Some(body.len() as u64);
     Ok(Response {
         status: parts.status.as_u16(),
         headers: parts.headers,

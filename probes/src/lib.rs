@@ -38,8 +38,8 @@ pub use icmp::{run_icmp, IcmpFacts, IcmpSpec};
 pub use net::{AddressFilter, IpFamily};
 pub use oauth2::{Oauth2Client, Oauth2Config};
 pub use outcome::{
-    CertInfo, Facts, HealthCheck, HealthFacts, Outcome, Phases, Reason, StepFacts, TlsFacts,
-    VerifyResult,
+    CertInfo, ConnFacts, Facts, HealthCheck, HealthFacts, HttpFacts, KindFacts, Outcome, Phases,
+    Reason, ScrapeFacts, StepFacts, TlsFacts, VerifyResult,
 };
 pub use scrape::{run_flow, Capture, FlowSpec, StepSpec, Template};
 pub use secret::{Redactor, Secret};
@@ -79,7 +79,6 @@ pub(crate) fn finish_at(
     let duration = end.saturating_duration_since(scheduled);
     match result {
         Ok(evidence) => Outcome {
-            success: true,
             reason: None,
             duration,
             phases,
@@ -87,7 +86,6 @@ pub(crate) fn finish_at(
             facts,
         },
         Err(f) => Outcome {
-            success: false,
             reason: Some(f.reason),
             duration,
             phases,

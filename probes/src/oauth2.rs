@@ -21,7 +21,7 @@ use url::Url;
 
 use crate::http::{exchange, Request, Transport};
 use crate::net::Failure;
-use crate::outcome::{Facts, Phases, Reason};
+use crate::outcome::{ConnFacts, HttpFacts, Phases, Reason};
 use crate::secret::{Redactor, Secret};
 use crate::Clock;
 
@@ -188,13 +188,15 @@ impl Oauth2Client {
         let transport = token_transport(transport);
         let at = clock.now();
         let mut phases = Phases::default();
-        let mut facts = Facts::default();
+        let mut conn = ConnFacts::default();
+        let mut facts = HttpFacts::default();
         let mut addr = None;
         let resp = exchange(
             clock,
             &request,
             &transport,
             &mut phases,
+            &mut conn,
             &mut facts,
             &mut addr,
         )

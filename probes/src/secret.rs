@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::outcome::Outcome;
+use crate::outcome::{HttpFacts, KindFacts, Outcome};
 
 /// What a secret is replaced with.
 pub const MASK: &str = "***";
@@ -374,7 +374,7 @@ impl Redactor {
         }
         self.redact_in_place(&mut outcome.evidence);
         let facts = &mut outcome.facts;
-        if let Some(tls) = &mut facts.tls {
+        if let Some(tls) = &mut facts.conn.tls {
             if let Some(d) = &mut tls.verify_detail {
                 self.redact_in_place(d);
             }
@@ -384,15 +384,45 @@ impl Redactor {
                 c.sans.iter_mut().for_each(|s| self.redact_in_place(s));
             }
         }
-        if let Some(h) = &mut facts.health {
+        // Every free-text field a target's answer can fill, kind by kind.
+        match &mut facts.kind {
+            KindFacts::Http(h) => self.http_facts(h),
+            KindFacts::Scrape(sc) => {
+                self.http_facts(&mut sc.last);
+                for step in &mut sc.steps {
+                    self.redact_in_place(&mut step.name);
+                }
+            }
+            KindFacts::Tcp(t) => self.redact_in_place(&mut t.last_received),
+            KindFacts::Dns(d) => {
+                for rr in d
+                    .answer
+                    .iter_mut()
+                    .chain(d.authority.iter_mut())
+                    .chain(d.additional.iter_mut())
+                {
+                    self.redact_in_place(rr);
+                }
+            }
+            KindFacts::Grpc(g) => {
+                if let Some(m) = &mut g.message {
+                    self.redact_in_place(m);
+                }
+                if let Some(m) = &mut g.serving_status {
+                    self.redact_in_place(m);
+                }
+            }
+            KindFacts::Tls | KindFacts::Icmp(_) => {}
+        }
+    }
+
+    fn http_facts(&self, h: &mut HttpFacts) {
+        if let Some(h) = &mut h.health {
             self.redact_in_place(&mut h.status);
             for c in &mut h.checks {
                 self.redact_in_place(&mut c.name);
                 self.redact_in_place(&mut c.status);
             }
-        }
-        for step in &mut facts.steps {
-            self.redact_in_place(&mut step.name);
         }
     }
 }

@@ -698,8 +698,9 @@ async fn probe(
     }
     let clock = *app.store.clock();
     let started_at = std::time::UNIX_EPOCH + clock.wall();
-    let mut outcome = probe.run(&clock, clock.now()).await;
-    config.redactor.outcome(&mut outcome);
+    let outcome = probe
+        .run_redacted(&clock, clock.now(), &config.redactor)
+        .await;
     let store = Arc::new(Store::new(clock));
     let states = store.sync(std::slice::from_ref(&probe), &config.redactor);
     if let Some(state) = states.first() {
@@ -760,7 +761,7 @@ fn probe_summary(state: &ProbeState) -> Value {
         "up": last.map(|l| l.success),
         "last": last,
         "runs": {"success": r.runs_success, "failure": r.runs_failure},
-        "cert_not_after": r.last.as_ref().and_then(|l| l.outcome.facts.tls.as_ref()).map(|t| t.effective_not_after),
+        "cert_not_after": r.last.as_ref().and_then(|l| l.outcome.facts.tls()).map(|t| t.effective_not_after),
     })
 }
 
@@ -815,17 +816,7 @@ fn slo_doc(r: &crate::daemon::evaluator::Runtime, full: bool) -> Value {
     let c = &r.config;
     let rep = r.report.as_ref();
     let firing: Vec<&str> = rep
-        .map(|rep| {
-            let mut f: Vec<&str> = rep
-                .alerts
-                .iter()
-                .filter(|a| a.firing)
-                .map(|a| &*a.severity)
-                .collect();
-            f.sort();
-            f.dedup();
-            f
-        })
+        .map(vantage_slo::Report::firing_severities)
         .unwrap_or_default();
     let mut doc = json!({
         "name": c.name,

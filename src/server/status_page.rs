@@ -107,7 +107,7 @@ impl ProbeView {
                 evidence: redactor.redact(&f.evidence).into_owned(),
                 ..f.clone()
             }),
-            up: last.map(|l| l.outcome.success),
+            up: last.map(|l| l.outcome.success()),
             last_reason: last.and_then(|l| l.outcome.reason).map(|x| x.as_str()),
         }
     }
@@ -149,18 +149,13 @@ pub struct SloRow {
 }
 
 fn firing_of(rep: Option<&vantage_slo::Report>) -> Vec<String> {
-    let mut firing: Vec<String> = rep
-        .map(|x| {
-            x.alerts
-                .iter()
-                .filter(|a| a.firing)
-                .map(|a| a.severity.to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    firing.sort();
-    firing.dedup();
-    firing
+    rep.map(|x| {
+        x.firing_severities()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 impl SloRow {
@@ -677,7 +672,7 @@ pub fn render_probe(p: &ProbeState, slos: &[String], now_ms: i64, redactor: &Red
             esc(&redactor.redact(&f.evidence))
         );
     }
-    if let Some(tls) = r.last.as_ref().and_then(|l| l.outcome.facts.tls.as_ref()) {
+    if let Some(tls) = r.last.as_ref().and_then(|l| l.outcome.facts.tls()) {
         main.push_str("<h2>Certificate</h2>\n");
         main.push_str(&cert_section(tls, now, redactor));
     }
