@@ -601,3 +601,42 @@ async fn oauth2_works_in_a_module_for_probe() {
     assert!(!body.contains(SECRET), "{body}");
     va.stop().await;
 }
+
+#[tokio::test]
+async fn oauth2_token_stays_with_its_origin_on_a_redirect() {
+    let tokens = TokenServer::start().await;
+    let pki = crate::fixtures::Pki::new();
+    let leaf = pki.leaf(&["localhost"], -1, 90);
+    let h2 = crate::http2::h2_target(leaf.chain.clone(), leaf.key()).await;
+    let plain = http_target().await;
+    let cross = format!(
+        "/to?{}",
+        url::form_urlencoded::byte_serialize(plain.url("/echo").as_bytes()).collect::<String>()
+    );
+    let mut text = probe(
+        "same-origin",
+        &h2.url("/echo"),
+        &format!(
+            "tls = {{ ca = \"{}\", server_name = \"localhost\" }}\n{}[probe.expect]\nbody_regex = [\"authorization: Bearer tok-\"]",
+            pki.ca_path().display(),
+            oauth2(&tokens.url("/token"))
+        ),
+    );
+    text += &probe(
+        "cross-origin",
+        &h2.url(&cross),
+        &format!(
+            "tls = {{ ca = \"{}\", server_name = \"localhost\" }}\n{}[probe.expect]\nbody_not_regex = [\"(?i)authorization|tok-\"]",
+            pki.ca_path().display(),
+            oauth2(&tokens.url("/token"))
+        ),
+    );
+    let all = run_all(load_secret(&text)).await;
+    // Over HTTP/2 the token is sent to the probe's origin...
+    let o = outcome(&all, "same-origin");
+    assert!(o.success(), "{}", o.evidence);
+    // ...and dropped on the hop to another origin.
+    let o = outcome(&all, "cross-origin");
+    assert!(o.success(), "{}", o.evidence);
+    assert_eq!(o.facts.http_facts().map_or(0, |h| h.redirects), 1);
+}
