@@ -19,6 +19,7 @@ use url::Url;
 use crate::decode;
 use crate::expect::{HttpExpect, Response};
 use crate::net::{self, AddressFilter, Failure, IpFamily};
+use crate::oauth2::Oauth2Client;
 use crate::outcome::{ConnFacts, Facts, HttpFacts, KindFacts, Outcome, Phases, Reason};
 use crate::secret::Redactor;
 use crate::timing::{charge_timeout, timeout_evidence, Phase, TimedIo};
@@ -57,6 +58,52 @@ pub struct Transport {
     pub filter: Option<AddressFilter>,
     /// Local address to connect from (blackbox_exporter's `source_ip_address`).
     pub source_ip: Option<std::net::IpAddr>,
+    /// HTTP versions this transport may speak (`http_versions`). The ALPN list offered is the
+    /// [`TlsClient`]'s: build it with [`HttpVersions::alpn`].
+    pub versions: HttpVersions,
+}
+
+/// Which HTTP versions a probe accepts (`http_versions = ["1.1", "2"]`, the default). HTTP/2 is
+/// spoken over TLS only, when the server picks `h2` by ALPN; plain http is always HTTP/1.1 (no
+/// h2c, as blackbox_exporter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpVersions {
+    pub http1: bool,
+    pub http2: bool,
+}
+
+impl Default for HttpVersions {
+    fn default() -> Self {
+        Self {
+            http1: true,
+            http2: true,
+        }
+    }
+}
+
+impl HttpVersions {
+    /// The ALPN protocols to offer. With HTTP/2 allowed, `h2` first and `http/1.1` too (even when
+    /// only "2" is accepted: a server that picks HTTP/1.1 then fails the run with a clear reason
+    /// instead of a TLS alert, as blackbox_exporter's `valid_http_versions` does).
+    pub fn alpn(self) -> &'static [&'static [u8]] {
+        if self.http2 {
+            &[b"h2", b"http/1.1"]
+        } else {
+            &[b"http/1.1"]
+        }
+    }
+
+    /// `["1.1", "2"]`, for evidence.
+    pub fn describe(self) -> String {
+        let mut v = Vec::new();
+        if self.http1 {
+            v.push("\"1.1\"");
+        }
+        if self.http2 {
+            v.push("\"2\"");
+        }
+        format!("[{}]", v.join(", "))
+    }
 }
 
 /// A `kind = "http"` probe.
@@ -68,6 +115,8 @@ pub struct HttpSpec {
     pub expect: HttpExpect,
     /// Secrets to mask in evidence (body excerpts may echo them).
     pub redactor: Redactor,
+    /// OAuth 2.0 client credentials: each run sends the (cached) token as `Authorization`.
+    pub oauth2: Option<Oauth2Client>,
 }
 
 /// Run one HTTP probe. `scheduled` is when the run was due: a late start counts as latency, and
@@ -79,10 +128,42 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
     let mut addr = None;
     let mut answered = false;
     let deadline = crate::deadline(scheduled, spec.timeout);
+    let mut token_redactor = None;
     let result = tokio::time::timeout_at(deadline, async {
+        let mut with_token;
+        let mut request = &spec.request;
+        if let Some(oauth2) = &spec.oauth2 {
+            // Fetching a token is time before the first connection: the resolve phase's.
+            let start = Instant::now();
+            // Its own deadline (the run's): a hanging token endpoint is named in the evidence.
+            let auth = tokio::time::timeout_at(
+                deadline,
+                oauth2.authorization(clock, &spec.transport, &spec.redactor),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::new(
+                    Reason::Timeout,
+                    format!(
+                        "oauth2 token from {}: no token within the probe's timeout of {}",
+                        oauth2.config().token_url,
+                        ms(spec.timeout)
+                    ),
+                ))
+            });
+            phases.resolve += start.elapsed();
+            let auth = auth?;
+            with_token = spec.request.clone();
+            with_token
+                .headers
+                .insert(header::AUTHORIZATION, auth.header);
+            request = &with_token;
+            token_redactor = Some(auth.redactor);
+        }
+        let redactor = token_redactor.as_ref().unwrap_or(&spec.redactor);
         let resp = exchange(
             clock,
-            &spec.request,
+            request,
             &spec.transport,
             &mut phases,
             &mut conn,
@@ -91,7 +172,7 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
         )
         .await?;
         answered = true;
-        spec.expect.evaluate(&resp, &mut hf, &spec.redactor)?;
+        spec.expect.evaluate(&resp, &mut hf, redactor)?;
         let took = scheduled.elapsed();
         if let Some(limit) = spec.expect.latency_under {
             if took > limit {
@@ -129,7 +210,12 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
         None => result,
     };
     let facts = Facts::new(conn, KindFacts::Http(hf));
-    crate::finish_at(end, scheduled, phases, facts, result)
+    let mut outcome = crate::finish_at(end, scheduled, phases, facts, result);
+    // The access token is no config secret: mask it wherever a target may have echoed it.
+    if let Some(r) = &token_redactor {
+        r.outcome(&mut outcome);
+    }
+    outcome
 }
 
 pub fn ms(d: Duration) -> String {
@@ -149,10 +235,17 @@ pub fn basic_auth_of(url: &Url) -> Option<(String, String, HeaderValue)> {
     }
     let user = percent_decode(url.username());
     let pass = percent_decode(url.password().unwrap_or(""));
+    let value = basic_auth_value(&user, &pass)?;
+    Some((user, pass, value))
+}
+
+/// `Authorization: Basic base64(user:pass)`, marked sensitive: the one builder for URL userinfo
+/// and `basic_auth = { username, password }`. `None` when the result is no valid header value.
+pub fn basic_auth_value(user: &str, pass: &str) -> Option<HeaderValue> {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     let mut value = HeaderValue::from_str(&format!("Basic {token}")).ok()?;
     value.set_sensitive(true);
-    Some((user, pass, value))
+    Some(value)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -240,6 +333,7 @@ pub async fn exchange(
         let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
         let (true, true, Some(location)) = (transport.follow_redirects, is_redirect, location)
         else {
+            check_version(&url, transport.versions, hf, status)?;
             return Ok(resp);
         };
         if hf.redirects >= transport.max_redirects {
@@ -297,6 +391,37 @@ pub async fn exchange(
         }
         url = next;
     }
+}
+
+/// The final answer's HTTP version must be one the probe accepts (blackbox_exporter's
+/// `valid_http_versions`, checked as it does: on the final response, after it was read).
+fn check_version(
+    url: &Url,
+    versions: HttpVersions,
+    facts: &HttpFacts,
+    status: u16,
+) -> Result<(), Failure> {
+    let version = facts.version.as_deref().unwrap_or_default();
+    let ok = match version {
+        "2" => versions.http2,
+        // HTTP/1.0 answers are accepted as HTTP/1.x.
+        _ => versions.http1,
+    };
+    if ok {
+        return Ok(());
+    }
+    let why = match (version, url.scheme()) {
+        ("2", _) => "",
+        (_, "https") => ": the server did not choose HTTP/2 (ALPN h2)",
+        _ => ": plain http is HTTP/1.1 only (HTTP/2 is spoken over TLS, no h2c)",
+    };
+    Err(Failure::new(
+        Reason::Protocol,
+        format!(
+            "status {status} over HTTP/{version}, not among http_versions {}{why}",
+            versions.describe()
+        ),
+    ))
 }
 
 /// Either side of the TLS fork, as one stream type.
@@ -364,13 +489,14 @@ async fn one_hop(
         tunnel?;
     }
 
-    let stream: Box<dyn Io> = if https {
+    let (stream, h2): (Box<dyn Io>, bool) = if https {
         let name = transport.server_name.as_deref().unwrap_or(&host);
         conn.in_progress = Phase::Tls;
         let (stream, tls) = transport
             .tls
             .handshake(tcp, name, clock, &mut phases.tls)
             .await?;
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let verdict = tls::check_certificate(
             &tls,
             !transport.insecure_skip_verify,
@@ -381,13 +507,28 @@ async fn one_hop(
         verdict?;
         // blackbox_exporter's probe_http_ssl: 1 only once a TLS connection was made.
         hf.ssl = true;
-        Box::new(stream)
+        (Box::new(stream), h2)
     } else {
         hf.ssl = false;
-        Box::new(tcp)
+        (Box::new(tcp), false)
     };
 
-    let target = if transport.proxy.is_some() && !https {
+    let target = if h2 {
+        // HTTP/2 carries the scheme and authority as pseudo-headers: the URI is absolute, and
+        // there is no Host or Connection header.
+        // A Host header set by the probe (a virtual host on an address) is the authority.
+        let authority = match headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+            Some(h) => h.to_string(),
+            None => host_header(url)?.to_str().unwrap_or_default().to_string(),
+        };
+        let mut t = format!("https://{authority}");
+        t.push_str(url.path());
+        if let Some(q) = url.query() {
+            t.push('?');
+            t.push_str(q);
+        }
+        t
+    } else if transport.proxy.is_some() && !https {
         url.as_str().to_string()
     } else {
         let mut t = url.path().to_string();
@@ -398,21 +539,30 @@ async fn one_hop(
         t
     };
     let mut builder = http::Request::builder().method(method.clone()).uri(target);
+    if h2 {
+        builder = builder.version(http::Version::HTTP_2);
+    }
     let req_headers = builder.headers_mut().expect("fresh builder has headers");
-    req_headers.insert(header::HOST, host_header(url)?);
+    if !h2 {
+        req_headers.insert(header::HOST, host_header(url)?);
+        // Each run is a fresh connection: say so, and the server need not keep it.
+        req_headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     req_headers.insert(
         header::USER_AGENT,
         HeaderValue::from_static(concat!("vantage/", env!("CARGO_PKG_VERSION"))),
     );
     req_headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-    // Each run is a fresh connection: say so, and the server need not keep it.
-    req_headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     if let (Some(proxy), false) = (&transport.proxy, https) {
         if let Some(auth) = proxy_authorization(proxy) {
             req_headers.insert(header::PROXY_AUTHORIZATION, auth);
         }
     }
     for (name, value) in headers {
+        // Connection-specific headers are not HTTP/2's (RFC 9113 §8.2.2).
+        if h2 && is_connection_specific(name) {
+            continue;
+        }
         req_headers.insert(name.clone(), value.clone());
     }
     let request = builder
@@ -421,23 +571,50 @@ async fn one_hop(
 
     conn.in_progress = Phase::Processing;
     let (io, marks) = TimedIo::new(stream);
-    let mut conn_builder = hyper::client::conn::http1::Builder::new();
-    conn_builder.max_buf_size(MAX_HEAD);
-    let (mut sender, connection) = conn_builder
-        .handshake::<_, Full<Bytes>>(TokioIo::new(io))
-        .await
-        .map_err(|e| hyper_failure(&e))?;
-    let driver = AbortOnDrop(tokio::spawn(connection));
-
-    let sent = Instant::now();
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| hyper_failure(&e))?;
-    let head_at = Instant::now();
+    let (response, driver, sent, head_at) = if h2 {
+        // Both sides send SETTINGS before any request, so the byte marks of TimedIo do not
+        // bracket the request on HTTP/2: processing runs from handing the request to the
+        // connection to its response head being decoded.
+        let mut conn_builder =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        conn_builder.max_header_list_size(MAX_HEAD as u32);
+        let (mut sender, connection) = conn_builder
+            .handshake::<_, Full<Bytes>>(TokioIo::new(io))
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        let driver = AbortOnDrop(tokio::spawn(connection));
+        let sent = Instant::now();
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        let head_at = Instant::now();
+        (response, driver, sent, head_at)
+    } else {
+        let mut conn_builder = hyper::client::conn::http1::Builder::new();
+        conn_builder.max_buf_size(MAX_HEAD);
+        let (mut sender, connection) = conn_builder
+            .handshake::<_, Full<Bytes>>(TokioIo::new(io))
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        let driver = AbortOnDrop(tokio::spawn(connection));
+        let sent = Instant::now();
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        let head_at = Instant::now();
+        (response, driver, sent, head_at)
+    };
     let m = *marks.lock().unwrap_or_else(|e| e.into_inner());
-    let written = m.request_written.unwrap_or(sent);
-    let first_byte = m.first_byte.unwrap_or(head_at);
+    let (written, first_byte) = if h2 {
+        (sent, head_at)
+    } else {
+        (
+            m.request_written.unwrap_or(sent),
+            m.first_byte.unwrap_or(head_at),
+        )
+    };
     phases.processing += first_byte.saturating_duration_since(written);
     conn.in_progress = Phase::Transfer;
 
@@ -543,6 +720,16 @@ async fn decode_body(
         };
         Failure::new(reason, format!("status {status}; {e}"))
     })
+}
+
+/// Headers that belong to one HTTP/1.1 connection and must not be sent over HTTP/2.
+fn is_connection_specific(name: &header::HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::HOST
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
 }
 
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);

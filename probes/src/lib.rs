@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod http;
 pub mod icmp;
 pub mod net;
+pub mod oauth2;
 pub mod outcome;
 pub mod scrape;
 pub mod secret;
@@ -32,9 +33,10 @@ pub use expect::{
     StatusPattern,
 };
 pub use grpc::{run_grpc, GrpcFacts, GrpcSpec};
-pub use http::{run_http, HttpSpec, Request, Transport};
+pub use http::{run_http, HttpSpec, HttpVersions, Request, Transport};
 pub use icmp::{run_icmp, IcmpFacts, IcmpSpec};
 pub use net::{AddressFilter, IpFamily};
+pub use oauth2::{Oauth2Client, Oauth2Config};
 pub use outcome::{
     CertInfo, ConnFacts, Facts, HealthCheck, HealthFacts, HttpFacts, KindFacts, Outcome, Phases,
     Reason, ScrapeFacts, StepFacts, TlsFacts, VerifyResult,

@@ -43,7 +43,7 @@ impl fmt::Display for Secret {
 /// percent-encoded (`%XX` in either case, space as `%20` or `+`, any mix of encoded and plain
 /// characters) and base64 (standard and URL-safe, padded or not, and inside a longer base64 text
 /// such as a basic-auth header at any alignment).
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Default)]
 pub struct Redactor {
     /// Longest first, so a secret that contains another is masked whole.
     secrets: Vec<Secret>,
@@ -270,6 +270,15 @@ fn html_reference_len(at: &[u8], c: char) -> Option<usize> {
         k += 1;
     }
     (k > start && at.get(k) == Some(&b';') && value == c as u32).then_some(k + 1)
+}
+
+/// The forms are the secrets themselves (raw, escaped, base64): Debug shows only how many.
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &self.secrets.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Redactor {

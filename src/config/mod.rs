@@ -3,6 +3,7 @@
 //! file, line and column instead of stopping at the first.
 
 mod alert;
+mod http_auth;
 mod kinds;
 pub mod load;
 mod metrics;

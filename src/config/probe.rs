@@ -8,7 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use toml::Spanned;
 use url::Url;
-use vantage_probes::{run_http, run_tls, Clock, HttpSpec, Outcome, TlsClient, TlsOptions, TlsSpec};
+use vantage_probes::{
+    run_http, run_tls, Clock, HttpSpec, HttpVersions, Outcome, TlsClient, TlsOptions, TlsSpec,
+};
 
 use super::raw::{Kind, RawTls};
 use super::Ctx;
@@ -299,8 +301,11 @@ pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     Ok((host, port))
 }
 
-fn http_tls_client(options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
-    TlsClient::new(options, &[b"http/1.1"])
+fn http_tls_client(
+    options: &TlsOptions,
+    versions: HttpVersions,
+) -> Result<TlsClient, vantage_probes::Error> {
+    TlsClient::new(options, versions.alpn())
 }
 
 /// TLS clients with default options, built once per config: most probes share them, and
@@ -312,14 +317,18 @@ pub(super) struct Clients {
 }
 
 impl Clients {
-    pub(super) fn http(&self, options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
-        if options.ca.is_some() || options.client_auth.is_some() {
-            return http_tls_client(options);
+    pub(super) fn http(
+        &self,
+        options: &TlsOptions,
+        versions: HttpVersions,
+    ) -> Result<TlsClient, vantage_probes::Error> {
+        if options.ca.is_some() || options.client_auth.is_some() || versions != Default::default() {
+            return http_tls_client(options, versions);
         }
         if let Some(c) = self.http.get() {
             return Ok(c.clone());
         }
-        let c = http_tls_client(options)?;
+        let c = http_tls_client(options, versions)?;
         Ok(self.http.get_or_init(|| c).clone())
     }
 

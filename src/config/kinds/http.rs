@@ -49,6 +49,14 @@ pub struct RawHttp {
     pub compression: Option<Spanned<String>>,
     /// Local address to connect from (blackbox_exporter's `source_ip_address`).
     pub source_ip: Option<Spanned<String>>,
+    /// HTTP versions accepted, `["1.1", "2"]` by default (see `config::http_auth`).
+    pub http_versions: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `{ username, password }`, sent as `Authorization: Basic …`.
+    pub basic_auth: Option<Spanned<crate::config::http_auth::RawBasicAuth>>,
+    /// A file holding the bearer token, read at load (and on reload).
+    pub bearer_token_file: Option<Spanned<String>>,
+    /// OAuth 2.0 client credentials.
+    pub oauth2: Option<Spanned<crate::config::http_auth::RawOauth2>>,
     /// Follow redirects (default true).
     pub follow_redirects: Option<Spanned<bool>>,
     /// Most redirects followed before `redirect_limit` (default 10).
@@ -73,6 +81,7 @@ pub(super) struct TransportKeys<'a> {
     pub proxy: Option<&'a Spanned<String>>,
     pub tls: Option<&'a Spanned<RawTls>>,
     pub source_ip: Option<&'a Spanned<String>>,
+    pub http_versions: Option<&'a Spanned<Vec<Spanned<String>>>>,
 }
 
 impl RawHttp {
@@ -86,6 +95,7 @@ impl RawHttp {
             proxy: self.proxy.as_ref(),
             tls: self.tls.as_ref(),
             source_ip: self.source_ip.as_ref(),
+            http_versions: self.http_versions.as_ref(),
         }
     }
 }
@@ -112,8 +122,23 @@ pub(super) fn resolve(p: &RawHttp, timeout: Duration, ctx: &mut Ctx<'_>) -> Opti
             (_, Err(_)) => ctx.err(v.span().start, format!("invalid value for header {k:?}")),
         }
     }
+    let mut redactor = ctx.redactor.clone();
+    let auth = crate::config::http_auth::resolve_auth(
+        &crate::config::http_auth::AuthKeys {
+            url: url.as_ref(),
+            bearer_token: p.bearer_token.as_ref(),
+            basic_auth: p.basic_auth.as_ref(),
+            bearer_token_file: p.bearer_token_file.as_ref(),
+            oauth2: p.oauth2.as_ref(),
+        },
+        &mut headers,
+        &mut redactor,
+        ctx,
+    );
     if let Some(t) = &p.bearer_token {
-        if headers.contains_key(AUTHORIZATION) {
+        if p.basic_auth.is_some() || p.bearer_token_file.is_some() || p.oauth2.is_some() {
+            // Reported by resolve_auth.
+        } else if headers.contains_key(AUTHORIZATION) {
             ctx.err(
                 t.span().start,
                 "set bearer_token or an Authorization header, not both",
@@ -180,6 +205,7 @@ pub(super) fn resolve(p: &RawHttp, timeout: Duration, ctx: &mut Ctx<'_>) -> Opti
         }
     }
     let (url, method, mut transport, expect) = (url?, method?, transport?, expect?);
+    let oauth2 = auth?;
     transport.cert_min_days = expect.cert_min_days;
     let target = display_url(&url);
     Some((
@@ -194,7 +220,8 @@ pub(super) fn resolve(p: &RawHttp, timeout: Duration, ctx: &mut Ctx<'_>) -> Opti
             transport,
             timeout,
             expect,
-            redactor: ctx.redactor.clone(),
+            redactor,
+            oauth2,
         })),
     ))
 }
@@ -243,8 +270,9 @@ pub(super) fn resolve_transport(p: &TransportKeys<'_>, ctx: &mut Ctx<'_>) -> Opt
             None
         }
     });
+    let versions = crate::config::http_auth::resolve_versions(p.http_versions, ctx);
     let options = tls_options(p.tls, ctx);
-    let tls = match ctx.clients.http(&options) {
+    let tls = match ctx.clients.http(&options, versions) {
         Ok(c) => Some(c),
         Err(e) => {
             let at = p.tls.map_or(p.name.span().start, |t| t.span().start);
@@ -282,5 +310,6 @@ pub(super) fn resolve_transport(p: &TransportKeys<'_>, ctx: &mut Ctx<'_>) -> Opt
         cert_min_days: None,
         filter: None,
         source_ip,
+        versions,
     })
 }

@@ -64,6 +64,7 @@ pub(super) fn resolve(
             proxy: p.proxy.as_ref(),
             tls: p.tls.as_ref(),
             source_ip: None,
+            http_versions: None,
         },
         ctx,
     );
