@@ -5,17 +5,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Method;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use url::Url;
 
+use crate::credentials::{connect_tunnel, proxy_authorization, userinfo_to_basic_auth};
 use crate::decode;
 use crate::expect::{HttpExpect, Response};
 use crate::net::{self, AddressFilter, Failure, IpFamily};
@@ -28,8 +27,6 @@ use crate::Clock;
 
 /// Largest response head (status line and headers) we accept: endless headers are an attack.
 const MAX_HEAD: usize = 64 * 1024;
-/// Largest proxy CONNECT answer we read.
-const MAX_CONNECT_HEAD: usize = 16 * 1024;
 
 /// One request, before redirects.
 #[derive(Debug, Clone)]
@@ -225,64 +222,6 @@ pub fn ms(d: Duration) -> String {
     } else {
         format!("{ms:.1}ms")
     }
-}
-
-/// The `Authorization: Basic` value for a URL's userinfo (percent-decoded, as curl sends it),
-/// or `None` when the URL has none.
-pub fn basic_auth_of(url: &Url) -> Option<(String, String, HeaderValue)> {
-    if url.username().is_empty() && url.password().is_none() {
-        return None;
-    }
-    let user = percent_decode(url.username());
-    let pass = percent_decode(url.password().unwrap_or(""));
-    let value = basic_auth_value(&user, &pass)?;
-    Some((user, pass, value))
-}
-
-/// `Authorization: Basic base64(user:pass)`, marked sensitive: the one builder for URL userinfo
-/// and `basic_auth = { username, password }`. `None` when the result is no valid header value.
-pub fn basic_auth_value(user: &str, pass: &str) -> Option<HeaderValue> {
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    let mut value = HeaderValue::from_str(&format!("Basic {token}")).ok()?;
-    value.set_sensitive(true);
-    Some(value)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// URL userinfo becomes basic auth, as curl does: the credentials go in an `Authorization`
-/// header (unless one is set already) and never on the request line or in `Host`.
-pub fn userinfo_to_basic_auth(url: &mut Url, headers: &mut HeaderMap) {
-    let Some((_, _, value)) = basic_auth_of(url) else {
-        return;
-    };
-    if !headers.contains_key(header::AUTHORIZATION) {
-        headers.insert(header::AUTHORIZATION, value);
-    }
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
 }
 
 /// Send `req`, follow redirects, read the final body. Phases and facts accumulate as we go, so a
@@ -747,67 +686,6 @@ fn host_header(url: &Url) -> Result<HeaderValue, Failure> {
         None => host.to_string(),
     };
     HeaderValue::from_str(&value).map_err(|_| Failure::new(Reason::Protocol, "invalid host"))
-}
-
-fn proxy_authorization(proxy: &Url) -> Option<HeaderValue> {
-    if proxy.username().is_empty() {
-        return None;
-    }
-    let user = percent_decode(proxy.username());
-    let pass = percent_decode(proxy.password().unwrap_or_default());
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    HeaderValue::from_str(&format!("Basic {token}")).ok()
-}
-
-/// Open a CONNECT tunnel through an HTTP proxy.
-async fn connect_tunnel(
-    tcp: &mut TcpStream,
-    proxy: &Url,
-    host: &str,
-    port: u16,
-) -> Result<(), Failure> {
-    let mut req = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
-    if let Some(auth) = proxy_authorization(proxy) {
-        req.push_str("Proxy-Authorization: ");
-        req.push_str(auth.to_str().unwrap_or_default());
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
-    tcp.write_all(req.as_bytes())
-        .await
-        .map_err(|e| Failure::new(Reason::Connect, format!("proxy CONNECT: {e}")))?;
-    let mut head = Vec::with_capacity(512);
-    let mut byte = [0u8; 1];
-    // Byte by byte so nothing of the tunnelled stream is consumed; the head is tiny.
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() >= MAX_CONNECT_HEAD {
-            return Err(Failure::new(
-                Reason::Protocol,
-                "proxy CONNECT answer too large",
-            ));
-        }
-        let n = tcp
-            .read(&mut byte)
-            .await
-            .map_err(|e| Failure::new(Reason::Connect, format!("proxy CONNECT: {e}")))?;
-        if n == 0 {
-            return Err(Failure::new(
-                Reason::Connect,
-                "proxy closed the connection during CONNECT",
-            ));
-        }
-        head.push(byte[0]);
-    }
-    let line = String::from_utf8_lossy(&head);
-    let status = line.split_whitespace().nth(1).unwrap_or_default();
-    if status != "200" {
-        let first = line.lines().next().unwrap_or_default();
-        return Err(Failure::new(
-            Reason::Connect,
-            format!("proxy refused CONNECT: {first}"),
-        ));
-    }
-    Ok(())
 }
 
 fn hyper_failure(e: &hyper::Error) -> Failure {

@@ -10,6 +10,7 @@
 //! or of metrics: callers build specs and map outcomes.
 
 pub mod clock;
+pub mod credentials;
 mod decode;
 pub mod dns;
 pub mod expect;

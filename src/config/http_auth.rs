@@ -157,7 +157,7 @@ pub(super) fn resolve_auth(
                 b.get_ref().username.span().start,
                 "basic_auth.username must not contain ':' (it separates the password)",
             );
-        } else if let Some(v) = vantage_probes::http::basic_auth_value(user, pass) {
+        } else if let Some(v) = vantage_probes::credentials::basic_auth_value(user, pass) {
             if !pass.is_empty() {
                 redactor.add(Secret::new(format!("{user}:{pass}")));
                 redactor.add(Secret::new(pass.to_string()));

@@ -217,7 +217,7 @@ fn userinfo_secrets(raw: &load::RawConfig) -> crate::secret::Redactor {
 
 /// A URL's userinfo password (and `user:password`) become secrets, as environment values are.
 pub(crate) fn add_userinfo_secrets(url: &url::Url, redactor: &mut crate::secret::Redactor) {
-    if let Some((user, pass, _)) = vantage_probes::http::basic_auth_of(url) {
+    if let Some((user, pass, _)) = vantage_probes::credentials::basic_auth_of(url) {
         if !pass.is_empty() {
             redactor.add(crate::secret::Secret::new(format!("{user}:{pass}")));
             redactor.add(crate::secret::Secret::new(pass));
