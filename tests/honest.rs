@@ -53,6 +53,9 @@ where
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            // NODELAY: replies written in several pieces must not wait for a delayed ACK, a kernel
+            // timer that paused tokio time cannot see (see `kinds::serve`).
+            let _ = stream.set_nodelay(true);
             let h = handler.clone();
             // Every connection is bounded: nothing here outlives a test by much.
             conns.spawn(async move {

@@ -43,6 +43,11 @@ where
     let f = Arc::new(f);
     tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {
+            // NODELAY: a TLS server writes a reply in several records, and with Nagle the later
+            // ones wait for the client's delayed ACK (~40 ms of kernel timer). Paused tokio time
+            // does not see that timer and jumps to the probe's timeout instead (found moving
+            // `grpc_health_checks` to paused time).
+            let _ = s.set_nodelay(true);
             let f = f.clone();
             tokio::spawn(async move {
                 let _ = tokio::time::timeout(Duration::from_secs(5), f(s)).await;
@@ -385,6 +390,9 @@ async fn dns_server() -> SocketAddr {
     });
     tokio::spawn(async move {
         while let Ok((mut s, _)) = tcp.accept().await {
+            // The answer goes out in two writes: without NODELAY the second waits for the
+            // client's delayed ACK, a kernel timer that paused tokio time cannot see.
+            let _ = s.set_nodelay(true);
             tokio::spawn(async move {
                 let mut len = [0u8; 2];
                 if s.read_exact(&mut len).await.is_err() {
@@ -418,7 +426,7 @@ fn dns_probe(name: &str, server: SocketAddr, body: &str) -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn dns_queries_over_udp_and_tcp() {
     let server = dns_server().await;
     let mut cfg = String::new();
@@ -687,7 +695,7 @@ async fn grpc_server(tls: Option<tokio_rustls::TlsAcceptor>) -> SocketAddr {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn grpc_health_checks() {
     let pki = Pki::new();
     let leaf = pki.leaf(&["localhost"], -1, 30);

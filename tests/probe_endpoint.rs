@@ -44,6 +44,7 @@ impl Server {
                 let Ok((s, _)) = listener.accept().await else {
                     continue;
                 };
+                let _ = s.set_nodelay(true);
                 a.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(answer(s, h.clone()));
             }
