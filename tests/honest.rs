@@ -702,3 +702,28 @@ async fn phases_add_up_on_protocol_failures() {
         assert_eq!(phase_sum(o), o.duration, "{name}: {:?}", o.phases);
     }
 }
+
+/// A request target hyper cannot carry (64 KiB or more, here reached through a redirect whose
+/// `<` each become `%3C`) is a failed run, not a panic that takes `vantage check` and every other
+/// probe's result with it (attack-pass finding: `expect("fresh builder has headers")`).
+#[tokio::test]
+async fn an_overlong_request_target_fails_the_run_instead_of_panicking() {
+    let target = serve(|mut s: TcpStream| async move {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let location = format!("/{}", "<".repeat(22_000));
+        let head = format!(
+            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let _ = s.write_all(head.as_bytes()).await;
+    })
+    .await;
+    let t = http_target().await;
+    let mut cfg = http_probe("long", &format!("http://{}/", target.addr), "");
+    cfg += &http_probe("fine", &t.url("/status/200"), "");
+    let all = run_all(load(&cfg)).await;
+    let o = outcome(&all, "long");
+    assert_eq!(o.reason, Some(Reason::Protocol), "{o:#?}");
+    assert!(o.evidence.contains("cannot be sent"), "{}", o.evidence);
+    assert!(outcome(&all, "fine").success());
+}

@@ -481,7 +481,16 @@ async fn one_hop(
     if h2 {
         builder = builder.version(http::Version::HTTP_2);
     }
-    let req_headers = builder.headers_mut().expect("fresh builder has headers");
+    // The builder holds its first error (a request target hyper cannot carry, such as one of
+    // 64 KiB or more after a redirect's percent-encoding) and then has no headers: a failed
+    // run, never a panic.
+    let Some(req_headers) = builder.headers_mut() else {
+        let len = target_len(url);
+        return Err(Failure::new(
+            Reason::Protocol,
+            format!("request target of {len} bytes cannot be sent (too long or invalid)"),
+        ));
+    };
     if !h2 {
         req_headers.insert(header::HOST, host_header(url)?);
         // Each run is a fresh connection: say so, and the server need not keep it.
@@ -686,6 +695,11 @@ fn host_header(url: &Url) -> Result<HeaderValue, Failure> {
         None => host.to_string(),
     };
     HeaderValue::from_str(&value).map_err(|_| Failure::new(Reason::Protocol, "invalid host"))
+}
+
+/// Bytes of the request target (path and query) of `url`.
+fn target_len(url: &Url) -> usize {
+    url.path().len() + url.query().map_or(0, |q| q.len() + 1)
 }
 
 fn hyper_failure(e: &hyper::Error) -> Failure {

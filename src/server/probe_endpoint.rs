@@ -233,9 +233,31 @@ pub(super) async fn probe(
     }
     let clock = *app.store.clock();
     let started_at = std::time::UNIX_EPOCH + clock.wall();
-    let outcome = probe
-        .run_redacted(&clock, clock.now(), &config.redactor)
-        .await;
+    // On a task of its own, so a bug in a run answers 500 and is counted like a daemon task's
+    // panic, instead of dropping the connection unseen.
+    let run = {
+        let (probe, redactor) = (probe.clone(), config.redactor.clone());
+        // Aborted if the client goes away: the run is never left without its in-flight slot.
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            probe.run_redacted(&clock, clock.now(), &redactor).await
+        }))
+    };
+    let outcome = match run.await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let why = if e.is_panic() {
+                "panicked"
+            } else {
+                "was cancelled"
+            };
+            app.metrics
+                .task_panicked("probe_endpoint", &format!("a /probe run {why}"));
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the probe run {why}; see the daemon's log"),
+            );
+        }
+    };
     let store = Arc::new(Store::new(clock));
     let states = store.sync(std::slice::from_ref(&probe), &config.redactor);
     if let Some(state) = states.first() {
