@@ -271,3 +271,31 @@ fn keys_of_another_kind_are_named_for_every_kind() {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
 }
+
+/// Attack-pass findings: a `kind` written as a table was accepted by serde's enum-as-table form
+/// and the probe vanished without a word (`validate` said "ok, 0 probes"); a tls target with
+/// userinfo or an unbracketed IPv6 address with a port was taken as a host.
+#[test]
+fn odd_kinds_and_targets_are_refused_where_they_are() {
+    let cfg = write_config(
+        "[[probe]]\nname = \"a\"\nkind = { http = {} }\nurl = \"http://x/\"\n\n\
+         [[probe]]\nname = \"b\"\nkind = \"tls\"\ntarget = \"user:pw@127.0.0.1:443\"\n\n\
+         [[probe]]\nname = \"c\"\nkind = \"tls\"\ntarget = \"::1:8443\"\n\n\
+         [[probe]]\nname = \"d\"\nkind = \"tcp\"\ntarget = \"a b:25\"\n\n\
+         [module.m]\nkind = { scrape = [] }\n",
+    );
+    let err = load_in(&cfg.path, &[]).unwrap_err().to_string();
+    for needle in [
+        "vantage.toml:3:8: kind must be a string, one of: http, tls, scrape, tcp, dns, icmp, grpc",
+        "vantage.toml:9:10: invalid target: host:port takes no user:password@",
+        "vantage.toml:19:10: invalid target \"a b:25\"",
+        "vantage.toml:22:8: kind must be a string",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains("pw@"), "the password is not quoted:\n{err}");
+    // An unbracketed IPv6 address is an address (::1:8443 is one), written back in brackets.
+    let cfg = write_config("[[probe]]\nname = \"c\"\nkind = \"tls\"\ntarget = \"::1:8443\"\n");
+    let config = load_in(&cfg.path, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.probes[0].target, "[::1:8443]:443");
+}

@@ -136,7 +136,7 @@ impl Probe {
         };
         let target = match &spec {
             Spec::Http(s) => display_url(&s.request.url),
-            Spec::Tls(s) => format!("{}:{}", s.host, s.port),
+            Spec::Tls(s) => host_port_text(&s.host, s.port),
             Spec::Scrape(_) => self.target.clone(),
             other => super::kinds::display_target(other).unwrap_or_default(),
         };
@@ -274,21 +274,58 @@ pub(super) fn display_url(url: &Url) -> String {
     u.to_string()
 }
 
+/// `host:port` as written back: an IPv6 address in brackets, so the port stays apart from it.
+pub(super) fn host_port_text(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     let s = s.trim();
+    if s.contains('@') {
+        // Not quoted: what precedes the @ may be a password.
+        return Err("invalid target: host:port takes no user:password@".into());
+    }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, tail) = rest
             .split_once(']')
             .ok_or_else(|| format!("invalid target {s:?}: unclosed ["))?;
-        (h.to_string(), tail.strip_prefix(':'))
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!(
+                "invalid target {s:?}: [{h}] is not an IPv6 address"
+            ));
+        }
+        let port = match tail {
+            "" => None,
+            t => Some(
+                t.strip_prefix(':')
+                    .ok_or_else(|| format!("invalid target {s:?}: expected :port after ]"))?,
+            ),
+        };
+        (h.to_string(), port)
     } else if s.matches(':').count() == 1 {
         let (h, p) = s.split_once(':').unwrap_or((s, ""));
         (h.to_string(), Some(p))
+    } else if s.contains(':') {
+        if s.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!(
+                "invalid target {s:?}: write an IPv6 address in brackets, as [::1]:443"
+            ));
+        }
+        (s.to_string(), None)
     } else {
         (s.to_string(), None)
     };
     if host.is_empty() {
         return Err(format!("invalid target {s:?}: no host, expected host:port"));
+    }
+    if !host.contains(':') && url::Host::parse(&host).is_err() {
+        return Err(format!(
+            "invalid target {s:?}: {host:?} is not a host name or address"
+        ));
     }
     let port = match port {
         None => 443,

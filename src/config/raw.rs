@@ -156,6 +156,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind's name, as written in `kind = "…"`.
+    pub const NAMES: [&'static str; 7] = ["http", "tls", "scrape", "tcp", "dns", "icmp", "grpc"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Http => "http",

@@ -175,8 +175,32 @@ pub fn read(
             ));
             return None;
         }
-        // serde says what is wrong with `kind`, at its place.
-        let _ = load::deserialize::<KindOnly>(value, file, sources, errors);
+        // A `kind` that is not a string (`kind = { http = {} }` is how serde writes an enum as
+        // a table) is refused here, so no probe vanishes without a word.
+        if let DeValue::Table(t) = value.get_ref() {
+            if let Some((_, k)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == "kind") {
+                if !matches!(k.get_ref(), DeValue::String(_)) {
+                    errors.push(sources.diag(
+                        file,
+                        k.span().start,
+                        format!("kind must be a string, one of: {}", Kind::NAMES.join(", ")),
+                    ));
+                    return None;
+                }
+            }
+        }
+        // Missing, or an unknown name: serde says which, at its place. Should it accept what
+        // it was given after all, the table is still refused, and said to be.
+        let before = errors.len();
+        if load::deserialize::<KindOnly>(value.clone(), file, sources, errors).is_some()
+            || errors.len() == before
+        {
+            errors.push(sources.diag(
+                file,
+                value.span().start,
+                format!("a probe needs kind = one of: {}", Kind::NAMES.join(", ")),
+            ));
+        }
         return None;
     };
     let before = errors.len();
@@ -392,6 +416,10 @@ pub(crate) fn adhoc(target: &str, kind: Kind, timeout: Duration) -> Result<Probe
     }
     if let Some(problem) = super::probe::duration_problem("timeout", timeout) {
         return Err(problem);
+    }
+    // The run's interval is the timeout and a second, and an interval is at most 7d.
+    if timeout.saturating_add(Duration::from_secs(1)) > super::probe::MAX_PROBE_DURATION {
+        return Err("an ad-hoc probe's timeout must be under 7d".into());
     }
     let mut table = toml::Table::new();
     let mut put = |k: &str, v: String| table.insert(k.to_string(), toml::Value::String(v));

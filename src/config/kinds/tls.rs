@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use vantage_probes::{IpFamily, TlsExpect, TlsSpec};
 
-use crate::config::probe::{parse_host_port, tls_options, Spec};
+use crate::config::probe::{host_port_text, parse_host_port, tls_options, Spec};
 use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert, RawTls, RawTlsExpect};
 use crate::config::Ctx;
 
@@ -82,7 +82,7 @@ pub(super) fn resolve(
         .map(|s| s.get_ref().clone());
     let ((host, port), client) = (hostport?, client?);
     Some((
-        format!("{host}:{port}"),
+        host_port_text(&host, port),
         Spec::Tls(Box::new(TlsSpec {
             host,
             port,
