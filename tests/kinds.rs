@@ -233,6 +233,8 @@ async fn tcp_starttls_smtp_and_imap_report_the_certificate() {
     assert_eq!(tls.leaf_not_after, leaf.not_after);
     assert_eq!(tls.verify_result, vantage_probes::VerifyResult::Ok);
     assert!(o.facts.tcp().unwrap().starttls);
+    // Every kind that dials reports the address's hash (tcp, dns, icmp and grpc lacked it).
+    assert!(o.facts.conn.ip_addr_hash.is_some(), "{o:?}");
     assert!(
         o.evidence.contains("certificate expires in 4"),
         "{}",

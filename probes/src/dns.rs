@@ -230,6 +230,7 @@ async fn dns_inner(
     )
     .await?;
     facts.ip_protocol = Some(net::family_number(&addr));
+    facts.ip_addr_hash = Some(net::ip_addr_hash(addr.ip()));
     let id = random_id();
     let mut msg = Message::new();
     msg.set_id(id)

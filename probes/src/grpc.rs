@@ -124,6 +124,7 @@ async fn grpc_inner(
     )
     .await?;
     facts.ip_protocol = Some(net::family_number(&addr));
+    facts.ip_addr_hash = Some(net::ip_addr_hash(addr.ip()));
     *doing = format!("connecting to {addr}");
     let tcp = net::connect(addr, &mut phases.connect).await?;
     let authority = if spec.host.contains(':') && !spec.host.starts_with('[') {

@@ -122,6 +122,7 @@ async fn icmp_inner(
     )
     .await?;
     facts.ip_protocol = Some(net::family_number(&addr));
+    facts.ip_addr_hash = Some(net::ip_addr_hash(addr.ip()));
     let v6 = addr.is_ipv6();
     *doing = "opening an ICMP socket".into();
     let start = Instant::now();

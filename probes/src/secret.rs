@@ -127,7 +127,13 @@ fn base64_forms(s: &[u8]) -> Vec<String> {
 /// Every literal form of `s` [`Redactor::redact`] masks (the percent-encoded ones are matched by
 /// decoding instead: they are too many to list).
 fn forms_of(s: &str) -> Vec<String> {
-    let mut forms = vec![s.to_string()];
+    // DNS names come back lowercased (a secret in a query name is echoed in every answer), and
+    // some peers upper-case what they repeat: both cases are the secret too.
+    let mut forms = vec![
+        s.to_string(),
+        s.to_ascii_lowercase(),
+        s.to_ascii_uppercase(),
+    ];
     for slash in [false, true] {
         for (unicode, upper) in [(false, false), (true, false), (true, true)] {
             forms.push(json_escaped(s, slash, unicode, upper));
@@ -430,6 +436,18 @@ impl Redactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attack-pass finding: a secret in a DNS query name came back lowercased in the answers,
+    /// unmasked in `check`, the API and `/probe?debug=true`.
+    #[test]
+    fn a_secret_in_another_case_is_masked() {
+        let mut r = Redactor::default();
+        r.add(Secret::new("S3cR3tT0ken".into()));
+        assert_eq!(
+            r.redact("s3cr3tt0ken.example.com. 300 IN TXT S3CR3TT0KEN"),
+            "***.example.com. 300 IN TXT ***"
+        );
+    }
 
     #[test]
     fn every_character_escaped_is_still_masked() {
