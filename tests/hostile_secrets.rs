@@ -160,3 +160,31 @@ async fn echoed_secrets_never_reach_the_api_or_status_page() {
     );
     d.stop().await;
 }
+
+/// A secret as short as `1` or `"` (a port, a flag) masks itself in values, never in the
+/// report's syntax: JSON stays JSON and JUnit stays XML (attack-pass finding: the whole rendered
+/// text was redacted, giving `"failed": ***`).
+#[tokio::test]
+async fn short_secrets_leave_machine_reports_parseable() {
+    let t = http_target().await;
+    let cfg = write_config(&format!(
+        "[[probe]]\nname = \"p\"\nkind = \"http\"\nurl = \"{}\"\nheaders = {{ X-Secret = \"${{SEC}}\" }}\n",
+        t.url("/status/503")
+    ));
+    for sec in ["1", "\"", ",", "e", "probes"] {
+        let env = [("SEC", sec)];
+        let out = vantage(&["check", "--format", "json"], &env, cfg.dir.path()).await;
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("SEC={sec:?}: not JSON ({e}):\n{}", out.stdout));
+        assert_eq!(doc["failed"], 1, "SEC={sec:?}");
+        let out = vantage(&["check", "--format", "junit"], &env, cfg.dir.path()).await;
+        let mut reader = quick_xml::Reader::from_str(&out.stdout);
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => panic!("SEC={sec:?}: not XML ({e}):\n{}", out.stdout),
+            }
+        }
+    }
+}

@@ -238,10 +238,17 @@ async fn check_cmd(args: CheckArgs, redactor: &SharedRedactor) -> u8 {
         multi_run: args.runs > 1,
         now: options.clock.unix_secs(),
     };
-    let rendered = config
-        .redactor
-        .redact(&report.render(args.format))
-        .into_owned();
+    // Every value in the report is redacted where it was made (runs, targets). JSON and JUnit
+    // are built from those values; a second pass over their text would mask syntax when a
+    // secret is as short as `1` or `"` (attack-pass finding: `"failed": ***`). Text has no
+    // syntax to break, so it keeps the extra pass.
+    let rendered = match args.format {
+        Format::Text => config
+            .redactor
+            .redact(&report.render(args.format))
+            .into_owned(),
+        Format::Json | Format::Junit => report.render(args.format),
+    };
     let annotations = if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
         config
             .redactor
