@@ -727,3 +727,33 @@ async fn an_overlong_request_target_fails_the_run_instead_of_panicking() {
     assert!(o.evidence.contains("cannot be sent"), "{}", o.evidence);
     assert!(outcome(&all, "fine").success());
 }
+
+/// The first verification against the system roots loads them (tens of ms where the machine has
+/// many); that wait, and judging the chain, belong to the tls phase, so a fresh process's phases
+/// still account for its run (attack-pass finding: 30–43 ms of a run were in no phase).
+#[tokio::test]
+async fn judging_the_chain_is_part_of_the_tls_phase() {
+    let pki = Pki::new();
+    let leaf = pki.leaf(&["localhost"], -1, 30);
+    let target = crate::fixtures::tls_target(leaf.chain.clone(), leaf.key()).await;
+    let cfg = crate::support::write_config(&format!(
+        "[[probe]]\nname = \"t\"\nkind = \"tls\"\ntarget = \"{}\"\nserver_name = \"localhost\"\n",
+        target.addr
+    ));
+    // A process of its own, so this run is its first verification (the system roots: no `ca`).
+    let out = crate::support::vantage(&["check", "--format", "json"], &[], cfg.dir.path()).await;
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let p = &doc["probes"][0];
+    assert_eq!(p["reason"], "tls_verify", "{p}");
+    let phases: f64 = ["resolve", "connect", "tls", "processing", "transfer"]
+        .iter()
+        .map(|n| p["phases"][n].as_f64().unwrap())
+        .sum();
+    let duration = p["duration_seconds"].as_f64().unwrap();
+    assert!(
+        duration - phases < 0.005,
+        "{:.1} ms of {:.1} ms in no phase: {p}",
+        (duration - phases) * 1e3,
+        duration * 1e3
+    );
+}

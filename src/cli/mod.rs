@@ -226,6 +226,8 @@ async fn check_cmd(args: CheckArgs, redactor: &SharedRedactor) -> u8 {
         clock: Clock::system(),
     };
     info!(probes = probes.len(), runs = options.runs, "Checking.");
+    // The system roots are read once, before the runs, so no run's timing carries it.
+    let _ = tokio::task::spawn_blocking(vantage_probes::tls::preload_system_roots).await;
     let results = check::run(probes, &options, &config.redactor).await;
     let slos = if args.runs > 1 {
         check::evaluate_slos(&config.slos, &results)
@@ -351,6 +353,8 @@ async fn run_cmd(path: &Path, shard: Option<crate::config::Shard>, redactor: Sha
         Ok(l) => l,
         Err(code) => return code,
     };
+    // The system roots are read once, before the first run, so no run's timing carries it.
+    let _ = tokio::task::spawn_blocking(vantage_probes::tls::preload_system_roots).await;
     let (control, requests) = daemon::control();
     spawn_signal_handlers(control.clone());
     let d = daemon::Daemon {
