@@ -299,3 +299,24 @@ fn odd_kinds_and_targets_are_refused_where_they_are() {
     let config = load_in(&cfg.path, &[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.probes[0].target, "[::1:8443]:443");
 }
+
+/// Every problem at once, also inside `[[probe.step]]` arrays and modules (attack-pass finding:
+/// only the first step error was reported, and one key a module may not have hid the rest).
+#[test]
+fn steps_and_modules_report_every_problem() {
+    let cfg = write_config(
+        "[[probe]]\nname = \"s\"\nkind = \"scrape\"\n[[probe.step]]\nname = \"a\"\nurl = \"http://x/\"\nbogus1 = 1\nmethod = 5\n[[probe.step]]\nname = \"b\"\nurl = 7\n\n\
+         [module.m]\nkind = \"http\"\nname = \"x\"\nmethod = 5\nlabels = { a = \"b\" }\n",
+    );
+    let err = load_in(&cfg.path, &[]).unwrap_err().to_string();
+    for needle in [
+        "vantage.toml:7:1: unknown key \"bogus1\"",
+        "vantage.toml:8:10: invalid type: integer \"5\"",
+        "vantage.toml:11:7: invalid type: integer \"7\"",
+        "vantage.toml:15:1: key \"name\" does not belong in a module",
+        "vantage.toml:16:10: invalid type: integer \"5\"",
+        "vantage.toml:17:1: key \"labels\" does not belong in a module",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}

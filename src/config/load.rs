@@ -489,9 +489,11 @@ fn remove_entry_at(value: &mut Spanned<DeValue<'_>>, offset: usize) -> bool {
             if let Some(key) = target {
                 return table.remove(&key).is_some();
             }
-            // A table opened by a `[a.b]` header spans only its header: look inside anyway.
+            // A table opened by a `[a.b]` header, or an array of `[[a.b]]` tables, spans only
+            // its header: look inside anyway.
             table.iter_mut().any(|(_, item)| {
-                matches!(item.get_ref(), DeValue::Table(_)) && remove_entry_at(item, offset)
+                matches!(item.get_ref(), DeValue::Table(_) | DeValue::Array(_))
+                    && remove_entry_at(item, offset)
             })
         }
         DeValue::Array(items) => items.iter_mut().any(|i| remove_entry_at(i, offset)),

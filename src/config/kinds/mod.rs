@@ -324,17 +324,24 @@ pub fn read_module(
         ));
         return None;
     }
+    let mut refused = false;
     if let DeValue::Table(t) = value.get_mut() {
         for key in [
             "name", "target", "url", "interval", "labels", "alert", "metrics",
         ] {
-            if let Some((k, _)) = t.iter().find(|(k, _)| k.get_ref().as_ref() == key) {
+            // Each is reported and dropped, and the rest is still read: every problem at once.
+            if let Some(k) = t
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == key)
+                .map(|(k, _)| k.clone())
+            {
                 errors.push(sources.diag(
                     file,
                     k.span().start,
                     format!("key {key:?} does not belong in a module: /probe's request sets the target, [module.NAME] the name"),
                 ));
-                return None;
+                t.remove(&k);
+                refused = true;
             }
         }
         let at = name.span();
@@ -353,7 +360,8 @@ pub fn read_module(
             _ => t.insert(key("target"), s("module.invalid:1")),
         };
     }
-    read(value, file, sources, errors)
+    let read = read(value, file, sources, errors);
+    read.filter(|_| !refused)
 }
 
 /// Resolve one probe of these kinds; problems go to `ctx`.
