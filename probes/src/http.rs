@@ -21,7 +21,7 @@ use crate::expect::{HttpExpect, Response};
 use crate::net::{self, AddressFilter, Failure, IpFamily};
 use crate::outcome::{Facts, Outcome, Phases, Reason};
 use crate::secret::Redactor;
-use crate::timing::{charge_timeout, timeout_evidence, Phase, TimedIo};
+use crate::timing::{charge_timeout, timeout_evidence, Phase, StampedTcp, TimedIo};
 use crate::tls::{self, TlsClient};
 use crate::Clock;
 
@@ -358,6 +358,9 @@ async fn one_hop(
         tunnel?;
     }
 
+    // Reads note when their bytes arrived: the first byte is dated by that, not by when this
+    // task was polled (timing.rs).
+    let (tcp, arrivals) = StampedTcp::new(tcp);
     let stream: Box<dyn Io> = if https {
         let name = transport.server_name.as_deref().unwrap_or(&host);
         facts.in_progress = Phase::Tls;
@@ -415,7 +418,7 @@ async fn one_hop(
         .map_err(|e| Failure::new(Reason::Protocol, format!("building request: {e}")))?;
 
     facts.in_progress = Phase::Processing;
-    let (io, marks) = TimedIo::new(stream);
+    let (io, marks) = TimedIo::with_arrivals(stream, arrivals);
     let mut conn_builder = hyper::client::conn::http1::Builder::new();
     conn_builder.max_buf_size(MAX_HEAD);
     let (mut sender, conn) = conn_builder
