@@ -10,7 +10,10 @@ use vantage::daemon::evaluator::Evaluator;
 use vantage::daemon::store::Store;
 use vantage::metrics::Metrics;
 use vantage::secret::Redactor;
-use vantage_probes::{CertInfo, Facts, Outcome, Phases, Reason, TlsFacts, VerifyResult};
+use vantage_probes::{
+    CertInfo, ConnFacts, Facts, HttpFacts, KindFacts, Outcome, Phases, Reason, TlsFacts,
+    VerifyResult,
+};
 
 fn outcome(i: usize) -> Outcome {
     let tls = (i % 4 == 0).then(|| TlsFacts {
@@ -35,7 +38,6 @@ fn outcome(i: usize) -> Outcome {
     });
     let success = i % 10 != 0;
     Outcome {
-        success,
         reason: (!success).then_some(Reason::HttpStatus),
         duration: Duration::from_micros(1500 + (i as u64 % 1000)),
         phases: Phases {
@@ -49,15 +51,20 @@ fn outcome(i: usize) -> Outcome {
             "status {} from 10.0.0.1:443",
             if success { 200 } else { 503 }
         ),
-        facts: Facts {
-            status: Some(if success { 200 } else { 503 }),
-            http_version: Some("1.1".into()),
-            content_length: Some(1234),
-            ip_protocol: Some(4),
-            ssl: tls.is_some(),
-            tls,
-            ..Facts::default()
-        },
+        facts: Facts::new(
+            ConnFacts {
+                ip_protocol: Some(4),
+                tls: tls.clone(),
+                ..ConnFacts::default()
+            },
+            KindFacts::Http(HttpFacts {
+                status: Some(if success { 200 } else { 503 }),
+                version: Some("1.1".into()),
+                content_length: Some(1234),
+                ssl: tls.is_some(),
+                ..HttpFacts::default()
+            }),
+        ),
     }
 }
 

@@ -268,7 +268,7 @@ async fn burst(label: &str, target: &TargetProcess) {
         ..CheckOptions::default()
     };
     let results = check::run(probes, &options, &Redactor::default()).await;
-    let failed = results.iter().filter(|r| !r.outcome.success).count();
+    let failed = results.iter().filter(|r| !r.outcome.success()).count();
     let processing: Vec<Duration> = results
         .iter()
         .map(|r| r.outcome.phases.processing)
@@ -284,7 +284,12 @@ async fn burst(label: &str, target: &TargetProcess) {
     let (mut prober_vs_read, mut prober_vs_arrival, mut target_late, mut read_late) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in &results {
-        let Some(id) = r.target.rsplit('/').next().and_then(|x| x.parse::<u64>().ok()) else {
+        let Some(id) = r
+            .target
+            .rsplit('/')
+            .next()
+            .and_then(|x| x.parse::<u64>().ok())
+        else {
             continue;
         };
         let Some(&(arrived, read, written)) = served.get(&id) else {
@@ -353,7 +358,7 @@ async fn fidelity(target: &fixtures::Target) {
             &Redactor::default(),
         )
         .await;
-        assert!(r.iter().all(|r| r.outcome.success));
+        assert!(r.iter().all(|r| r.outcome.success()));
         walls.push(start.elapsed());
     }
     summary("3. 40 probes x 500 ms, wall time", walls);

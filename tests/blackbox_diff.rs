@@ -70,7 +70,7 @@ const KNOWN_DIFFERENCES: &[(&str, &[&str], &str)] = &[
     ),
     (
         "probe_http_uncompressed_body_length",
-        &["gzip"],
+        &["gzip", "http2_gzip"],
         "vantage always decodes bodies (gzip/deflate/br/zstd) before assertions; blackbox_exporter only with `compression` set",
     ),
 ];
@@ -302,6 +302,15 @@ fn blackbox_modules(ca: &Path) -> String {
       tls_config:
         ca_file: {ca}
         server_name: localhost
+  https_h2:
+    prober: http
+    timeout: 1s
+    http:
+      preferred_ip_protocol: ip4
+      valid_http_versions: ["HTTP/2.0"]
+      tls_config:
+        ca_file: {ca}
+        server_name: localhost
   https_insecure:
     prober: http
     timeout: 1s
@@ -341,6 +350,12 @@ compression = "gzip"
 [module.https_ca]
 kind = "http"
 timeout = "1s"
+tls = {{ ca = "{ca}", server_name = "localhost" }}
+
+[module.https_h2]
+kind = "http"
+timeout = "1s"
+http_versions = ["2"]
 tls = {{ ca = "{ca}", server_name = "localhost" }}
 
 [module.https_insecure]
@@ -391,6 +406,7 @@ async fn blackbox_exporter_and_vantage_agree_metric_by_metric() {
     let https_self = https_target(selfs.chain.clone(), selfs.key()).await;
     let other = pki.leaf(&["other.example"], -1, 90);
     let https_wrong = https_target(other.chain.clone(), other.key()).await;
+    let h2_only = crate::http2::h2_target(valid.chain.clone(), valid.key()).await;
     let tls_valid = tls_target(valid.chain.clone(), valid.key()).await;
     let tls_expired = tls_target(expired.chain.clone(), expired.key()).await;
     let closed = closed_port().await;
@@ -435,6 +451,20 @@ async fn blackbox_exporter_and_vantage_agree_metric_by_metric() {
         ("hang", "http_2xx", plain.url("/hang")),
         ("tls_valid", "https_ca", https_valid.https_url("/ok")),
         ("tls_intermediate", "https_ca", https_inter.https_url("/ok")),
+        ("http2", "https_ca", h2_only.url("/ok")),
+        ("http2_only", "https_h2", h2_only.url("/ok")),
+        (
+            "http2_only_on_http1",
+            "https_h2",
+            https_valid.https_url("/ok"),
+        ),
+        ("http2_gzip", "https_ca", h2_only.url("/gzip")),
+        ("http2_redirect", "https_ca", h2_only.url("/redirect/2")),
+        (
+            "http2_last_modified",
+            "https_ca",
+            h2_only.url("/last-modified"),
+        ),
         ("tls_expired", "https_ca", https_expired.https_url("/ok")),
         ("tls_self_signed", "https_ca", https_self.https_url("/ok")),
         ("tls_wrong_host", "https_ca", https_wrong.https_url("/ok")),
@@ -456,6 +486,19 @@ async fn blackbox_exporter_and_vantage_agree_metric_by_metric() {
     for (case, module, target) in &cases {
         let b = fetch(&format!("http://{}", bb.addr), module, target).await;
         let v = fetch(&va.url(""), module, target).await;
+        if *case == "http2_only" {
+            // The HTTP/2 case compares a success, not two agreeing failures.
+            for (body, who) in [(&b, "blackbox_exporter"), (&v, "vantage")] {
+                let s = series(body, false);
+                for (name, want) in [("probe_success", 1.0), ("probe_http_version", 2.0)] {
+                    assert_eq!(
+                        s.get(&(name.to_string(), vec![])),
+                        Some(&want),
+                        "{who}:\n{body}"
+                    );
+                }
+            }
+        }
         let d = differences(case, &b, &v);
         if !d.is_empty() {
             all.push(format!(

@@ -29,7 +29,7 @@ fn probe(name: &str, url: &str, extra: &str) -> String {
     format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n{extra}\n")
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn default_http_probe_costs_at_most_30_series_and_opt_ins_add_families() {
     let t = http_target().await;
     let mut cfg = probe("plain", &t.url("/ok"), "");
@@ -136,7 +136,7 @@ async fn metrics_settings_of_the_wrong_shape_are_config_errors() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn metrics_are_gzipped_when_asked_and_the_same_text() {
     use std::io::Read as _;
     let t = http_target().await;

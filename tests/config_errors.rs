@@ -48,9 +48,9 @@ async fn validate_reports_every_problem_with_location() {
         golden.display()
     );
     // The points the acceptance names, spelled out.
-    assert!(out
-        .stderr
-        .contains("vantage.toml:9:1: unknown key \"intervall\", expected one of: name, kind, url"));
+    assert!(out.stderr.contains(
+        "vantage.toml:9:1: unknown key \"intervall\", expected one of: name, kind, interval"
+    ));
     assert!(out.stderr.contains("interval, timeout"));
     assert!(out
         .stderr
@@ -221,4 +221,81 @@ fn hostile_files_give_errors_not_panics() {
             assert!(!e.errors.is_empty(), "case {i}: error without diagnostics");
         }
     }
+}
+
+/// Every kind reads `[probe.alert]` and `metrics`: the common keys live in each kind's schema,
+/// so the newer kinds no longer drop them silently (before the per-kind schemas, a tcp probe's
+/// overrides were ignored and `[alert]`'s applied).
+#[test]
+fn every_kind_takes_the_common_keys() {
+    let mut text = String::new();
+    for (name, kind, target) in [
+        ("h", "http", "url = \"http://127.0.0.1:9/\""),
+        ("t", "tls", "target = \"127.0.0.1:9\""),
+        ("c", "tcp", "target = \"127.0.0.1:9\""),
+        (
+            "d",
+            "dns",
+            "target = \"127.0.0.1:53\"\nquery_name = \"example.com\"",
+        ),
+        ("i", "icmp", "target = \"127.0.0.1\""),
+        ("g", "grpc", "target = \"127.0.0.1:9\""),
+    ] {
+        text += &format!(
+            "[[probe]]\nname = \"{name}\"\nkind = \"{kind}\"\n{target}\nmetrics = {{ phase_histograms = true }}\n[probe.alert]\nalert_after_failures = 7\n\n"
+        );
+    }
+    let cfg = write_config(&text);
+    let config = load_in(&cfg.path, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.probes.len(), 6);
+    for p in &config.probes {
+        assert_eq!(p.alert.alert_after_failures, Some(7), "{}", p.name);
+        assert!(p.metrics.phase_histograms, "{}", p.name);
+    }
+}
+
+/// A key of another kind is named as such wherever serde finds it, for every kind.
+#[test]
+fn keys_of_another_kind_are_named_for_every_kind() {
+    let cfg = write_config(
+        "[[probe]]\nname = \"c\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:9\"\nurl = \"http://x/\"\n\n\
+         [[probe]]\nname = \"h\"\nkind = \"http\"\nurl = \"http://x/\"\nquery_name = \"a\"\n\n\
+         [[probe]]\nname = \"s\"\nkind = \"scrape\"\nbearer_token = \"x\"\n[[probe.step]]\nname = \"a\"\nurl = \"http://x/\"\n",
+    );
+    let err = load_in(&cfg.path, &[]).unwrap_err().to_string();
+    for needle in [
+        "vantage.toml:5:1: key \"url\" applies to kind \"http\", not to kind \"tcp\"",
+        "vantage.toml:11:1: key \"query_name\" applies to kind \"dns\", not to kind \"http\"",
+        "vantage.toml:16:1: key \"bearer_token\" applies to kind \"http\", not to kind \"scrape\"",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+/// Attack-pass findings: a `kind` written as a table was accepted by serde's enum-as-table form
+/// and the probe vanished without a word (`validate` said "ok, 0 probes"); a tls target with
+/// userinfo or an unbracketed IPv6 address with a port was taken as a host.
+#[test]
+fn odd_kinds_and_targets_are_refused_where_they_are() {
+    let cfg = write_config(
+        "[[probe]]\nname = \"a\"\nkind = { http = {} }\nurl = \"http://x/\"\n\n\
+         [[probe]]\nname = \"b\"\nkind = \"tls\"\ntarget = \"user:pw@127.0.0.1:443\"\n\n\
+         [[probe]]\nname = \"c\"\nkind = \"tls\"\ntarget = \"::1:8443\"\n\n\
+         [[probe]]\nname = \"d\"\nkind = \"tcp\"\ntarget = \"a b:25\"\n\n\
+         [module.m]\nkind = { scrape = [] }\n",
+    );
+    let err = load_in(&cfg.path, &[]).unwrap_err().to_string();
+    for needle in [
+        "vantage.toml:3:8: kind must be a string, one of: http, tls, scrape, tcp, dns, icmp, grpc",
+        "vantage.toml:9:10: invalid target: host:port takes no user:password@",
+        "vantage.toml:19:10: invalid target \"a b:25\"",
+        "vantage.toml:22:8: kind must be a string",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains("pw@"), "the password is not quoted:\n{err}");
+    // An unbracketed IPv6 address is an address (::1:8443 is one), written back in brackets.
+    let cfg = write_config("[[probe]]\nname = \"c\"\nkind = \"tls\"\ntarget = \"::1:8443\"\n");
+    let config = load_in(&cfg.path, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.probes[0].target, "[::1:8443]:443");
 }

@@ -18,6 +18,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub control: Control,
     pub cfg: Cfg,
+    /// The clock the daemon's store was made with.
+    pub clock: vantage::Clock,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -54,6 +56,22 @@ pub async fn start_daemon_in(cfg: Cfg, env: &[(&str, &str)]) -> Running {
 }
 
 pub async fn start_daemon_sharded(cfg: Cfg, env: &[(&str, &str)], shard: Option<&str>) -> Running {
+    start_daemon_full(cfg, env, shard, vantage::Clock::system()).await
+}
+
+/// A daemon on a given clock. A test that restarts a daemon under paused tokio time passes
+/// the first one's `clock` again: `Clock::system()` pairs the paused instant with the machine's
+/// wall clock, which paused time outruns, so a fresh one would put the restart in the past.
+pub async fn start_daemon_at(cfg: Cfg, clock: vantage::Clock) -> Running {
+    start_daemon_full(cfg, &[], None, clock).await
+}
+
+async fn start_daemon_full(
+    cfg: Cfg,
+    env: &[(&str, &str)],
+    shard: Option<&str>,
+    clock: vantage::Clock,
+) -> Running {
     let config = load_in(&cfg.path, env).unwrap_or_else(|e| panic!("{e}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -62,7 +80,7 @@ pub async fn start_daemon_sharded(cfg: Cfg, env: &[(&str, &str)], shard: Option<
         config_path: cfg.path.clone(),
         config,
         listener,
-        store: Arc::new(Store::new(vantage::Clock::system())),
+        store: Arc::new(Store::new(clock)),
         evaluator: Arc::new(vantage::daemon::evaluator::Evaluator::default()),
         log_redactor: None,
         shard: shard.map(|s| s.parse().unwrap()),
@@ -72,6 +90,7 @@ pub async fn start_daemon_sharded(cfg: Cfg, env: &[(&str, &str)], shard: Option<
         addr,
         control,
         cfg,
+        clock,
         task: Some(task),
     }
 }
@@ -80,28 +99,27 @@ pub async fn start_daemon(text: &str) -> Running {
     start_daemon_in(write_config(text), &[]).await
 }
 
-/// The value of the first sample of `name` whose labels include all of `labels`.
+/// The value of the first sample of `name` whose labels include all of `labels`, read with the
+/// project's exposition parser (escaped values and label names that prefix others included).
+/// Line by line, so a `/probe?debug=true` body's log lines are passed over.
 pub fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
-            if n != name {
-                return None;
-            }
-            let ok = labels
-                .iter()
-                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-            ok.then(|| value.parse().ok()).flatten()
+        .filter_map(|line| vantage_probes::exposition::parse(line).ok())
+        .flatten()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
         })
+        .map(|s| s.value)
 }
 
 fn probe(name: &str, url: &str, extra: &str) -> String {
     format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n{extra}\n")
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn schedules_counts_and_isolates_hanging_targets() {
     let t = http_target().await;
     // `healthy` opts into the quantile summary (checked below); the rest keep the defaults.
@@ -386,7 +404,7 @@ async fn prometheus_scrapes_probe_success() {
     d.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reload_adds_removes_and_rejects() {
     let t = http_target().await;
     let d = start_daemon(&probe("first", &t.url("/ok"), "")).await;
@@ -420,7 +438,11 @@ async fn reload_adds_removes_and_rejects() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
-    assert!(resp.text().await.unwrap().contains("needs a url"));
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("missing key") && text.contains("url"),
+        "{text}"
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, body) = d.get("/metrics").await;
     assert_eq!(
@@ -563,7 +585,7 @@ async fn auth_guards_everything_but_health() {
     d.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn api_status_page_and_hostile_clients() {
     let t = http_target().await;
     let cfg = probe("good", &t.url("/ok"), "")
@@ -734,8 +756,8 @@ async fn serves_https_with_the_configured_certificate() {
     );
     let all = crate::support::run_all(crate::support::load(&check)).await;
     let o = crate::support::outcome(&all, "self");
-    assert!(o.success, "{o:#?}");
-    assert_eq!(o.facts.tls.as_ref().unwrap().leaf_not_after, leaf.not_after);
+    assert!(o.success(), "{o:#?}");
+    assert_eq!(o.facts.tls().unwrap().leaf_not_after, leaf.not_after);
     // Plain HTTP to the TLS port gets nowhere.
     assert!(crate::support::get(d.url("/health/live")).await.is_err());
     d.stop().await;

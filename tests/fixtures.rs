@@ -48,6 +48,9 @@ where
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            // NODELAY: replies written in several pieces must not wait for a delayed ACK, a kernel
+            // timer that paused tokio time cannot see (see `kinds::serve`).
+            let _ = stream.set_nodelay(true);
             let h = handler.clone();
             conns.spawn(async move { h(stream).await });
             while conns.try_join_next().is_some() {}
@@ -515,6 +518,7 @@ impl Receiver {
                 let Ok((mut s, _)) = listener.accept().await else {
                     continue;
                 };
+                let _ = s.set_nodelay(true);
                 let record = record.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();

@@ -23,7 +23,7 @@ fn check<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no check {name} in {doc}"))
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn readiness_reports_a_failed_reload_until_a_good_one() {
     let t = http_target().await;
     let good = format!(
@@ -63,7 +63,7 @@ async fn readiness_reports_a_failed_reload_until_a_good_one() {
     d.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn state_write_failures_are_counted_and_reported() {
     let t = http_target().await;
     let dir = tempfile::tempdir().unwrap();

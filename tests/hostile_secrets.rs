@@ -114,7 +114,7 @@ async fn echoed_secrets_never_reach_reports_in_any_form() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn echoed_secrets_never_reach_the_api_or_status_page() {
     let t = http_target().await;
     let cfg = write_config(&config(&t));

@@ -100,25 +100,25 @@ async fn expect_ssl_and_headers_not_decide_the_outcome() {
         "[probe.expect]\nheaders_not = { X-Missing = \".*\" }",
     );
     let all = run_all(load(&cfg)).await;
-    assert!(outcome(&all, "plain-not-ssl").success);
+    assert!(outcome(&all, "plain-not-ssl").success());
     let o = outcome(&all, "plain-ssl");
-    assert!(!o.success);
+    assert!(!o.success());
     assert_eq!(o.reason, Some(Reason::Protocol));
     assert!(o.evidence.contains("expected TLS"), "{}", o.evidence);
     assert!(
-        outcome(&all, "tls-ssl").success,
+        outcome(&all, "tls-ssl").success(),
         "{}",
         outcome(&all, "tls-ssl").evidence
     );
     let o = outcome(&all, "tls-not-ssl");
-    assert!(!o.success);
+    assert!(!o.success());
     assert!(o.evidence.contains("expected plain HTTP"), "{}", o.evidence);
     let o = outcome(&all, "header-matches");
-    assert!(!o.success);
+    assert!(!o.success());
     assert_eq!(o.reason, Some(Reason::AssertionHeader));
     assert!(o.evidence.contains("content-type"), "{}", o.evidence);
-    assert!(outcome(&all, "header-differs").success);
-    assert!(outcome(&all, "header-absent").success);
+    assert!(outcome(&all, "header-differs").success());
+    assert!(outcome(&all, "header-absent").success());
 }
 
 #[test]
@@ -165,9 +165,9 @@ async fn bearer_token_is_sent_and_redacted_when_echoed() {
     let config = load_in(&c.path, &[("TOK", "hunter2-bearer")]).unwrap();
     let all = run_all(config).await;
     let o = outcome(&all, "sent");
-    assert!(o.success, "{}", o.evidence);
+    assert!(o.success(), "{}", o.evidence);
     let o = outcome(&all, "secret");
-    assert!(!o.success);
+    assert!(!o.success());
     assert!(o.evidence.contains("Bearer ***"), "{}", o.evidence);
     assert!(!o.evidence.contains("hunter2"), "{}", o.evidence);
 }
@@ -216,12 +216,12 @@ async fn compression_sends_accept_encoding() {
     );
     let all = run_all(load(&cfg)).await;
     assert!(
-        outcome(&all, "gzip").success,
+        outcome(&all, "gzip").success(),
         "{}",
         outcome(&all, "gzip").evidence
     );
     assert!(
-        outcome(&all, "none").success,
+        outcome(&all, "none").success(),
         "{}",
         outcome(&all, "none").evidence
     );
@@ -264,26 +264,26 @@ async fn ip_preference_falls_back_to_the_other_family() {
     );
     let all = run_all(load(&cfg)).await;
     let o = outcome(&all, "prefer6-literal4");
-    assert!(o.success, "{}", o.evidence);
-    assert_eq!(o.facts.ip_protocol, Some(4));
+    assert!(o.success(), "{}", o.evidence);
+    assert_eq!(o.facts.conn.ip_protocol, Some(4));
     let o = outcome(&all, "strict6-literal4");
-    assert!(!o.success);
+    assert!(!o.success());
     assert_eq!(o.reason, Some(Reason::Dns));
     // The target listens on 127.0.0.1 only: with a preference for IPv6, an IPv4 address is
     // still chosen when the name has no IPv6 one (and when it has, ::1 refuses: then the
     // probe fails on connect, as blackbox_exporter's would).
     let o = outcome(&all, "prefer4-name");
-    assert!(o.success, "{}", o.evidence);
-    assert_eq!(o.facts.ip_protocol, Some(4));
+    assert!(o.success(), "{}", o.evidence);
+    assert_eq!(o.facts.conn.ip_protocol, Some(4));
     let o = outcome(&all, "prefer6-name");
     let has_v6 = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", port))
         .unwrap()
         .any(|a| a.is_ipv6());
     if has_v6 {
-        assert_eq!(o.facts.ip_protocol, Some(6), "{}", o.evidence);
+        assert_eq!(o.facts.conn.ip_protocol, Some(6), "{}", o.evidence);
     } else {
-        assert!(o.success, "{}", o.evidence);
-        assert_eq!(o.facts.ip_protocol, Some(4));
+        assert!(o.success(), "{}", o.evidence);
+        assert_eq!(o.facts.conn.ip_protocol, Some(4));
     }
 }
 
@@ -338,13 +338,13 @@ async fn source_ip_is_the_connections_local_address() {
     cfg += &probe("unassigned", &url, "source_ip = \"192.0.2.1\"");
     let all = run_all(load(&cfg)).await;
     let o = outcome(&all, "from2");
-    assert!(o.success, "{}", o.evidence);
+    assert!(o.success(), "{}", o.evidence);
     let o = outcome(&all, "from6");
-    assert!(!o.success);
+    assert!(!o.success());
     assert_eq!(o.reason, Some(Reason::Connect));
     assert!(o.evidence.contains("different families"), "{}", o.evidence);
     let o = outcome(&all, "unassigned");
-    assert!(!o.success);
+    assert!(!o.success());
     assert_eq!(o.reason, Some(Reason::Connect));
     let peers = peers.lock().unwrap().clone();
     assert_eq!(

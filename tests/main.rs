@@ -15,6 +15,8 @@ mod honest;
 mod hostile_config;
 mod hostile_daemon;
 mod hostile_secrets;
+mod http2;
+mod http_auth;
 mod http_options;
 mod http_probe;
 mod kinds;

@@ -91,8 +91,7 @@ fn runs() -> impl Strategy<Value = Vec<Run>> {
 
 fn outcome(success: bool, latency_ms: u64) -> Outcome {
     Outcome {
-        success,
-        reason: None,
+        reason: (!success).then_some(vantage_probes::Reason::HttpStatus),
         duration: Duration::from_millis(latency_ms),
         phases: Default::default(),
         evidence: String::new(),

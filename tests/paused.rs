@@ -36,7 +36,6 @@ period = "30d"
 
 fn outcome(success: bool) -> Outcome {
     Outcome {
-        success,
         reason: (!success).then_some(Reason::Timeout),
         duration: Duration::from_millis(20),
         phases: Default::default(),

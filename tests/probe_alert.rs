@@ -35,24 +35,26 @@ cert_alert_days = 60
 
 fn outcome(success: bool, not_after: Option<i64>) -> Outcome {
     Outcome {
-        success,
-        reason: None,
+        reason: (!success).then_some(vantage_probes::Reason::HttpStatus),
         duration: Duration::from_millis(5),
         phases: Default::default(),
         evidence: String::new(),
         facts: Facts {
-            tls: not_after.map(|t| TlsFacts {
-                version: "1.3".into(),
-                cipher: "TLS13_AES_128_GCM_SHA256".into(),
-                verify_result: VerifyResult::Ok,
-                verify_detail: None,
-                chain: Vec::new(),
-                leaf_not_after: t,
-                earliest_not_after: t,
-                verified_chain_not_after: Some(t),
-                effective_not_after: t,
-                resumed: false,
-            }),
+            conn: vantage_probes::ConnFacts {
+                tls: not_after.map(|t| TlsFacts {
+                    version: "1.3".into(),
+                    cipher: "TLS13_AES_128_GCM_SHA256".into(),
+                    verify_result: VerifyResult::Ok,
+                    verify_detail: None,
+                    chain: Vec::new(),
+                    leaf_not_after: t,
+                    earliest_not_after: t,
+                    verified_chain_not_after: Some(t),
+                    effective_not_after: t,
+                    resumed: false,
+                }),
+                ..Default::default()
+            },
             ..Default::default()
         },
     }

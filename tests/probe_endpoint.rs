@@ -44,6 +44,7 @@ impl Server {
                 let Ok((s, _)) = listener.accept().await else {
                     continue;
                 };
+                let _ = s.set_nodelay(true);
                 a.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(answer(s, h.clone()));
             }
@@ -591,7 +592,7 @@ async fn debug_answers_like_blackbox_exporter() {
     d.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn in_flight_limit_answers_503_and_counts() {
     let t = Server::start("127.0.0.1").await;
     let cfg = format!(

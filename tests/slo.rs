@@ -11,7 +11,7 @@ fn probe(name: &str, url: &str) -> String {
     format!("[[probe]]\nname = \"{name}\"\nkind = \"http\"\nurl = \"{url}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n")
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn daemon_counts_exactly_and_burns_as_computed() {
     let t = http_target().await;
     let cfg = probe("flaky", &t.url("/flaky/5"))
@@ -227,7 +227,7 @@ async fn slo_state_survives_reload_and_kill_9() {
     child.kill().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reload_keeps_slo_state_while_definition_is_unchanged() {
     let t = http_target().await;
     let base = probe("api", &t.url("/ok")) + &probe("other", &t.url("/ok"));

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::daemon::{start_daemon_in, Running};
+use crate::daemon::{start_daemon_at, start_daemon_in, Running};
 use crate::fixtures::{http_target, https_target, Pki};
 use crate::support::write_config;
 
@@ -169,7 +169,7 @@ fn first_incident_start(page: &str) -> Option<String> {
     Some(rest[..rest.find("</td>")?].to_string())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn history_survives_a_restart() {
     let t = http_target().await;
     let state = tempfile::tempdir().unwrap();
@@ -183,9 +183,13 @@ async fn history_survives_a_restart() {
             "[probe.expect]\nstatus = [200]",
         )
         + "[[slo]]\nname = \"s\"\nprobes = [\"good\", \"bad\"]\nobjective = 99\n";
-    let d = start_daemon_in(write_config(&text), &[]).await;
+    // A known start on the second: the scheduler's grid, and so the number of runs each probe
+    // has had, is the same on every run of the test.
+    let clock = vantage::Clock::at(Duration::from_secs(1_800_000_000));
+    let d = start_daemon_at(write_config(&text), clock).await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let (before, page) = runs_on_page(&d, "bad").await;
+    let (good_before, _) = runs_on_page(&d, "good").await;
     let incident = first_incident_start(&page).expect("an incident before the restart");
     assert!(before >= 3, "{before} runs before the restart");
     d.stop().await;
@@ -195,7 +199,7 @@ async fn history_survives_a_restart() {
     assert!(doc["probes"]["bad"]["runs"].as_str().unwrap().len() > 100);
     assert!(!doc["slos"]["s"]["fine"].as_str().unwrap().is_empty());
 
-    let d = start_daemon_in(write_config(&text), &[]).await;
+    let d = start_daemon_at(write_config(&text), clock).await;
     // Straight after the start, before a second run could happen.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (after, page) = runs_on_page(&d, "bad").await;
@@ -220,17 +224,21 @@ async fn history_survives_a_restart() {
         serde_json::to_vec(&doc).unwrap(),
     )
     .unwrap();
-    let d = start_daemon_in(write_config(&text), &[]).await;
+    let d = start_daemon_at(write_config(&text), clock).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, _) = d.get("/probes/bad").await;
     assert_eq!(status, 200);
     let (after, _) = runs_on_page(&d, "good").await;
     assert!(after >= before, "good's history is kept");
+    assert!(
+        after >= good_before,
+        "{after} runs of good, {good_before} before"
+    );
     d.stop().await;
 
     // A history file that is not JSON at all is moved aside; the SLO state still loads.
     std::fs::write(state.path().join("vantage-history.json"), b"\x00garbage{{{").unwrap();
-    let d = start_daemon_in(write_config(&text), &[]).await;
+    let d = start_daemon_at(write_config(&text), clock).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, _) = d.get("/probes/bad").await;
     assert_eq!(status, 200);

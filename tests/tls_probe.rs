@@ -69,8 +69,7 @@ async fn certificate_health_model() {
         assert_eq!(o.reason, reason, "{name}: {o:#?}");
         let tls = o
             .facts
-            .tls
-            .as_ref()
+            .tls()
             .unwrap_or_else(|| panic!("{name}: no TLS facts"));
         assert_eq!(tls.verify_result, verify, "{name}");
         assert!(
@@ -80,7 +79,11 @@ async fn certificate_health_model() {
         );
         let leaf = leaves.iter().find(|(n, _)| *n == name).unwrap().1;
         // The certificate's exact notAfter, to the second, in the facts.
-        assert_eq!(o.facts.cert_not_after, Some(leaf.not_after), "{name}");
+        assert_eq!(
+            o.facts.tls().map(|t| t.leaf_not_after),
+            Some(leaf.not_after),
+            "{name}"
+        );
         assert_eq!(tls.leaf_not_after, leaf.not_after, "{name}");
         tls.clone()
     };
@@ -179,26 +182,30 @@ async fn https_probes_collect_certificates() {
     let (_pki, all) = run_in(pki, &cfg).await;
 
     let o = outcome(&all, "plain");
-    assert!(o.success, "{o:#?}");
-    assert!(o.facts.ssl);
-    assert_eq!(o.facts.cert_not_after, Some(soon.not_after));
+    assert!(o.success(), "{o:#?}");
+    assert!(o.facts.http_facts().unwrap().ssl);
+    assert_eq!(
+        o.facts.tls().map(|t| t.leaf_not_after),
+        Some(soon.not_after)
+    );
     assert!(o.phases.tls > std::time::Duration::ZERO);
     assert_eq!(outcome(&all, "min-30").reason, Some(Reason::CertExpiring));
-    assert!(outcome(&all, "min-5").success);
+    assert!(outcome(&all, "min-5").success());
     let o = outcome(&all, "expired");
     assert_eq!(o.reason, Some(Reason::TlsVerify));
     assert!(o.evidence.contains("expired"));
-    assert_eq!(o.facts.cert_not_after, Some(expired.not_after));
     assert_eq!(
-        o.facts.status, None,
+        o.facts.tls().map(|t| t.leaf_not_after),
+        Some(expired.not_after)
+    );
+    assert_eq!(
+        o.facts.status(),
+        None,
         "no request is sent over an unverified connection"
     );
     let o = outcome(&all, "expired-insecure");
-    assert!(o.success, "{o:#?}");
-    assert_eq!(
-        o.facts.tls.as_ref().unwrap().verify_result,
-        VerifyResult::Expired
-    );
+    assert!(o.success(), "{o:#?}");
+    assert_eq!(o.facts.tls().unwrap().verify_result, VerifyResult::Expired);
 }
 
 #[tokio::test]
@@ -241,7 +248,7 @@ async fn client_certificates() {
     ) + &probe("without-cert", "");
     let (_pki, all) = run_in(pki, &cfg).await;
     let o = outcome(&all, "with-cert");
-    assert!(o.success, "{o:#?}");
+    assert!(o.success(), "{o:#?}");
     let o = outcome(&all, "without-cert");
     assert_eq!(o.reason, Some(Reason::TlsHandshake), "{o:#?}");
 }

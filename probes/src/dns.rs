@@ -20,7 +20,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use crate::net::{self, Failure, IpFamily};
-use crate::outcome::{Facts, Outcome, Phases, Reason};
+use crate::outcome::{ConnFacts, Facts, KindFacts, Outcome, Phases, Reason};
 use crate::Clock;
 
 /// How the query travels.
@@ -178,7 +178,7 @@ const MAX_UDP_REPLIES: u32 = 256;
 /// Run one dns probe.
 pub async fn run_dns(spec: &DnsSpec, _clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
-    let mut facts = Facts::default();
+    let mut facts = ConnFacts::default();
     let mut dns = DnsFacts::default();
     let mut doing = String::from("resolving the server");
     let deadline = crate::deadline(scheduled, spec.timeout);
@@ -204,7 +204,7 @@ pub async fn run_dns(spec: &DnsSpec, _clock: &Clock, scheduled: Instant) -> Outc
             }
         }
     }
-    facts.dns = Some(dns);
+    let facts = Facts::new(facts, KindFacts::Dns(dns));
     crate::finish(scheduled, phases, facts, result)
 }
 
@@ -217,7 +217,7 @@ fn random_id() -> u16 {
 async fn dns_inner(
     spec: &DnsSpec,
     phases: &mut Phases,
-    facts: &mut Facts,
+    facts: &mut ConnFacts,
     dns: &mut DnsFacts,
     doing: &mut String,
 ) -> Result<String, Failure> {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use crate::net::Failure;
-use crate::outcome::{Facts, HealthCheck, HealthFacts, Reason};
+use crate::outcome::{HealthCheck, HealthFacts, HttpFacts, Reason};
 use crate::secret::Redactor;
 
 /// One accepted status: an exact code or a class such as `2xx`.
@@ -274,7 +274,7 @@ impl HttpExpect {
     pub(crate) fn evaluate(
         &self,
         resp: &Response,
-        facts: &mut Facts,
+        facts: &mut HttpFacts,
         redactor: &Redactor,
     ) -> Result<(), Failure> {
         let accepted: &[StatusPattern] = if self.status.is_empty() {

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use crate::net::{self, Failure, IpFamily};
-use crate::outcome::{Facts, Outcome, Phases, Reason};
+use crate::outcome::{ConnFacts, Facts, KindFacts, Outcome, Phases, Reason};
 use crate::tls::{check_certificate, describe_expiry, TlsClient};
 use crate::Clock;
 
@@ -77,7 +77,7 @@ pub struct GrpcFacts {
 /// Run one grpc health check.
 pub async fn run_grpc(spec: &GrpcSpec, clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
-    let mut facts = Facts::default();
+    let mut facts = ConnFacts::default();
     let mut grpc = GrpcFacts::default();
     let mut doing = "resolving".to_string();
     let deadline = crate::deadline(scheduled, spec.timeout);
@@ -103,7 +103,7 @@ pub async fn run_grpc(spec: &GrpcSpec, clock: &Clock, scheduled: Instant) -> Out
             phases.processing += rest;
         }
     }
-    facts.grpc = Some(grpc);
+    let facts = Facts::new(facts, KindFacts::Grpc(grpc));
     crate::finish(scheduled, phases, facts, result)
 }
 
@@ -111,7 +111,7 @@ async fn grpc_inner(
     spec: &GrpcSpec,
     clock: &Clock,
     phases: &mut Phases,
-    facts: &mut Facts,
+    facts: &mut ConnFacts,
     grpc: &mut GrpcFacts,
     doing: &mut String,
 ) -> Result<String, Failure> {
@@ -139,9 +139,7 @@ async fn grpc_inner(
             .client
             .handshake(tcp, name, clock, &mut phases.tls)
             .await?;
-        facts.ssl = true;
         grpc.ssl = true;
-        facts.cert_not_after = Some(tls.leaf_not_after);
         let now = clock.unix_secs();
         summary = format!(
             ", TLS {} {}, {}",

@@ -5,21 +5,21 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Method;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use url::Url;
 
+use crate::credentials::{connect_tunnel, proxy_authorization, userinfo_to_basic_auth};
 use crate::decode;
 use crate::expect::{HttpExpect, Response};
 use crate::net::{self, AddressFilter, Failure, IpFamily};
-use crate::outcome::{Facts, Outcome, Phases, Reason};
+use crate::oauth2::Oauth2Client;
+use crate::outcome::{ConnFacts, Facts, HttpFacts, KindFacts, Outcome, Phases, Reason};
 use crate::secret::Redactor;
 use crate::timing::{charge_timeout, timeout_evidence, Phase, StampedTcp, TimedIo};
 use crate::tls::{self, TlsClient};
@@ -27,8 +27,6 @@ use crate::Clock;
 
 /// Largest response head (status line and headers) we accept: endless headers are an attack.
 const MAX_HEAD: usize = 64 * 1024;
-/// Largest proxy CONNECT answer we read.
-const MAX_CONNECT_HEAD: usize = 16 * 1024;
 
 /// One request, before redirects.
 #[derive(Debug, Clone)]
@@ -57,6 +55,52 @@ pub struct Transport {
     pub filter: Option<AddressFilter>,
     /// Local address to connect from (blackbox_exporter's `source_ip_address`).
     pub source_ip: Option<std::net::IpAddr>,
+    /// HTTP versions this transport may speak (`http_versions`). The ALPN list offered is the
+    /// [`TlsClient`]'s: build it with [`HttpVersions::alpn`].
+    pub versions: HttpVersions,
+}
+
+/// Which HTTP versions a probe accepts (`http_versions = ["1.1", "2"]`, the default). HTTP/2 is
+/// spoken over TLS only, when the server picks `h2` by ALPN; plain http is always HTTP/1.1 (no
+/// h2c, as blackbox_exporter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpVersions {
+    pub http1: bool,
+    pub http2: bool,
+}
+
+impl Default for HttpVersions {
+    fn default() -> Self {
+        Self {
+            http1: true,
+            http2: true,
+        }
+    }
+}
+
+impl HttpVersions {
+    /// The ALPN protocols to offer. With HTTP/2 allowed, `h2` first and `http/1.1` too (even when
+    /// only "2" is accepted: a server that picks HTTP/1.1 then fails the run with a clear reason
+    /// instead of a TLS alert, as blackbox_exporter's `valid_http_versions` does).
+    pub fn alpn(self) -> &'static [&'static [u8]] {
+        if self.http2 {
+            &[b"h2", b"http/1.1"]
+        } else {
+            &[b"http/1.1"]
+        }
+    }
+
+    /// `["1.1", "2"]`, for evidence.
+    pub fn describe(self) -> String {
+        let mut v = Vec::new();
+        if self.http1 {
+            v.push("\"1.1\"");
+        }
+        if self.http2 {
+            v.push("\"2\"");
+        }
+        format!("[{}]", v.join(", "))
+    }
 }
 
 /// A `kind = "http"` probe.
@@ -68,28 +112,64 @@ pub struct HttpSpec {
     pub expect: HttpExpect,
     /// Secrets to mask in evidence (body excerpts may echo them).
     pub redactor: Redactor,
+    /// OAuth 2.0 client credentials: each run sends the (cached) token as `Authorization`.
+    pub oauth2: Option<Oauth2Client>,
 }
 
 /// Run one HTTP probe. `scheduled` is when the run was due: a late start counts as latency, and
 /// the timeout (DNS included) runs from there.
 pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
-    let mut facts = Facts::default();
+    let mut conn = ConnFacts::default();
+    let mut hf = HttpFacts::default();
     let mut addr = None;
     let mut answered = false;
     let deadline = crate::deadline(scheduled, spec.timeout);
+    let mut token_redactor = None;
     let result = tokio::time::timeout_at(deadline, async {
+        let mut with_token;
+        let mut request = &spec.request;
+        if let Some(oauth2) = &spec.oauth2 {
+            // Fetching a token is time before the first connection: the resolve phase's.
+            let start = Instant::now();
+            // Its own deadline (the run's): a hanging token endpoint is named in the evidence.
+            let auth = tokio::time::timeout_at(
+                deadline,
+                oauth2.authorization(clock, &spec.transport, &spec.redactor),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::new(
+                    Reason::Timeout,
+                    format!(
+                        "oauth2 token from {}: no token within the probe's timeout of {}",
+                        oauth2.config().token_url,
+                        ms(spec.timeout)
+                    ),
+                ))
+            });
+            phases.resolve += start.elapsed();
+            let auth = auth?;
+            with_token = spec.request.clone();
+            with_token
+                .headers
+                .insert(header::AUTHORIZATION, auth.header);
+            request = &with_token;
+            token_redactor = Some(auth.redactor);
+        }
+        let redactor = token_redactor.as_ref().unwrap_or(&spec.redactor);
         let resp = exchange(
             clock,
-            &spec.request,
+            request,
             &spec.transport,
             &mut phases,
-            &mut facts,
+            &mut conn,
+            &mut hf,
             &mut addr,
         )
         .await?;
         answered = true;
-        spec.expect.evaluate(&resp, &mut facts, &spec.redactor)?;
+        spec.expect.evaluate(&resp, &mut hf, redactor)?;
         let took = scheduled.elapsed();
         if let Some(limit) = spec.expect.latency_under {
             if took > limit {
@@ -104,7 +184,7 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
     .await;
     let end = Instant::now();
     let result = result.unwrap_or_else(|_| {
-        let phase = facts.in_progress;
+        let phase = conn.in_progress;
         charge_timeout(&mut phases, phase, end.saturating_duration_since(scheduled));
         Err(Failure::new(
             Reason::Timeout,
@@ -116,7 +196,7 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
     if result.is_err() && !answered {
         charge_timeout(
             &mut phases,
-            facts.in_progress,
+            conn.in_progress,
             end.saturating_duration_since(scheduled),
         );
     }
@@ -126,7 +206,13 @@ pub async fn run_http(spec: &HttpSpec, clock: &Clock, scheduled: Instant) -> Out
             .map_err(|f| Failure::new(f.reason, format!("{}; address {a}", f.evidence))),
         None => result,
     };
-    crate::finish_at(end, scheduled, phases, facts, result)
+    let facts = Facts::new(conn, KindFacts::Http(hf));
+    let mut outcome = crate::finish_at(end, scheduled, phases, facts, result);
+    // The access token is no config secret: mask it wherever a target may have echoed it.
+    if let Some(r) = &token_redactor {
+        r.outcome(&mut outcome);
+    }
+    outcome
 }
 
 pub fn ms(d: Duration) -> String {
@@ -138,57 +224,6 @@ pub fn ms(d: Duration) -> String {
     }
 }
 
-/// The `Authorization: Basic` value for a URL's userinfo (percent-decoded, as curl sends it),
-/// or `None` when the URL has none.
-pub fn basic_auth_of(url: &Url) -> Option<(String, String, HeaderValue)> {
-    if url.username().is_empty() && url.password().is_none() {
-        return None;
-    }
-    let user = percent_decode(url.username());
-    let pass = percent_decode(url.password().unwrap_or(""));
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    let mut value = HeaderValue::from_str(&format!("Basic {token}")).ok()?;
-    value.set_sensitive(true);
-    Some((user, pass, value))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// URL userinfo becomes basic auth, as curl does: the credentials go in an `Authorization`
-/// header (unless one is set already) and never on the request line or in `Host`.
-pub fn userinfo_to_basic_auth(url: &mut Url, headers: &mut HeaderMap) {
-    let Some((_, _, value)) = basic_auth_of(url) else {
-        return;
-    };
-    if !headers.contains_key(header::AUTHORIZATION) {
-        headers.insert(header::AUTHORIZATION, value);
-    }
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-}
-
 /// Send `req`, follow redirects, read the final body. Phases and facts accumulate as we go, so a
 /// timeout still reports what was reached.
 pub async fn exchange(
@@ -196,7 +231,8 @@ pub async fn exchange(
     req: &Request,
     transport: &Transport,
     phases: &mut Phases,
-    facts: &mut Facts,
+    conn: &mut ConnFacts,
+    hf: &mut HttpFacts,
     addr: &mut Option<SocketAddr>,
 ) -> Result<Response, Failure> {
     let mut url = req.url.clone();
@@ -204,7 +240,7 @@ pub async fn exchange(
     let mut body = req.body.clone();
     let mut headers = req.headers.clone();
     userinfo_to_basic_auth(&mut url, &mut headers);
-    facts.redirects = 0;
+    hf.redirects = 0;
     let mut hop_filter = match &transport.filter {
         Some(f) => Some(f.for_hop(&url).map_err(|why| {
             Failure::new(Reason::Connect, format!("target {url} refused: {why}"))
@@ -221,12 +257,13 @@ pub async fn exchange(
             transport,
             hop_filter.as_ref(),
             phases,
-            facts,
+            conn,
+            hf,
             addr,
         )
         .await?;
         let status = resp.status;
-        facts.status = Some(status);
+        hf.status = Some(status);
         let location = resp
             .headers
             .get(header::LOCATION)
@@ -235,9 +272,10 @@ pub async fn exchange(
         let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
         let (true, true, Some(location)) = (transport.follow_redirects, is_redirect, location)
         else {
+            check_version(&url, transport.versions, hf, status)?;
             return Ok(resp);
         };
-        if facts.redirects >= transport.max_redirects {
+        if hf.redirects >= transport.max_redirects {
             return Err(Failure::new(
                 Reason::RedirectLimit,
                 format!(
@@ -267,7 +305,7 @@ pub async fn exchange(
                 )
             })?);
         }
-        facts.redirects += 1;
+        hf.redirects += 1;
         // As browsers do: 303, and 301/302 after a POST, become a GET without a body.
         if status == 303 || (matches!(status, 301 | 302) && method == Method::POST) {
             method = Method::GET;
@@ -294,6 +332,37 @@ pub async fn exchange(
     }
 }
 
+/// The final answer's HTTP version must be one the probe accepts (blackbox_exporter's
+/// `valid_http_versions`, checked as it does: on the final response, after it was read).
+fn check_version(
+    url: &Url,
+    versions: HttpVersions,
+    facts: &HttpFacts,
+    status: u16,
+) -> Result<(), Failure> {
+    let version = facts.version.as_deref().unwrap_or_default();
+    let ok = match version {
+        "2" => versions.http2,
+        // HTTP/1.0 answers are accepted as HTTP/1.x.
+        _ => versions.http1,
+    };
+    if ok {
+        return Ok(());
+    }
+    let why = match (version, url.scheme()) {
+        ("2", _) => "",
+        (_, "https") => ": the server did not choose HTTP/2 (ALPN h2)",
+        _ => ": plain http is HTTP/1.1 only (HTTP/2 is spoken over TLS, no h2c)",
+    };
+    Err(Failure::new(
+        Reason::Protocol,
+        format!(
+            "status {status} over HTTP/{version}, not among http_versions {}{why}",
+            versions.describe()
+        ),
+    ))
+}
+
 /// Either side of the TLS fork, as one stream type.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -308,7 +377,8 @@ async fn one_hop(
     transport: &Transport,
     filter: Option<&AddressFilter>,
     phases: &mut Phases,
-    facts: &mut Facts,
+    conn: &mut ConnFacts,
+    hf: &mut HttpFacts,
     addr_out: &mut Option<SocketAddr>,
 ) -> Result<Response, Failure> {
     let https = match url.scheme() {
@@ -337,7 +407,7 @@ async fn one_hop(
         ),
         None => (host.clone(), port),
     };
-    facts.in_progress = Phase::Resolve;
+    conn.in_progress = Phase::Resolve;
     let addr = net::resolve(
         &dial_host,
         dial_port,
@@ -347,9 +417,9 @@ async fn one_hop(
     )
     .await?;
     *addr_out = Some(addr);
-    facts.ip_protocol = Some(net::family_number(&addr));
-    facts.ip_addr_hash = Some(net::ip_addr_hash(addr.ip()));
-    facts.in_progress = Phase::Connect;
+    conn.ip_protocol = Some(net::family_number(&addr));
+    conn.ip_addr_hash = Some(net::ip_addr_hash(addr.ip()));
+    conn.in_progress = Phase::Connect;
     let mut tcp = net::connect_from(addr, transport.source_ip, &mut phases.connect).await?;
     if let (Some(proxy), true) = (&transport.proxy, https) {
         let start = Instant::now();
@@ -361,31 +431,46 @@ async fn one_hop(
     // Reads note when their bytes arrived: the first byte is dated by that, not by when this
     // task was polled (timing.rs).
     let (tcp, arrivals) = StampedTcp::new(tcp);
-    let stream: Box<dyn Io> = if https {
+    let (stream, h2): (Box<dyn Io>, bool) = if https {
         let name = transport.server_name.as_deref().unwrap_or(&host);
-        facts.in_progress = Phase::Tls;
+        conn.in_progress = Phase::Tls;
         let (stream, tls) = transport
             .tls
             .handshake(tcp, name, clock, &mut phases.tls)
             .await?;
-        facts.cert_not_after = Some(tls.leaf_not_after);
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let verdict = tls::check_certificate(
             &tls,
             !transport.insecure_skip_verify,
             transport.cert_min_days,
             clock.unix_secs(),
         );
-        facts.tls = Some(tls);
+        conn.tls = Some(tls);
         verdict?;
         // blackbox_exporter's probe_http_ssl: 1 only once a TLS connection was made.
-        facts.ssl = true;
-        Box::new(stream)
+        hf.ssl = true;
+        (Box::new(stream), h2)
     } else {
-        facts.ssl = false;
-        Box::new(tcp)
+        hf.ssl = false;
+        (Box::new(tcp), false)
     };
 
-    let target = if transport.proxy.is_some() && !https {
+    let target = if h2 {
+        // HTTP/2 carries the scheme and authority as pseudo-headers: the URI is absolute, and
+        // there is no Host or Connection header.
+        // A Host header set by the probe (a virtual host on an address) is the authority.
+        let authority = match headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+            Some(h) => h.to_string(),
+            None => host_header(url)?.to_str().unwrap_or_default().to_string(),
+        };
+        let mut t = format!("https://{authority}");
+        t.push_str(url.path());
+        if let Some(q) = url.query() {
+            t.push('?');
+            t.push_str(q);
+        }
+        t
+    } else if transport.proxy.is_some() && !https {
         url.as_str().to_string()
     } else {
         let mut t = url.path().to_string();
@@ -396,50 +481,95 @@ async fn one_hop(
         t
     };
     let mut builder = http::Request::builder().method(method.clone()).uri(target);
-    let req_headers = builder.headers_mut().expect("fresh builder has headers");
-    req_headers.insert(header::HOST, host_header(url)?);
+    if h2 {
+        builder = builder.version(http::Version::HTTP_2);
+    }
+    // The builder holds its first error (a request target hyper cannot carry, such as one of
+    // 64 KiB or more after a redirect's percent-encoding) and then has no headers: a failed
+    // run, never a panic.
+    let Some(req_headers) = builder.headers_mut() else {
+        let len = target_len(url);
+        return Err(Failure::new(
+            Reason::Protocol,
+            format!("request target of {len} bytes cannot be sent (too long or invalid)"),
+        ));
+    };
+    if !h2 {
+        req_headers.insert(header::HOST, host_header(url)?);
+        // Each run is a fresh connection: say so, and the server need not keep it.
+        req_headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     req_headers.insert(
         header::USER_AGENT,
         HeaderValue::from_static(concat!("vantage/", env!("CARGO_PKG_VERSION"))),
     );
     req_headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-    // Each run is a fresh connection: say so, and the server need not keep it.
-    req_headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     if let (Some(proxy), false) = (&transport.proxy, https) {
         if let Some(auth) = proxy_authorization(proxy) {
             req_headers.insert(header::PROXY_AUTHORIZATION, auth);
         }
     }
     for (name, value) in headers {
+        // Connection-specific headers are not HTTP/2's (RFC 9113 §8.2.2).
+        if h2 && is_connection_specific(name) {
+            continue;
+        }
         req_headers.insert(name.clone(), value.clone());
     }
     let request = builder
         .body(Full::new(body.unwrap_or_default()))
         .map_err(|e| Failure::new(Reason::Protocol, format!("building request: {e}")))?;
 
-    facts.in_progress = Phase::Processing;
+    conn.in_progress = Phase::Processing;
     let (io, marks) = TimedIo::with_arrivals(stream, arrivals);
-    let mut conn_builder = hyper::client::conn::http1::Builder::new();
-    conn_builder.max_buf_size(MAX_HEAD);
-    let (mut sender, conn) = conn_builder
-        .handshake::<_, Full<Bytes>>(TokioIo::new(io))
-        .await
-        .map_err(|e| hyper_failure(&e))?;
-    let driver = AbortOnDrop(tokio::spawn(conn));
-
-    let sent = Instant::now();
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| hyper_failure(&e))?;
-    let head_at = Instant::now();
+    let (response, driver, sent, head_at) = if h2 {
+        // Both sides send SETTINGS before any request, so the byte marks of TimedIo do not
+        // bracket the request on HTTP/2: processing runs from handing the request to the
+        // connection to its response head being decoded.
+        let mut conn_builder =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        conn_builder.max_header_list_size(MAX_HEAD as u32);
+        let (mut sender, connection) = conn_builder
+            .handshake::<_, Full<Bytes>>(TokioIo::new(io))
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        let driver = AbortOnDrop(tokio::spawn(connection));
+        let sent = Instant::now();
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        let head_at = Instant::now();
+        (response, driver, sent, head_at)
+    } else {
+        let mut conn_builder = hyper::client::conn::http1::Builder::new();
+        conn_builder.max_buf_size(MAX_HEAD);
+        let (mut sender, connection) = conn_builder
+            .handshake::<_, Full<Bytes>>(TokioIo::new(io))
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        let driver = AbortOnDrop(tokio::spawn(connection));
+        let sent = Instant::now();
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        let head_at = Instant::now();
+        (response, driver, sent, head_at)
+    };
     let m = *marks.lock().unwrap_or_else(|e| e.into_inner());
-    let written = m.request_written.unwrap_or(sent);
-    let first_byte = m.first_byte.unwrap_or(head_at);
+    let (written, first_byte) = if h2 {
+        (sent, head_at)
+    } else {
+        (
+            m.request_written.unwrap_or(sent),
+            m.first_byte.unwrap_or(head_at),
+        )
+    };
     phases.processing += first_byte.saturating_duration_since(written);
-    facts.in_progress = Phase::Transfer;
+    conn.in_progress = Phase::Transfer;
 
-    facts.http_version = Some(
+    hf.version = Some(
         match response.version() {
             http::Version::HTTP_10 => "1.0",
             http::Version::HTTP_11 => "1.1",
@@ -449,7 +579,7 @@ async fn one_hop(
         .to_string(),
     );
     let (parts, mut incoming) = response.into_parts();
-    facts.declared_length = Some(
+    hf.declared_length = Some(
         parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -457,14 +587,14 @@ async fn one_hop(
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
     );
-    facts.last_modified = parts
+    hf.last_modified = parts
         .headers
         .get(header::LAST_MODIFIED)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .and_then(|d| i64::try_from(d.as_secs()).ok());
-    facts.uncompressed_body_length = None;
+    hf.uncompressed_body_length = None;
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -507,13 +637,13 @@ async fn one_hop(
     phases.transfer += first_byte.elapsed();
     drop(driver);
     read?;
-    facts.content_length = Some(buf.len() as u64);
+    hf.content_length = Some(buf.len() as u64);
     // Decoding is part of receiving the body: its time is the transfer phase's too.
     let decoding = Instant::now();
     let body = decode_body(buf.freeze(), &parts, transport.max_body).await;
     phases.transfer += decoding.elapsed();
     let body = body?;
-    facts.uncompressed_body_length = Some(body.len() as u64);
+    hf.uncompressed_body_length = Some(body.len() as u64);
     Ok(Response {
         status: parts.status.as_u16(),
         headers: parts.headers,
@@ -543,6 +673,16 @@ async fn decode_body(
     })
 }
 
+/// Headers that belong to one HTTP/1.1 connection and must not be sent over HTTP/2.
+fn is_connection_specific(name: &header::HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::HOST
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
@@ -560,65 +700,9 @@ fn host_header(url: &Url) -> Result<HeaderValue, Failure> {
     HeaderValue::from_str(&value).map_err(|_| Failure::new(Reason::Protocol, "invalid host"))
 }
 
-fn proxy_authorization(proxy: &Url) -> Option<HeaderValue> {
-    if proxy.username().is_empty() {
-        return None;
-    }
-    let user = percent_decode(proxy.username());
-    let pass = percent_decode(proxy.password().unwrap_or_default());
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-    HeaderValue::from_str(&format!("Basic {token}")).ok()
-}
-
-/// Open a CONNECT tunnel through an HTTP proxy.
-async fn connect_tunnel(
-    tcp: &mut TcpStream,
-    proxy: &Url,
-    host: &str,
-    port: u16,
-) -> Result<(), Failure> {
-    let mut req = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n");
-    if let Some(auth) = proxy_authorization(proxy) {
-        req.push_str("Proxy-Authorization: ");
-        req.push_str(auth.to_str().unwrap_or_default());
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
-    tcp.write_all(req.as_bytes())
-        .await
-        .map_err(|e| Failure::new(Reason::Connect, format!("proxy CONNECT: {e}")))?;
-    let mut head = Vec::with_capacity(512);
-    let mut byte = [0u8; 1];
-    // Byte by byte so nothing of the tunnelled stream is consumed; the head is tiny.
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() >= MAX_CONNECT_HEAD {
-            return Err(Failure::new(
-                Reason::Protocol,
-                "proxy CONNECT answer too large",
-            ));
-        }
-        let n = tcp
-            .read(&mut byte)
-            .await
-            .map_err(|e| Failure::new(Reason::Connect, format!("proxy CONNECT: {e}")))?;
-        if n == 0 {
-            return Err(Failure::new(
-                Reason::Connect,
-                "proxy closed the connection during CONNECT",
-            ));
-        }
-        head.push(byte[0]);
-    }
-    let line = String::from_utf8_lossy(&head);
-    let status = line.split_whitespace().nth(1).unwrap_or_default();
-    if status != "200" {
-        let first = line.lines().next().unwrap_or_default();
-        return Err(Failure::new(
-            Reason::Connect,
-            format!("proxy refused CONNECT: {first}"),
-        ));
-    }
-    Ok(())
+/// Bytes of the request target (path and query) of `url`.
+fn target_len(url: &Url) -> usize {
+    url.path().len() + url.query().map_or(0, |q| q.len() + 1)
 }
 
 fn hyper_failure(e: &hyper::Error) -> Failure {

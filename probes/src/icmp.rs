@@ -18,7 +18,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use crate::net::{self, Failure, IpFamily};
-use crate::outcome::{Facts, Outcome, Phases, Reason};
+use crate::outcome::{ConnFacts, Facts, KindFacts, Outcome, Phases, Reason};
 use crate::Clock;
 
 /// Largest `payload_size`.
@@ -53,7 +53,7 @@ pub struct IcmpFacts {
 /// Run one icmp probe. Phases: resolve, connect (socket setup), processing (round trip).
 pub async fn run_icmp(spec: &IcmpSpec, _clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
-    let mut facts = Facts::default();
+    let mut facts = ConnFacts::default();
     let mut icmp = IcmpFacts::default();
     let mut doing = "resolving".to_string();
     let deadline = crate::deadline(scheduled, spec.timeout);
@@ -72,7 +72,7 @@ pub async fn run_icmp(spec: &IcmpSpec, _clock: &Clock, scheduled: Instant) -> Ou
         let accounted: Duration = phases.as_array().iter().sum();
         phases.processing += scheduled.elapsed().saturating_sub(accounted);
     }
-    facts.icmp = Some(icmp);
+    let facts = Facts::new(facts, KindFacts::Icmp(icmp));
     crate::finish(scheduled, phases, facts, result)
 }
 
@@ -109,7 +109,7 @@ fn open(v6: bool) -> Result<(Socket, bool), Failure> {
 async fn icmp_inner(
     spec: &IcmpSpec,
     phases: &mut Phases,
-    facts: &mut Facts,
+    facts: &mut ConnFacts,
     icmp: &mut IcmpFacts,
     doing: &mut String,
 ) -> Result<String, Failure> {

@@ -10,6 +10,7 @@
 //! or of metrics: callers build specs and map outcomes.
 
 pub mod clock;
+pub mod credentials;
 mod decode;
 pub mod dns;
 pub mod expect;
@@ -18,6 +19,7 @@ pub mod grpc;
 pub mod http;
 pub mod icmp;
 pub mod net;
+pub mod oauth2;
 pub mod outcome;
 pub mod scrape;
 pub mod secret;
@@ -32,12 +34,13 @@ pub use expect::{
     StatusPattern,
 };
 pub use grpc::{run_grpc, GrpcFacts, GrpcSpec};
-pub use http::{run_http, HttpSpec, Request, Transport};
+pub use http::{run_http, HttpSpec, HttpVersions, Request, Transport};
 pub use icmp::{run_icmp, IcmpFacts, IcmpSpec};
 pub use net::{AddressFilter, IpFamily};
+pub use oauth2::{Oauth2Client, Oauth2Config};
 pub use outcome::{
-    CertInfo, Facts, HealthCheck, HealthFacts, Outcome, Phases, Reason, StepFacts, TlsFacts,
-    VerifyResult,
+    CertInfo, ConnFacts, Facts, HealthCheck, HealthFacts, HttpFacts, KindFacts, Outcome, Phases,
+    Reason, ScrapeFacts, StepFacts, TlsFacts, VerifyResult,
 };
 pub use scrape::{run_flow, Capture, FlowSpec, StepSpec, Template};
 pub use secret::{Redactor, Secret};
@@ -77,7 +80,6 @@ pub(crate) fn finish_at(
     let duration = end.saturating_duration_since(scheduled);
     match result {
         Ok(evidence) => Outcome {
-            success: true,
             reason: None,
             duration,
             phases,
@@ -85,7 +87,6 @@ pub(crate) fn finish_at(
             facts,
         },
         Err(f) => Outcome {
-            success: false,
             reason: Some(f.reason),
             duration,
             phases,

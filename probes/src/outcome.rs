@@ -263,24 +263,29 @@ pub struct StepFacts {
     pub attempts: u32,
 }
 
-/// The kind-specific facts of a run. Fields a kind does not produce stay empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Facts {
-    /// Final HTTP status.
-    pub status: Option<u16>,
-    /// Leaf certificate notAfter, Unix seconds (HTTPS and TLS probes).
-    pub cert_not_after: Option<i64>,
-    pub steps: Vec<StepFacts>,
-    /// "1.1" for HTTP/1.1.
-    pub http_version: Option<String>,
-    pub content_length: Option<u64>,
-    pub redirects: u32,
-    /// 4 or 6: the family of the address the final request went to.
+/// What a run learnt about the connection it made, whatever its kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnFacts {
+    /// 4 or 6: the family of the address the (final) connection went to.
     pub ip_protocol: Option<u8>,
-    pub ssl: bool,
     /// blackbox_exporter's `probe_ip_addr_hash`: FNV-1a (32 bit) of the address's bytes (4 for
     /// IPv4, 16 for IPv6).
     pub ip_addr_hash: Option<u32>,
+    /// The TLS handshake's facts, collected even when verification fails.
+    pub tls: Option<TlsFacts>,
+    /// The phase the run was last in: a timeout charges its wait there and names it.
+    pub in_progress: crate::timing::Phase,
+}
+
+/// What an HTTP exchange (an http probe, or a scrape flow's last request) learnt.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HttpFacts {
+    /// Final HTTP status.
+    pub status: Option<u16>,
+    /// "1.1" for HTTP/1.1, "2" for HTTP/2.
+    pub version: Option<String>,
+    /// Bytes of the final response's body as received (before decoding).
+    pub content_length: Option<u64>,
     /// The final response's `Content-Length` header, -1 when it has none (blackbox_exporter's
     /// `probe_http_content_length`); `None` when no response head was read.
     pub declared_length: Option<i64>,
@@ -288,34 +293,180 @@ pub struct Facts {
     pub uncompressed_body_length: Option<u64>,
     /// The final response's `Last-Modified`, Unix seconds.
     pub last_modified: Option<i64>,
+    pub redirects: u32,
+    /// blackbox_exporter's `probe_http_ssl`: the final request went over a TLS connection that
+    /// was made (a failed handshake is not one).
+    pub ssl: bool,
     /// A body regex assertion failed (blackbox_exporter's `probe_failed_due_to_regex`).
     pub failed_due_to_regex: bool,
-    pub tls: Option<TlsFacts>,
     pub health: Option<HealthFacts>,
-    /// The phase the run was last in: a timeout charges its wait there and names it.
-    #[serde(skip)]
-    pub in_progress: crate::timing::Phase,
-    /// kind = "tcp": the dialogue.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tcp: Option<crate::tcp::TcpFacts>,
-    /// kind = "dns": the reply.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dns: Option<crate::dns::DnsFacts>,
-    /// kind = "icmp": the echo.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub icmp: Option<crate::icmp::IcmpFacts>,
-    /// kind = "grpc": the health check.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc: Option<crate::grpc::GrpcFacts>,
+}
+
+/// A scrape flow: its steps, and the HTTP facts of the last request it made.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScrapeFacts {
+    pub steps: Vec<StepFacts>,
+    pub last: HttpFacts,
+}
+
+/// What only one kind of probe learns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KindFacts {
+    Http(HttpFacts),
+    /// A TLS probe learns nothing beyond the connection's facts.
+    Tls,
+    Scrape(ScrapeFacts),
+    Tcp(crate::tcp::TcpFacts),
+    Dns(crate::dns::DnsFacts),
+    Icmp(crate::icmp::IcmpFacts),
+    Grpc(crate::grpc::GrpcFacts),
+}
+
+/// The facts of a run: what every kind learns about its connection, and what only its kind
+/// learns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facts {
+    pub conn: ConnFacts,
+    pub kind: KindFacts,
+}
+
+impl Default for Facts {
+    /// An HTTP probe's facts, before it has learnt anything.
+    fn default() -> Facts {
+        Facts::http()
+    }
+}
+
+impl Facts {
+    pub fn new(conn: ConnFacts, kind: KindFacts) -> Facts {
+        Facts { conn, kind }
+    }
+
+    /// An HTTP probe's facts, before it has learnt anything.
+    pub fn http() -> Facts {
+        Facts::new(ConnFacts::default(), KindFacts::Http(HttpFacts::default()))
+    }
+
+    pub fn tls(&self) -> Option<&TlsFacts> {
+        self.conn.tls.as_ref()
+    }
+
+    /// The HTTP facts: an http probe's, or a scrape flow's last request's.
+    pub fn http_facts(&self) -> Option<&HttpFacts> {
+        match &self.kind {
+            KindFacts::Http(h) => Some(h),
+            KindFacts::Scrape(s) => Some(&s.last),
+            _ => None,
+        }
+    }
+
+    pub fn http_facts_mut(&mut self) -> Option<&mut HttpFacts> {
+        match &mut self.kind {
+            KindFacts::Http(h) => Some(h),
+            KindFacts::Scrape(s) => Some(&mut s.last),
+            _ => None,
+        }
+    }
+
+    /// The final HTTP status, for the kinds that speak HTTP.
+    pub fn status(&self) -> Option<u16> {
+        self.http_facts()?.status
+    }
+
+    pub fn health(&self) -> Option<&HealthFacts> {
+        self.http_facts()?.health.as_ref()
+    }
+
+    pub fn steps(&self) -> &[StepFacts] {
+        match &self.kind {
+            KindFacts::Scrape(s) => &s.steps,
+            _ => &[],
+        }
+    }
+
+    pub fn tcp(&self) -> Option<&crate::tcp::TcpFacts> {
+        match &self.kind {
+            KindFacts::Tcp(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn dns(&self) -> Option<&crate::dns::DnsFacts> {
+        match &self.kind {
+            KindFacts::Dns(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn icmp(&self) -> Option<&crate::icmp::IcmpFacts> {
+        match &self.kind {
+            KindFacts::Icmp(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    pub fn grpc(&self) -> Option<&crate::grpc::GrpcFacts> {
+        match &self.kind {
+            KindFacts::Grpc(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// An expected pattern did not match what the target sent (blackbox_exporter's
+    /// `probe_failed_due_to_regex`), for the kinds that match patterns.
+    pub fn failed_due_to_regex(&self) -> bool {
+        match &self.kind {
+            KindFacts::Tcp(t) => t.failed_due_to_regex,
+            _ => self.http_facts().is_some_and(|h| h.failed_due_to_regex),
+        }
+    }
+}
+
+/// The JSON form (`vantage check --format json`, the API): one flat object, as before the
+/// facts were structured, with only the keys the run's kind has.
+impl Serialize for Facts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("ip_protocol", &self.conn.ip_protocol)?;
+        m.serialize_entry("ip_addr_hash", &self.conn.ip_addr_hash)?;
+        // The one meaning of `cert_not_after` everywhere: the effective expiry.
+        m.serialize_entry("cert_not_after", &self.tls().map(|t| t.effective_not_after))?;
+        m.serialize_entry("tls", &self.conn.tls)?;
+        let http = |m: &mut S::SerializeMap, h: &HttpFacts| -> Result<(), S::Error> {
+            m.serialize_entry("status", &h.status)?;
+            m.serialize_entry("http_version", &h.version)?;
+            m.serialize_entry("content_length", &h.content_length)?;
+            m.serialize_entry("declared_length", &h.declared_length)?;
+            m.serialize_entry("uncompressed_body_length", &h.uncompressed_body_length)?;
+            m.serialize_entry("last_modified", &h.last_modified)?;
+            m.serialize_entry("redirects", &h.redirects)?;
+            m.serialize_entry("ssl", &h.ssl)?;
+            m.serialize_entry("failed_due_to_regex", &h.failed_due_to_regex)?;
+            m.serialize_entry("health", &h.health)
+        };
+        match &self.kind {
+            KindFacts::Http(h) => http(&mut m, h)?,
+            KindFacts::Tls => {}
+            KindFacts::Scrape(sc) => {
+                http(&mut m, &sc.last)?;
+                m.serialize_entry("steps", &sc.steps)?;
+            }
+            KindFacts::Tcp(t) => m.serialize_entry("tcp", t)?,
+            KindFacts::Dns(d) => m.serialize_entry("dns", d)?,
+            KindFacts::Icmp(i) => m.serialize_entry("icmp", i)?,
+            KindFacts::Grpc(g) => m.serialize_entry("grpc", g)?,
+        }
+        m.end()
+    }
 }
 
 /// One run's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    pub success: bool,
+    /// Why the run failed; `None` for a success. The one home of the verdict.
     pub reason: Option<Reason>,
     /// From the scheduled start to the end of the run.
-    #[serde(serialize_with = "seconds")]
     pub duration: Duration,
     pub phases: Phases,
     /// Human-readable: status, the failing assertion, body excerpt, the chosen address.
@@ -324,8 +475,26 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    pub fn success(&self) -> bool {
+        self.reason.is_none()
+    }
+
     /// Days from `now` (Unix seconds) until the effective certificate expiry, if any.
     pub fn cert_days_remaining(&self, now: i64) -> Option<f64> {
-        Some(self.facts.tls.as_ref()?.days_left(now))
+        Some(self.facts.tls()?.days_left(now))
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut o = s.serialize_struct("Outcome", 6)?;
+        o.serialize_field("success", &self.success())?;
+        o.serialize_field("reason", &self.reason)?;
+        o.serialize_field("duration", &self.duration.as_secs_f64())?;
+        o.serialize_field("phases", &self.phases)?;
+        o.serialize_field("evidence", &self.evidence)?;
+        o.serialize_field("facts", &self.facts)?;
+        o.end()
     }
 }

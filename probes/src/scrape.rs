@@ -16,7 +16,9 @@ use url::Url;
 use crate::expect::{element_text, HttpExpect, Response};
 use crate::http::{exchange, ms, Request, Transport};
 use crate::net::Failure;
-use crate::outcome::{Facts, Outcome, Phases, Reason, StepFacts};
+use crate::outcome::{
+    ConnFacts, Facts, HttpFacts, KindFacts, Outcome, Phases, Reason, ScrapeFacts, StepFacts,
+};
 use crate::secret::Redactor;
 use crate::Clock;
 
@@ -262,7 +264,8 @@ fn step_failure(step: &str, f: Failure) -> Failure {
 /// Run one flow from its scheduled start.
 pub async fn run_flow(spec: &FlowSpec, clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
-    let mut facts = Facts::default();
+    let mut conn = ConnFacts::default();
+    let mut facts = ScrapeFacts::default();
     let mut progress = Progress {
         step: String::new(),
         attempts: 0,
@@ -272,7 +275,14 @@ pub async fn run_flow(spec: &FlowSpec, clock: &Clock, scheduled: Instant) -> Out
     let deadline = crate::deadline(scheduled, spec.timeout);
     let result = tokio::time::timeout_at(
         deadline,
-        flow(clock, spec, &mut phases, &mut facts, &mut progress),
+        flow(
+            clock,
+            spec,
+            &mut phases,
+            &mut conn,
+            &mut facts,
+            &mut progress,
+        ),
     )
     .await
     .unwrap_or_else(|_| {
@@ -295,6 +305,7 @@ pub async fn run_flow(spec: &FlowSpec, clock: &Clock, scheduled: Instant) -> Out
         });
         Err(Failure::new(Reason::StepFailed, evidence))
     });
+    let facts = Facts::new(conn, KindFacts::Scrape(facts));
     crate::finish(scheduled, phases, facts, result)
 }
 
@@ -302,7 +313,8 @@ async fn flow(
     clock: &Clock,
     spec: &FlowSpec,
     phases: &mut Phases,
-    facts: &mut Facts,
+    conn: &mut ConnFacts,
+    facts: &mut ScrapeFacts,
     progress: &mut Progress,
 ) -> Result<String, Failure> {
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
@@ -319,11 +331,12 @@ async fn flow(
             &mut vars,
             &mut cookies,
             phases,
-            facts,
+            conn,
+            &mut facts.last,
             progress,
         )
         .await;
-        let status = facts.status;
+        let status = facts.last.status;
         let failed = result.as_ref().err().map(|f| f.reason);
         facts.steps.push(StepFacts {
             name: step.name.clone(),
@@ -346,7 +359,8 @@ async fn run_step(
     vars: &mut BTreeMap<String, String>,
     cookies: &mut CookieJar,
     phases: &mut Phases,
-    facts: &mut Facts,
+    conn: &mut ConnFacts,
+    facts: &mut HttpFacts,
     progress: &mut Progress,
 ) -> Result<(), Failure> {
     let missing = |v: String| {
@@ -390,10 +404,10 @@ async fn run_step(
             body,
         };
         let mut addr = None;
-        let resp = exchange(clock, &req, &spec.transport, phases, facts, &mut addr).await?;
+        let resp = exchange(clock, &req, &spec.transport, phases, conn, facts, &mut addr).await?;
         cookies.store(&url, &resp.headers);
         if let Some(until) = &step.until {
-            let mut scratch = Facts::default();
+            let mut scratch = HttpFacts::default();
             if let Err(f) = until.evaluate(&resp, &mut scratch, &spec.redactor) {
                 progress.last = Some(format!("{}: {}", f.reason, f.evidence));
                 tokio::time::sleep(step.poll_interval).await;

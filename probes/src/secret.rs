@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::outcome::Outcome;
+use crate::outcome::{HttpFacts, KindFacts, Outcome};
 
 /// What a secret is replaced with.
 pub const MASK: &str = "***";
@@ -43,7 +43,7 @@ impl fmt::Display for Secret {
 /// percent-encoded (`%XX` in either case, space as `%20` or `+`, any mix of encoded and plain
 /// characters) and base64 (standard and URL-safe, padded or not, and inside a longer base64 text
 /// such as a basic-auth header at any alignment).
-#[derive(Clone, Default, Debug)]
+#[derive(Clone, Default)]
 pub struct Redactor {
     /// Longest first, so a secret that contains another is masked whole.
     secrets: Vec<Secret>,
@@ -272,6 +272,15 @@ fn html_reference_len(at: &[u8], c: char) -> Option<usize> {
     (k > start && at.get(k) == Some(&b';') && value == c as u32).then_some(k + 1)
 }
 
+/// The forms are the secrets themselves (raw, escaped, base64): Debug shows only how many.
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &self.secrets.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Redactor {
     pub fn add(&mut self, secret: Secret) {
         if secret.expose().is_empty() || self.secrets.contains(&secret) {
@@ -365,7 +374,7 @@ impl Redactor {
         }
         self.redact_in_place(&mut outcome.evidence);
         let facts = &mut outcome.facts;
-        if let Some(tls) = &mut facts.tls {
+        if let Some(tls) = &mut facts.conn.tls {
             if let Some(d) = &mut tls.verify_detail {
                 self.redact_in_place(d);
             }
@@ -375,15 +384,45 @@ impl Redactor {
                 c.sans.iter_mut().for_each(|s| self.redact_in_place(s));
             }
         }
-        if let Some(h) = &mut facts.health {
+        // Every free-text field a target's answer can fill, kind by kind.
+        match &mut facts.kind {
+            KindFacts::Http(h) => self.http_facts(h),
+            KindFacts::Scrape(sc) => {
+                self.http_facts(&mut sc.last);
+                for step in &mut sc.steps {
+                    self.redact_in_place(&mut step.name);
+                }
+            }
+            KindFacts::Tcp(t) => self.redact_in_place(&mut t.last_received),
+            KindFacts::Dns(d) => {
+                for rr in d
+                    .answer
+                    .iter_mut()
+                    .chain(d.authority.iter_mut())
+                    .chain(d.additional.iter_mut())
+                {
+                    self.redact_in_place(rr);
+                }
+            }
+            KindFacts::Grpc(g) => {
+                if let Some(m) = &mut g.message {
+                    self.redact_in_place(m);
+                }
+                if let Some(m) = &mut g.serving_status {
+                    self.redact_in_place(m);
+                }
+            }
+            KindFacts::Tls | KindFacts::Icmp(_) => {}
+        }
+    }
+
+    fn http_facts(&self, h: &mut HttpFacts) {
+        if let Some(h) = &mut h.health {
             self.redact_in_place(&mut h.status);
             for c in &mut h.checks {
                 self.redact_in_place(&mut c.name);
                 self.redact_in_place(&mut c.status);
             }
-        }
-        for step in &mut facts.steps {
-            self.redact_in_place(&mut step.name);
         }
     }
 }

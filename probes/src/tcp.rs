@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::net::{self, Failure, IpFamily};
-use crate::outcome::{Facts, Outcome, Phases, Reason};
+use crate::outcome::{ConnFacts, Facts, KindFacts, Outcome, Phases, Reason};
 use crate::tls::{check_certificate, describe_expiry, TlsClient};
 use crate::Clock;
 
@@ -79,12 +79,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// Run one tcp probe. `scheduled` is when the run was due.
 pub async fn run_tcp(spec: &TcpSpec, clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
-    let mut facts = Facts::default();
+    let mut conn = ConnFacts::default();
+    let mut tcp_facts = TcpFacts::default();
     let mut doing = String::from("resolving");
     let deadline = crate::deadline(scheduled, spec.timeout);
     let result = tokio::time::timeout_at(
         deadline,
-        tcp_inner(spec, clock, &mut phases, &mut facts, &mut doing),
+        tcp_inner(
+            spec,
+            clock,
+            &mut phases,
+            &mut conn,
+            &mut tcp_facts,
+            &mut doing,
+        ),
     )
     .await
     .unwrap_or_else(|_| {
@@ -105,6 +113,7 @@ pub async fn run_tcp(spec: &TcpSpec, clock: &Clock, scheduled: Instant) -> Outco
             phases.processing += total - accounted;
         }
     }
+    let facts = Facts::new(conn, KindFacts::Tcp(tcp_facts));
     crate::finish(scheduled, phases, facts, result)
 }
 
@@ -112,7 +121,8 @@ async fn tcp_inner(
     spec: &TcpSpec,
     clock: &Clock,
     phases: &mut Phases,
-    facts: &mut Facts,
+    facts: &mut ConnFacts,
+    tcp_facts: &mut TcpFacts,
     doing: &mut String,
 ) -> Result<String, Failure> {
     let addr = net::resolve(
@@ -132,7 +142,6 @@ async fn tcp_inner(
         .unwrap_or(&spec.host)
         .to_string();
     let mut stream: Box<dyn Io> = Box::new(tcp);
-    let mut tcp_facts = TcpFacts::default();
     let mut cert_summary = String::new();
     if spec.tls {
         *doing = "in the TLS handshake".into();
@@ -151,14 +160,12 @@ async fn tcp_inner(
         &name,
         phases,
         facts,
-        &mut tcp_facts,
+        tcp_facts,
         &mut cert_summary,
         doing,
     )
     .await;
     tcp_facts.last_received = excerpt(&buf);
-    facts.failed_due_to_regex = tcp_facts.failed_due_to_regex;
-    facts.tcp = Some(tcp_facts);
     result?;
     let steps = spec.steps.len();
     let mut evidence = format!("{addr}, {steps} dialogue step{}", plural(steps));
@@ -178,7 +185,7 @@ async fn dialogue(
     captures: &mut HashMap<String, Vec<u8>>,
     name: &str,
     phases: &mut Phases,
-    facts: &mut Facts,
+    facts: &mut ConnFacts,
     tcp_facts: &mut TcpFacts,
     cert_summary: &mut String,
     doing: &mut String,
@@ -260,14 +267,12 @@ async fn upgrade(
     name: &str,
     clock: &Clock,
     phases: &mut Phases,
-    facts: &mut Facts,
+    facts: &mut ConnFacts,
 ) -> Result<(Box<dyn Io>, String), Failure> {
     let (tls_stream, tls) = spec
         .client
         .handshake(stream, name, clock, &mut phases.tls)
         .await?;
-    facts.ssl = true;
-    facts.cert_not_after = Some(tls.leaf_not_after);
     let now = clock.unix_secs();
     let summary = format!(
         "TLS {} {}, {}",

@@ -308,9 +308,7 @@ mod kernel {
     use std::os::fd::AsRawFd;
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    use nix::sys::socket::{
-        recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags,
-    };
+    use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
     use tokio::net::TcpStream;
     use tokio::time::Instant;
 
@@ -349,7 +347,9 @@ mod kernel {
             for cmsg in cmsgs {
                 if let ControlMessageOwned::ScmTimestampns(ts) = cmsg {
                     let secs = u64::try_from(ts.tv_sec()).ok();
-                    let nanos = u32::try_from(ts.tv_nsec()).ok().filter(|n| *n < 1_000_000_000);
+                    let nanos = u32::try_from(ts.tv_nsec())
+                        .ok()
+                        .filter(|n| *n < 1_000_000_000);
                     stamp = secs
                         .zip(nanos)
                         .and_then(|(s, n)| UNIX_EPOCH.checked_add(Duration::new(s, n)));

@@ -27,7 +27,9 @@ use tokio_rustls::TlsConnector;
 use webpki::{EndEntityCert, KeyUsage};
 
 use crate::net::{self, Failure, IpFamily};
-use crate::outcome::{CertInfo, Facts, Outcome, Phases, Reason, TlsFacts, VerifyResult};
+use crate::outcome::{
+    CertInfo, ConnFacts, Facts, KindFacts, Outcome, Phases, Reason, TlsFacts, VerifyResult,
+};
 use crate::timing::{charge_timeout, timeout_evidence, Phase};
 use crate::{Clock, Error};
 
@@ -483,27 +485,33 @@ pub struct TlsSpec {
 /// Run one TLS probe. `scheduled` is when the run was due: a late start counts as latency.
 pub async fn run_tls(spec: &TlsSpec, clock: &Clock, scheduled: Instant) -> Outcome {
     let mut phases = Phases::default();
-    let mut facts = Facts::default();
+    let mut conn = ConnFacts::default();
     let deadline = crate::deadline(scheduled, spec.timeout);
     let result =
-        tokio::time::timeout_at(deadline, tls_inner(spec, clock, &mut phases, &mut facts)).await;
+        tokio::time::timeout_at(deadline, tls_inner(spec, clock, &mut phases, &mut conn)).await;
     let end = Instant::now();
     let result = result.unwrap_or_else(|_| {
-        let phase = facts.in_progress;
+        let phase = conn.in_progress;
         charge_timeout(&mut phases, phase, end.saturating_duration_since(scheduled));
         Err(Failure::new(
             Reason::Timeout,
             timeout_evidence(spec.timeout, phase),
         ))
     });
-    crate::finish_at(end, scheduled, phases, facts, result)
+    crate::finish_at(
+        end,
+        scheduled,
+        phases,
+        Facts::new(conn, KindFacts::Tls),
+        result,
+    )
 }
 
 async fn tls_inner(
     spec: &TlsSpec,
     clock: &Clock,
     phases: &mut Phases,
-    facts: &mut Facts,
+    facts: &mut ConnFacts,
 ) -> Result<String, Failure> {
     facts.in_progress = Phase::Resolve;
     let addr = net::resolve(
@@ -524,8 +532,6 @@ async fn tls_inner(
         .client
         .handshake(tcp, name, clock, &mut phases.tls)
         .await?;
-    facts.ssl = true;
-    facts.cert_not_after = Some(tls.leaf_not_after);
     let now = clock.unix_secs();
     let verdict = check_certificate(
         &tls,

@@ -100,6 +100,37 @@ pub struct Report {
     pub percentile_met: Option<bool>,
 }
 
+impl Report {
+    /// Every severity the SLO's alert pairs have, sorted, each once.
+    pub fn severities(&self) -> Vec<&str> {
+        let mut s: Vec<&str> = self.alerts.iter().map(|a| &*a.severity).collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    }
+
+    /// The first firing pair of `severity`, if any: a severity fires when any of its pairs does.
+    pub fn firing_pair(&self, severity: &str) -> Option<&PairReport> {
+        self.alerts
+            .iter()
+            .find(|a| &*a.severity == severity && a.firing)
+    }
+
+    /// The severities firing now, sorted, each once: the one home of this answer (API, status
+    /// page, metrics, alerts, demo).
+    pub fn firing_severities(&self) -> Vec<&str> {
+        let mut s: Vec<&str> = self
+            .alerts
+            .iter()
+            .filter(|a| a.firing)
+            .map(|a| &*a.severity)
+            .collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    }
+}
+
 /// A window the SLO tracks, and the level that answers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Tracked {

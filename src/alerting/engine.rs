@@ -102,12 +102,9 @@ impl Alerts {
             for r in slos {
                 let Some(rep) = &r.report else { continue };
                 let c = &r.config;
-                let mut severities: Vec<&str> = rep.alerts.iter().map(|a| &*a.severity).collect();
-                severities.sort();
-                severities.dedup();
-                for sev in severities {
+                for sev in rep.severities() {
                     let key = format!("SLOBurnRate/{}/{sev}", c.name);
-                    let Some(pair) = rep.alerts.iter().find(|a| &*a.severity == sev && a.firing) else {
+                    let Some(pair) = rep.firing_pair(sev) else {
                         continue;
                     };
                     if sev == "critical" {
@@ -221,7 +218,7 @@ impl Alerts {
                     generator_url: format!("{}/api/v1/probes/{}", config.external_url, p.name),
                 });
             }
-            if let Some(tls) = r.last.as_ref().and_then(|l| l.outcome.facts.tls.as_ref()) {
+            if let Some(tls) = r.last.as_ref().and_then(|l| l.outcome.facts.tls()) {
                 let days = tls.days_left(now_s);
                 if days < limits.cert_alert_days {
                     let mut annotations = BTreeMap::new();

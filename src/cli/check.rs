@@ -78,15 +78,13 @@ pub async fn run(
                 let outcome = {
                     // The semaphore is never closed, so acquiring cannot fail.
                     let _slot = slots.acquire().await.expect("semaphore is never closed");
-                    probe.run(&clock, Instant::now()).await
+                    probe.run_redacted(&clock, Instant::now(), &redactor).await
                 };
                 let ended_at = clock.unix_ms();
-                let mut outcome = outcome;
-                redactor.outcome(&mut outcome);
                 debug!(
                     probe = %probe.name,
                     run,
-                    success = outcome.success,
+                    success = outcome.success(),
                     reason = outcome.reason.map(|r| r.as_str()),
                     duration_seconds = outcome.duration.as_secs_f64(),
                     evidence = %outcome.evidence,
@@ -176,7 +174,7 @@ pub fn evaluate_slos(slos: &[SloConfig], results: &[RunResult]) -> Vec<SloResult
         let evaluator = Evaluator::default();
         evaluator.apply(std::slice::from_ref(c));
         for r in &runs {
-            evaluator.record(&r.name, r.outcome.success, r.outcome.duration, r.ended_at);
+            evaluator.record(&r.name, r.outcome.success(), r.outcome.duration, r.ended_at);
         }
         let now = judgment_instant(&c.spec, last.ended_at);
         let Some(v) = evaluator.evaluate_with(now, |rts| rts.first().and_then(|r| r.verdict()))

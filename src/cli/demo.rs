@@ -342,13 +342,7 @@ pub fn summary(
                 .iter()
                 .find(|w| &*w.name == "5m")
                 .and_then(|w| w.burn_rate);
-            let mut firing: Vec<&str> = rep
-                .alerts
-                .iter()
-                .filter(|a| a.firing)
-                .map(|a| &*a.severity)
-                .collect();
-            firing.dedup();
+            let firing = rep.firing_severities();
             let budget = rep
                 .budget_remaining
                 .map(|b| format!("{:.1}%", b * 100.0))

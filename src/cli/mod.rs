@@ -293,7 +293,7 @@ async fn probe_cmd(args: ProbeArgs) -> u8 {
         "{}",
         report::describe(kind.as_str(), &probe.target, &outcome, clock.unix_secs())
     );
-    if outcome.success {
+    if outcome.success() {
         OK
     } else {
         FAILED

@@ -34,7 +34,7 @@ pub struct Report {
 
 impl Report {
     pub fn passed(&self) -> usize {
-        self.results.iter().filter(|r| r.outcome.success).count()
+        self.results.iter().filter(|r| r.outcome.success()).count()
     }
 
     pub fn failed(&self) -> usize {
@@ -68,7 +68,7 @@ impl Report {
             .unwrap_or(0);
         for r in &self.results {
             let o = &r.outcome;
-            let verdict = if o.success { "PASS" } else { "FAIL" };
+            let verdict = if o.success() { "PASS" } else { "FAIL" };
             let _ = write!(
                 out,
                 "{verdict}  {:width$}  {:4}  {:>9}  ",
@@ -152,7 +152,7 @@ impl Report {
                     kind: r.kind.as_str(),
                     target: &r.target,
                     run: r.run,
-                    success: r.outcome.success,
+                    success: r.outcome.success(),
                     reason: r.outcome.reason.map(|x| x.as_str()),
                     duration_seconds: r.outcome.duration.as_secs_f64(),
                     phases: &r.outcome.phases,
@@ -230,7 +230,7 @@ impl Report {
     /// `::error title=…::…` lines for GitHub Actions, one per failed run.
     pub fn github_annotations(&self) -> String {
         let mut out = String::new();
-        for r in self.results.iter().filter(|r| !r.outcome.success) {
+        for r in self.results.iter().filter(|r| !r.outcome.success()) {
             let reason = r.outcome.reason.map(|x| x.as_str()).unwrap_or("failure");
             let title = format!("vantage: probe {} failed ({reason})", self.label(r));
             let _ = writeln!(
@@ -278,20 +278,20 @@ fn date(unix: i64) -> String {
 pub fn details(o: &Outcome, now: i64) -> Vec<String> {
     let mut lines = vec![format!("phases: {}", phases_line(&o.phases))];
     let f = &o.facts;
-    if let Some(status) = f.status {
+    if let Some((h, status)) = f.http_facts().and_then(|h| Some((h, h.status?))) {
         let mut s = format!("http: status {status}");
-        if let Some(v) = &f.http_version {
+        if let Some(v) = &h.version {
             let _ = write!(s, ", HTTP/{v}");
         }
-        if let Some(len) = f.content_length {
+        if let Some(len) = h.content_length {
             let _ = write!(s, ", {len} bytes");
         }
-        if f.redirects > 0 {
-            let _ = write!(s, ", {} redirects", f.redirects);
+        if h.redirects > 0 {
+            let _ = write!(s, ", {} redirects", h.redirects);
         }
         lines.push(s);
     }
-    if let Some(tls) = &f.tls {
+    if let Some(tls) = f.tls() {
         lines.push(format!(
             "tls: TLS {} {}, verify {}{}",
             tls.version,
@@ -323,7 +323,7 @@ pub fn details(o: &Outcome, now: i64) -> Vec<String> {
                 .unwrap_or_default()
         ));
     }
-    for st in &f.steps {
+    for st in f.steps() {
         lines.push(format!(
             "step {}: {}{}, {}, {} attempt{}",
             st.name,
@@ -336,7 +336,7 @@ pub fn details(o: &Outcome, now: i64) -> Vec<String> {
             if st.attempts == 1 { "" } else { "s" }
         ));
     }
-    if let Some(h) = &f.health {
+    if let Some(h) = f.health() {
         let checks: Vec<String> = h
             .checks
             .iter()
@@ -351,7 +351,7 @@ pub fn details(o: &Outcome, now: i64) -> Vec<String> {
 /// Facts of the kinds tcp, dns, icmp and grpc.
 fn kind_lines(f: &vantage_probes::Facts) -> Vec<String> {
     let mut lines = Vec::new();
-    if let Some(t) = &f.tcp {
+    if let Some(t) = &f.tcp() {
         lines.push(format!(
             "tcp: {} step(s) done{}{}",
             t.steps_done,
@@ -363,7 +363,7 @@ fn kind_lines(f: &vantage_probes::Facts) -> Vec<String> {
             }
         ));
     }
-    if let Some(d) = &f.dns {
+    if let Some(d) = &f.dns() {
         lines.push(format!(
             "dns: rcode {} over {}{}, {} answer, {} authority, {} additional{}",
             if d.rcode.is_empty() { "none" } else { &d.rcode },
@@ -388,7 +388,7 @@ fn kind_lines(f: &vantage_probes::Facts) -> Vec<String> {
             lines.push(format!("answer: {r}"));
         }
     }
-    if let Some(i) = &f.icmp {
+    if let Some(i) = &f.icmp() {
         lines.push(format!(
             "icmp: {} socket{}{}",
             if i.socket.is_empty() { "no" } else { &i.socket },
@@ -400,7 +400,7 @@ fn kind_lines(f: &vantage_probes::Facts) -> Vec<String> {
                 .unwrap_or_default()
         ));
     }
-    if let Some(g) = &f.grpc {
+    if let Some(g) = &f.grpc() {
         lines.push(format!(
             "grpc: status {}, serving {}{}",
             g.status_code.map_or("none".to_string(), |c| c.to_string()),

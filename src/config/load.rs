@@ -15,9 +15,7 @@ use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::raw::{
-    RawAlert, RawDefaults, RawModule, RawProbe, RawScheduler, RawServer, RawSlo, RawState,
-};
+use super::raw::{RawAlert, RawDefaults, RawScheduler, RawServer, RawSlo, RawState};
 use crate::secret::{Redactor, Secret};
 
 /// One located problem (or warning).
@@ -54,7 +52,7 @@ pub struct Sources {
 pub type FileId = usize;
 
 impl Sources {
-    fn add(&mut self, display: String, path: PathBuf, text: String) -> FileId {
+    pub(crate) fn add(&mut self, display: String, path: PathBuf, text: String) -> FileId {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -121,15 +119,12 @@ pub struct Located<T> {
 pub struct RawConfig {
     pub sources: Sources,
     pub defaults: Option<Located<RawDefaults>>,
-    pub probes: Vec<Located<RawProbe>>,
-    /// `[[probe]]`s of the kinds with their own schema (tcp, dns, icmp, grpc).
-    pub kind_probes: Vec<Located<super::kinds::RawKindProbe>>,
+    /// `[[probe]]`s, each read into its kind's schema.
+    pub probes: Vec<Located<super::kinds::RawKindProbe>>,
     pub server: Option<Located<RawServer>>,
     pub scheduler: Option<Located<RawScheduler>>,
     /// `[module.NAME]` templates, name with its location.
-    pub modules: Vec<(Spanned<String>, Located<RawModule>)>,
-    /// `[module.NAME]`s of the kinds with their own schema.
-    pub kind_modules: Vec<(Spanned<String>, Located<super::kinds::RawKindProbe>)>,
+    pub modules: Vec<(Spanned<String>, Located<super::kinds::RawKindProbe>)>,
     pub state: Option<Located<RawState>>,
     pub slos: Vec<Located<RawSlo>>,
     pub alert: Option<Located<RawAlert>>,
@@ -356,20 +351,14 @@ fn read_file(
                 DeValue::Table(modules) => {
                     for (name, item) in modules.iter() {
                         let name = Spanned::new(name.span(), name.get_ref().to_string());
-                        if let Some(kind) = super::kinds::peek_kind(item) {
-                            let item = item.clone();
-                            let m = super::kinds::read_module(
-                                &name,
-                                item,
-                                kind,
-                                file,
-                                &raw.sources,
-                                errors,
-                            );
-                            raw.kind_modules.extend(m.map(|m| (name, m)));
-                        } else if let Some(m) = located(item.clone(), file, &raw.sources, errors) {
-                            raw.modules.push((name, m));
-                        }
+                        let m = super::kinds::read_module(
+                            &name,
+                            item.clone(),
+                            file,
+                            &raw.sources,
+                            errors,
+                        );
+                        raw.modules.extend(m.map(|m| (name, m)));
                     }
                 }
                 _ => errors.push(raw.sources.diag(
@@ -378,29 +367,20 @@ fn read_file(
                     "\"module\" must be a table of modules, written [module.NAME]",
                 )),
             },
-            "probe" => {
-                // Kinds with their own schema are read into their own structs (config/kinds/).
-                let (own, rest) = match value.into_inner() {
-                    DeValue::Array(items) => {
-                        let (own, rest): (Vec<_>, Vec<_>) = items
-                            .into_iter()
-                            .partition(|i| super::kinds::peek_kind(i).is_some());
-                        (
-                            own,
-                            Spanned::new(span.clone(), DeValue::Array(rest.into_iter().collect())),
-                        )
-                    }
-                    other => (Vec::new(), Spanned::new(span.clone(), other)),
-                };
-                for item in own {
-                    if let Some(kind) = super::kinds::peek_kind(&item) {
-                        let p = super::kinds::read(item, kind, file, &raw.sources, errors);
-                        raw.kind_probes.extend(p);
+            "probe" => match value.into_inner() {
+                // Each table is read into its kind's own schema (config/kinds/).
+                DeValue::Array(items) => {
+                    for item in items {
+                        let p = super::kinds::read(item, file, &raw.sources, errors);
+                        raw.probes.extend(p);
                     }
                 }
-                let probes = located_array(rest, "probe", file, &raw.sources, errors);
-                raw.probes.extend(probes);
-            }
+                _ => errors.push(raw.sources.diag(
+                    file,
+                    span.start,
+                    "\"probe\" must be an array of tables, written [[probe]]",
+                )),
+            },
             other => {
                 let message = if !main && MAIN_KEYS.contains(&other) {
                     format!("key {other:?} is only allowed in the main config file")

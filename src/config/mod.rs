@@ -3,6 +3,7 @@
 //! file, line and column instead of stopping at the first.
 
 mod alert;
+mod http_auth;
 mod kinds;
 pub mod load;
 mod metrics;
@@ -22,7 +23,7 @@ pub use alert::{AlertConfig, ProbeAlert, ProbeThresholds, SinkConfig, SinkKind};
 pub use load::Diagnostic;
 use load::{FileId, Located, Sources};
 pub use metrics::ProbeMetrics;
-use probe::{resolve_probe, Clients};
+use probe::Clients;
 pub use probe::{Probe, Spec};
 pub use raw::Kind;
 use raw::RawDefaults;
@@ -204,22 +205,19 @@ pub(crate) struct Defaults {
 fn userinfo_secrets(raw: &load::RawConfig) -> crate::secret::Redactor {
     let mut redactor = raw.redactor.clone();
     for item in &raw.probes {
-        let Some(url) = item
-            .value
-            .url
-            .as_ref()
-            .and_then(|u| url::Url::parse(u.get_ref()).ok())
-        else {
+        let kinds::RawKindProbe::Http(p) = &item.value else {
             continue;
         };
-        add_userinfo_secrets(&url, &mut redactor);
+        if let Ok(url) = url::Url::parse(p.url.get_ref()) {
+            add_userinfo_secrets(&url, &mut redactor);
+        }
     }
     redactor
 }
 
 /// A URL's userinfo password (and `user:password`) become secrets, as environment values are.
 pub(crate) fn add_userinfo_secrets(url: &url::Url, redactor: &mut crate::secret::Redactor) {
-    if let Some((user, pass, _)) = vantage_probes::http::basic_auth_of(url) {
+    if let Some((user, pass, _)) = vantage_probes::credentials::basic_auth_of(url) {
         if !pass.is_empty() {
             redactor.add(crate::secret::Secret::new(format!("{user}:{pass}")));
             redactor.add(crate::secret::Secret::new(pass));
@@ -235,33 +233,6 @@ fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
     let mut seen: HashMap<String, Diagnostic> = HashMap::new();
     let base_redactor = userinfo_secrets(raw);
     for item in &raw.probes {
-        let mut ctx = Ctx {
-            sources: &raw.sources,
-            redactor: &base_redactor,
-            clients: &clients,
-            file: item.file,
-            errors,
-        };
-        let name = item.value.name.get_ref();
-        let here = raw
-            .sources
-            .diag(item.file, item.value.name.span().start, "");
-        if let Some(first) = seen.get(name) {
-            ctx.err(
-                item.value.name.span().start,
-                format!(
-                    "duplicate probe name {name:?}, first defined at {}:{}:{}",
-                    first.file, first.line, first.col
-                ),
-            );
-            continue;
-        }
-        seen.insert(name.clone(), here);
-        if let Some(p) = resolve_probe(&item.value, &defaults, &mut ctx) {
-            probes.push(p);
-        }
-    }
-    for item in &raw.kind_probes {
         let mut ctx = Ctx {
             sources: &raw.sources,
             redactor: &base_redactor,

@@ -5,28 +5,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{
-    HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_TYPE,
-};
-use http::Method;
-use regex::Regex;
-use serde_json_path::JsonPath;
 use tokio::time::Instant;
 use toml::Spanned;
 use url::Url;
 use vantage_probes::{
-    run_http, run_tls, Clock, HttpExpect, HttpSpec, IpFamily, JsonAssertion, JsonOp, Outcome,
-    Request, TlsClient, TlsExpect, TlsOptions, TlsSpec, Transport,
+    run_http, run_tls, Clock, HttpSpec, HttpVersions, Outcome, TlsClient, TlsOptions, TlsSpec,
 };
 
-use super::raw::{Kind, RawExpect, RawJsonAssertion, RawProbe, RawTls};
-use super::{resolve_labels, Ctx, Defaults};
-use crate::secret::Redactor;
+use super::raw::{Kind, RawTls};
+use super::Ctx;
 
-const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
-const MAX_MAX_BODY: u64 = 1024 * 1024 * 1024;
-const DEFAULT_MAX_REDIRECTS: u32 = 10;
-const MAX_MAX_REDIRECTS: u32 = 50;
+pub(super) const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+pub(super) const MAX_MAX_BODY: u64 = 1024 * 1024 * 1024;
+pub(super) const DEFAULT_MAX_REDIRECTS: u32 = 10;
+pub(super) const MAX_MAX_REDIRECTS: u32 = 50;
 pub(super) const MAX_NAME_LEN: usize = 128;
 
 /// One probe, resolved.
@@ -70,6 +62,19 @@ impl Probe {
             Spec::Icmp(s) => vantage_probes::run_icmp(s, clock, scheduled).await,
             Spec::Grpc(s) => vantage_probes::run_grpc(s, clock, scheduled).await,
         }
+    }
+
+    /// Run once and scrub the outcome of every secret in `redactor`: the one home of
+    /// run-then-redact (scheduler, `/probe`, `vantage check`), so no caller can forget a half.
+    pub async fn run_redacted(
+        &self,
+        clock: &Clock,
+        scheduled: Instant,
+        redactor: &vantage_probes::Redactor,
+    ) -> Outcome {
+        let mut outcome = self.run(clock, scheduled).await;
+        redactor.outcome(&mut outcome);
+        outcome
     }
 
     /// Where a run first connects: the proxy when one is set, else the target; for a flow, its
@@ -131,7 +136,7 @@ impl Probe {
         };
         let target = match &spec {
             Spec::Http(s) => display_url(&s.request.url),
-            Spec::Tls(s) => format!("{}:{}", s.host, s.port),
+            Spec::Tls(s) => host_port_text(&s.host, s.port),
             Spec::Scrape(_) => self.target.clone(),
             other => super::kinds::display_target(other).unwrap_or_default(),
         };
@@ -175,97 +180,10 @@ impl Probe {
         }
     }
 
-    /// A probe without a config file, for `vantage probe URL`.
+    /// A probe without a config file, for `vantage probe URL` and the built-in modules: the
+    /// `[[probe]]` table a user would write for it, read and resolved as one.
     pub fn adhoc(target: &str, kind: Kind, timeout: Duration) -> Result<Probe, String> {
-        let name = "adhoc".to_string();
-        if timeout.is_zero() {
-            return Err("timeout must be greater than 0".into());
-        }
-        if let Some(problem) = duration_problem("timeout", timeout) {
-            return Err(problem);
-        }
-        let interval = timeout.saturating_add(Duration::from_secs(1));
-        match kind {
-            Kind::Scrape => Err("an ad-hoc probe is http or tls; flows need a config".into()),
-            Kind::Tcp | Kind::Dns | Kind::Icmp | Kind::Grpc => Err(format!(
-                "an ad-hoc probe is http or tls; kind {:?} needs a config",
-                kind.as_str()
-            )),
-            Kind::Http => {
-                let url = parse_url(target)?;
-                // `vantage probe http://user:pass@host/`: the password is a secret here too.
-                let mut redactor = Redactor::default();
-                super::add_userinfo_secrets(&url, &mut redactor);
-                let transport = Transport {
-                    follow_redirects: true,
-                    max_redirects: DEFAULT_MAX_REDIRECTS,
-                    max_body: DEFAULT_MAX_BODY,
-                    ip: IpFamily::Any,
-                    proxy: None,
-                    tls: http_tls_client(&TlsOptions::default()).map_err(|e| e.to_string())?,
-                    server_name: None,
-                    insecure_skip_verify: false,
-                    cert_min_days: None,
-                    filter: None,
-                    source_ip: None,
-                };
-                Ok(Probe {
-                    name,
-                    kind,
-                    interval,
-                    timeout,
-                    labels: BTreeMap::new(),
-                    alert: super::ProbeAlert::default(),
-                    metrics: super::ProbeMetrics::default(),
-                    target: display_url(&url),
-                    spec: Spec::Http(Box::new(HttpSpec {
-                        request: Request {
-                            url,
-                            method: Method::GET,
-                            headers: HeaderMap::new(),
-                            body: None,
-                        },
-                        transport,
-                        timeout,
-                        expect: HttpExpect::default(),
-                        redactor,
-                    })),
-                })
-            }
-            Kind::Tls => {
-                let hostport = match Url::parse(target) {
-                    Ok(u) if u.has_host() && u.scheme() != "localhost" => format!(
-                        "{}:{}",
-                        u.host_str().unwrap_or_default(),
-                        u.port_or_known_default().unwrap_or(443)
-                    ),
-                    _ => target.to_string(),
-                };
-                let (host, port) = parse_host_port(&hostport)?;
-                let client =
-                    TlsClient::new(&TlsOptions::default(), &[]).map_err(|e| e.to_string())?;
-                Ok(Probe {
-                    name,
-                    kind,
-                    interval,
-                    timeout,
-                    labels: BTreeMap::new(),
-                    alert: super::ProbeAlert::default(),
-                    metrics: super::ProbeMetrics::default(),
-                    target: hostport,
-                    spec: Spec::Tls(Box::new(TlsSpec {
-                        host,
-                        port,
-                        server_name: None,
-                        ip: IpFamily::Any,
-                        timeout,
-                        client,
-                        expect: TlsExpect::default(),
-                        filter: None,
-                    })),
-                })
-            }
-        }
+        super::kinds::adhoc(target, kind, timeout)
     }
 }
 
@@ -275,194 +193,6 @@ pub(super) fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-/// Keys written for one kind but used on another.
-fn misplaced_keys(p: &RawProbe, e: Option<&RawExpect>) -> Vec<(&'static str, usize, Kind)> {
-    fn at<T>(v: &Option<Spanned<T>>) -> Option<usize> {
-        v.as_ref().map(|s| s.span().start)
-    }
-    let mut out = Vec::new();
-    let http_only = [
-        ("url", at(&p.url)),
-        ("method", at(&p.method)),
-        ("body", at(&p.body)),
-        ("json", at(&p.json)),
-        ("follow_redirects", at(&p.follow_redirects)),
-        ("max_redirects", at(&p.max_redirects)),
-        ("max_body", at(&p.max_body)),
-        ("proxy", at(&p.proxy)),
-        ("bearer_token", at(&p.bearer_token)),
-        ("compression", at(&p.compression)),
-        ("source_ip", at(&p.source_ip)),
-    ];
-    let headers_at = p.headers.as_ref().map(|h| {
-        h.values()
-            .next()
-            .map_or(p.name.span().start, |v| v.span().start)
-    });
-    let tls_only = [
-        ("target", at(&p.target)),
-        ("server_name", at(&p.server_name)),
-    ];
-    out.extend(
-        http_only
-            .into_iter()
-            .chain([("headers", headers_at)])
-            .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Http))),
-    );
-    out.extend(
-        tls_only
-            .into_iter()
-            .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Tls))),
-    );
-    if let Some(e) = e {
-        let ex_headers = e
-            .headers
-            .as_ref()
-            .map(|h| h.values().next().map_or(0, |v| v.span().start));
-        let http_expect = [
-            ("expect.status", at(&e.status)),
-            ("expect.body_contains", at(&e.body_contains)),
-            (
-                "expect.body_regex",
-                e.body_regex
-                    .as_ref()
-                    .and_then(|v| v.first())
-                    .map(|s| s.span().start),
-            ),
-            (
-                "expect.body_not_regex",
-                e.body_not_regex
-                    .as_ref()
-                    .and_then(|v| v.first())
-                    .map(|s| s.span().start),
-            ),
-            ("expect.headers", ex_headers),
-            (
-                "expect.headers_not",
-                e.headers_not
-                    .as_ref()
-                    .map(|h| h.values().next().map_or(0, |v| v.span().start)),
-            ),
-            ("expect.ssl", at(&e.ssl)),
-            (
-                "expect.json",
-                e.json
-                    .as_ref()
-                    .and_then(|v| v.first())
-                    .map(|s| s.span().start),
-            ),
-            ("expect.health", at(&e.health)),
-            ("expect.latency_under", at(&e.latency_under)),
-            ("expect.cert_min_days", at(&e.cert_min_days)),
-        ];
-        let tls_expect = [
-            ("expect.min_days_remaining", at(&e.min_days_remaining)),
-            ("expect.verify", at(&e.verify)),
-            ("expect.min_version", at(&e.min_version)),
-        ];
-        out.extend(
-            http_expect
-                .into_iter()
-                .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Http))),
-        );
-        out.extend(
-            tls_expect
-                .into_iter()
-                .filter_map(|(k, a)| a.map(|a| (k, a, Kind::Tls))),
-        );
-    }
-    out
-}
-
-pub(super) fn resolve_probe(p: &RawProbe, defaults: &Defaults, ctx: &mut Ctx<'_>) -> Option<Probe> {
-    let errors_before = ctx.errors.len();
-    let name = p.name.get_ref().clone();
-    if !valid_name(&name) {
-        ctx.err(
-            p.name.span().start,
-            format!("invalid probe name {name:?}: use 1 to {MAX_NAME_LEN} of a-z, 0-9, _ and -"),
-        );
-    }
-    let kind = *p.kind.get_ref();
-    let expect = p.expect.as_ref().map(|e| e.get_ref());
-    const SHARED_WITH_SCRAPE: [&str; 4] =
-        ["follow_redirects", "max_redirects", "max_body", "proxy"];
-    if let (Some(steps), false) = (&p.step, kind == Kind::Scrape) {
-        let at = steps
-            .first()
-            .map_or(p.name.span().start, |s| s.span().start);
-        ctx.err(
-            at,
-            format!(
-                "[[probe.step]] applies to kind \"scrape\", not to kind {:?}",
-                kind.as_str()
-            ),
-        );
-    }
-    let expect = if kind == Kind::Scrape { None } else { expect };
-    for (key, at, only) in misplaced_keys(p, expect) {
-        if kind == Kind::Scrape && only == Kind::Http && SHARED_WITH_SCRAPE.contains(&key) {
-            continue;
-        }
-        if only != kind {
-            ctx.err(
-                at,
-                format!(
-                    "key {key:?} applies to kind {:?}, not to kind {:?}",
-                    only.as_str(),
-                    kind.as_str()
-                ),
-            );
-        }
-    }
-
-    let interval = p
-        .interval
-        .as_ref()
-        .map_or(defaults.interval, |i| i.get_ref().0);
-    let timeout = p
-        .timeout
-        .as_ref()
-        .map_or(defaults.timeout, |t| t.get_ref().0);
-    let timing_at = p
-        .timeout
-        .as_ref()
-        .or(p.interval.as_ref())
-        .map_or(p.name.span().start, |s| s.span().start);
-    let interval_at = p.interval.as_ref().map(|s| s.span().start);
-    check_timing(&name, interval, interval_at, timeout, timing_at, ctx);
-    let mut labels = defaults.labels.clone();
-    if let Some(l) = &p.labels {
-        labels.extend(resolve_labels(l, p.name.span().start, ctx));
-    }
-
-    let alert = super::alert::resolve_probe_alert(p.alert.as_ref(), ctx);
-    let metrics = defaults
-        .metrics
-        .with(p.metrics.as_ref().map(|m| m.get_ref()));
-    let (target, spec) = match kind {
-        Kind::Http => resolve_http(p, timeout, ctx)?,
-        Kind::Tls => resolve_tls(p, timeout, ctx)?,
-        Kind::Scrape => resolve_scrape(p, timeout, ctx)?,
-        // The loader sends these kinds to config/kinds/, never here.
-        Kind::Tcp | Kind::Dns | Kind::Icmp | Kind::Grpc => return None,
-    };
-    if ctx.errors.len() > errors_before {
-        return None;
-    }
-    Some(Probe {
-        name,
-        kind,
-        interval,
-        timeout,
-        labels,
-        target,
-        spec,
-        alert,
-        metrics,
-    })
 }
 
 /// Shortest and longest probe interval, and the longest any probe timing may be (SPEC §10).
@@ -521,7 +251,7 @@ pub(crate) fn duration_problem(what: &str, d: Duration) -> Option<String> {
     None
 }
 
-fn parse_url(s: &str) -> Result<Url, String> {
+pub(super) fn parse_url(s: &str) -> Result<Url, String> {
     let url = Url::parse(s).map_err(|e| format!("invalid URL {s:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
@@ -536,7 +266,7 @@ fn parse_url(s: &str) -> Result<Url, String> {
 }
 
 /// The URL as shown to humans: no password.
-fn display_url(url: &Url) -> String {
+pub(super) fn display_url(url: &Url) -> String {
     let mut u = url.clone();
     if u.password().is_some() {
         let _ = u.set_password(Some("***"));
@@ -544,21 +274,58 @@ fn display_url(url: &Url) -> String {
     u.to_string()
 }
 
+/// `host:port` as written back: an IPv6 address in brackets, so the port stays apart from it.
+pub(super) fn host_port_text(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     let s = s.trim();
+    if s.contains('@') {
+        // Not quoted: what precedes the @ may be a password.
+        return Err("invalid target: host:port takes no user:password@".into());
+    }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, tail) = rest
             .split_once(']')
             .ok_or_else(|| format!("invalid target {s:?}: unclosed ["))?;
-        (h.to_string(), tail.strip_prefix(':'))
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!(
+                "invalid target {s:?}: [{h}] is not an IPv6 address"
+            ));
+        }
+        let port = match tail {
+            "" => None,
+            t => Some(
+                t.strip_prefix(':')
+                    .ok_or_else(|| format!("invalid target {s:?}: expected :port after ]"))?,
+            ),
+        };
+        (h.to_string(), port)
     } else if s.matches(':').count() == 1 {
         let (h, p) = s.split_once(':').unwrap_or((s, ""));
         (h.to_string(), Some(p))
+    } else if s.contains(':') {
+        if s.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!(
+                "invalid target {s:?}: write an IPv6 address in brackets, as [::1]:443"
+            ));
+        }
+        (s.to_string(), None)
     } else {
         (s.to_string(), None)
     };
     if host.is_empty() {
         return Err(format!("invalid target {s:?}: no host, expected host:port"));
+    }
+    if !host.contains(':') && url::Host::parse(&host).is_err() {
+        return Err(format!(
+            "invalid target {s:?}: {host:?} is not a host name or address"
+        ));
     }
     let port = match port {
         None => 443,
@@ -571,8 +338,11 @@ pub(super) fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     Ok((host, port))
 }
 
-fn http_tls_client(options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
-    TlsClient::new(options, &[b"http/1.1"])
+fn http_tls_client(
+    options: &TlsOptions,
+    versions: HttpVersions,
+) -> Result<TlsClient, vantage_probes::Error> {
+    TlsClient::new(options, versions.alpn())
 }
 
 /// TLS clients with default options, built once per config: most probes share them, and
@@ -584,18 +354,22 @@ pub(super) struct Clients {
 }
 
 impl Clients {
-    fn http(&self, options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
-        if options.ca.is_some() || options.client_auth.is_some() {
-            return http_tls_client(options);
+    pub(super) fn http(
+        &self,
+        options: &TlsOptions,
+        versions: HttpVersions,
+    ) -> Result<TlsClient, vantage_probes::Error> {
+        if options.ca.is_some() || options.client_auth.is_some() || versions != Default::default() {
+            return http_tls_client(options, versions);
         }
         if let Some(c) = self.http.get() {
             return Ok(c.clone());
         }
-        let c = http_tls_client(options)?;
+        let c = http_tls_client(options, versions)?;
         Ok(self.http.get_or_init(|| c).clone())
     }
 
-    fn tls(&self, options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
+    pub(super) fn tls(&self, options: &TlsOptions) -> Result<TlsClient, vantage_probes::Error> {
         if options.ca.is_some() || options.client_auth.is_some() {
             return TlsClient::new(options, &[]);
         }
@@ -638,703 +412,6 @@ pub(super) fn tls_options(t: Option<&Spanned<RawTls>>, ctx: &mut Ctx<'_>) -> Tls
         ),
     }
     options
-}
-
-fn resolve_http(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(String, Spec)> {
-    let Some(url_s) = &p.url else {
-        ctx.err(p.name.span().start, "probe of kind \"http\" needs a url");
-        return None;
-    };
-    let url = parse_url(url_s.get_ref())
-        .map_err(|e| ctx.err(url_s.span().start, e))
-        .ok();
-    let method = resolve_method(p.method.as_ref(), ctx);
-    let mut headers = HeaderMap::new();
-    for (k, v) in p.headers.iter().flatten() {
-        let name = HeaderName::from_bytes(k.as_bytes());
-        let value = HeaderValue::from_str(v.get_ref());
-        match (name, value) {
-            (Ok(name), Ok(mut value)) => {
-                // A value holding a secret stays out of Debug output and is dropped on a
-                // redirect to another origin.
-                let secret = ctx.redactor.redact(v.get_ref()) != v.get_ref().as_str();
-                value.set_sensitive(secret);
-                headers.insert(name, value);
-            }
-            (Err(_), _) => ctx.err(v.span().start, format!("invalid header name {k:?}")),
-            (_, Err(_)) => ctx.err(v.span().start, format!("invalid value for header {k:?}")),
-        }
-    }
-    if let Some(t) = &p.bearer_token {
-        if headers.contains_key(AUTHORIZATION) {
-            ctx.err(
-                t.span().start,
-                "set bearer_token or an Authorization header, not both",
-            );
-        } else if t.get_ref().trim().is_empty() {
-            ctx.err(t.span().start, "bearer_token is empty");
-        } else {
-            match HeaderValue::from_str(&format!("Bearer {}", t.get_ref().trim())) {
-                Ok(mut value) => {
-                    // Always a credential: kept out of Debug output and dropped on a redirect
-                    // to another origin.
-                    value.set_sensitive(true);
-                    headers.insert(AUTHORIZATION, value);
-                }
-                Err(_) => ctx.err(t.span().start, "invalid characters in bearer_token"),
-            }
-        }
-    }
-    if let Some(c) = &p.compression {
-        const ALGORITHMS: [&str; 5] = ["gzip", "deflate", "br", "zstd", "identity"];
-        if !ALGORITHMS.contains(&c.get_ref().as_str()) {
-            ctx.err(
-                c.span().start,
-                format!(
-                    "unknown compression {:?}, expected one of: {}",
-                    c.get_ref(),
-                    ALGORITHMS.join(", ")
-                ),
-            );
-        } else if headers.contains_key(ACCEPT_ENCODING) {
-            ctx.err(
-                c.span().start,
-                "set compression or an Accept-Encoding header, not both",
-            );
-        } else if let Ok(v) = HeaderValue::from_str(c.get_ref()) {
-            headers.insert(ACCEPT_ENCODING, v);
-        }
-    }
-    let body = match (&p.body, &p.json) {
-        (Some(b), Some(_)) => {
-            ctx.err(b.span().start, "set body or json, not both");
-            None
-        }
-        (Some(b), None) => Some(bytes::Bytes::from(b.get_ref().clone())),
-        (None, Some(j)) => match serde_json::to_vec(j.get_ref()) {
-            Ok(v) => {
-                if !headers.contains_key(CONTENT_TYPE) {
-                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                }
-                Some(bytes::Bytes::from(v))
-            }
-            Err(e) => {
-                ctx.err(j.span().start, format!("json body cannot be encoded: {e}"));
-                None
-            }
-        },
-        (None, None) => None,
-    };
-    let transport = resolve_transport(p, ctx);
-    let expect = resolve_http_expect(p.expect.as_ref(), ctx);
-    if let (Some(url), Some(e)) = (&url, &p.expect) {
-        if let (Some(c), false) = (&e.get_ref().cert_min_days, url.scheme() == "https") {
-            ctx.err(c.span().start, "expect.cert_min_days needs an https URL");
-        }
-    }
-    let (url, method, mut transport, expect) = (url?, method?, transport?, expect?);
-    transport.cert_min_days = expect.cert_min_days;
-    let target = display_url(&url);
-    Some((
-        target,
-        Spec::Http(Box::new(HttpSpec {
-            request: Request {
-                url,
-                method,
-                headers,
-                body,
-            },
-            transport,
-            timeout,
-            expect,
-            redactor: ctx.redactor.clone(),
-        })),
-    ))
-}
-
-/// `method = "post"` → POST; default GET.
-fn resolve_method(m: Option<&Spanned<String>>, ctx: &mut Ctx<'_>) -> Option<Method> {
-    let Some(m) = m else { return Some(Method::GET) };
-    Method::from_bytes(m.get_ref().to_ascii_uppercase().as_bytes())
-        .map_err(|_| {
-            ctx.err(
-                m.span().start,
-                format!("invalid HTTP method {:?}", m.get_ref()),
-            )
-        })
-        .ok()
-}
-
-/// How an http or scrape probe's requests travel: redirects, size limit, family, proxy, TLS.
-fn resolve_transport(p: &RawProbe, ctx: &mut Ctx<'_>) -> Option<Transport> {
-    let max_redirects = p
-        .max_redirects
-        .as_ref()
-        .map_or(DEFAULT_MAX_REDIRECTS, |m| *m.get_ref());
-    if max_redirects > MAX_MAX_REDIRECTS {
-        let at = p.max_redirects.as_ref().map_or(0, |m| m.span().start);
-        ctx.err(
-            at,
-            format!("max_redirects of {max_redirects} is above the limit of {MAX_MAX_REDIRECTS}"),
-        );
-    }
-    let max_body = p
-        .max_body
-        .as_ref()
-        .map_or(DEFAULT_MAX_BODY, |m| m.get_ref().0);
-    if max_body > MAX_MAX_BODY {
-        let at = p.max_body.as_ref().map_or(0, |m| m.span().start);
-        ctx.err(
-            at,
-            format!("max_body of {max_body} bytes is above the limit of 1GiB"),
-        );
-    }
-    let proxy = p
-        .proxy
-        .as_ref()
-        .and_then(|px| match Url::parse(px.get_ref()) {
-            Ok(u) if u.scheme() == "http" && u.has_host() => Some(u),
-            Ok(_) => {
-                ctx.err(px.span().start, "proxy must be an http:// URL");
-                None
-            }
-            Err(e) => {
-                ctx.err(px.span().start, format!("invalid proxy URL: {e}"));
-                None
-            }
-        });
-    let options = tls_options(p.tls.as_ref(), ctx);
-    let tls = match ctx.clients.http(&options) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            let at = p
-                .tls
-                .as_ref()
-                .map_or(p.name.span().start, |t| t.span().start);
-            ctx.err(at, e.to_string());
-            None
-        }
-    };
-    let raw_tls = p.tls.as_ref().map(|t| t.get_ref());
-    let source_ip = match &p.source_ip {
-        None => None,
-        Some(s) => match s.get_ref().parse::<std::net::IpAddr>() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
-                ctx.err(
-                    s.span().start,
-                    format!("source_ip {:?} is not an IP address", s.get_ref()),
-                );
-                return None;
-            }
-        },
-    };
-    Some(Transport {
-        follow_redirects: p.follow_redirects.as_ref().is_none_or(|f| *f.get_ref()),
-        max_redirects,
-        max_body,
-        ip: p.ip.as_ref().map_or(IpFamily::Any, |i| *i.get_ref()),
-        proxy,
-        tls: tls?,
-        server_name: raw_tls
-            .and_then(|t| t.server_name.as_ref())
-            .map(|s| s.get_ref().clone()),
-        insecure_skip_verify: raw_tls
-            .and_then(|t| t.insecure_skip_verify.as_ref())
-            .is_some_and(|i| *i.get_ref()),
-        cert_min_days: None,
-        filter: None,
-        source_ip,
-    })
-}
-
-/// A scrape flow: steps in order, captures defined before they are used.
-fn resolve_scrape(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(String, Spec)> {
-    if let Some(e) = &p.expect {
-        ctx.err(
-            e.span().start,
-            "kind \"scrape\" takes its expectations per step: [probe.step.expect]",
-        );
-    }
-    let Some(raw_steps) = p.step.as_ref().filter(|s| !s.is_empty()) else {
-        ctx.err(
-            p.name.span().start,
-            "probe of kind \"scrape\" needs at least one [[probe.step]]",
-        );
-        return None;
-    };
-    if raw_steps.len() > vantage_probes::scrape::MAX_STEPS {
-        ctx.err(
-            p.name.span().start,
-            format!("more than {} steps", vantage_probes::scrape::MAX_STEPS),
-        );
-    }
-    let transport = resolve_transport(p, ctx);
-    let mut defined: Vec<String> = Vec::new();
-    let mut names: Vec<String> = Vec::new();
-    let mut steps = Vec::new();
-    for rs in raw_steps {
-        let r = rs.get_ref();
-        let name = r.name.get_ref().clone();
-        if !valid_name(&name) {
-            ctx.err(
-                r.name.span().start,
-                format!("invalid step name {name:?}: use a-z, 0-9, _ and -"),
-            );
-        } else if names.contains(&name) {
-            ctx.err(r.name.span().start, format!("duplicate step name {name:?}"));
-        }
-        names.push(name.clone());
-        let template = |t: &Spanned<String>,
-                        ctx: &mut Ctx<'_>,
-                        defined: &[String]|
-         -> Option<vantage_probes::Template> {
-            match vantage_probes::Template::parse(t.get_ref()) {
-                Ok(tpl) => {
-                    for v in tpl.vars() {
-                        if !defined.iter().any(|d| d == v) {
-                            ctx.err(
-                                t.span().start,
-                                format!(
-                                    "capture {v:?} is used before it is defined (step {name:?})"
-                                ),
-                            );
-                        }
-                    }
-                    Some(tpl)
-                }
-                Err(e) => {
-                    ctx.err(t.span().start, e);
-                    None
-                }
-            }
-        };
-        let url = template(&r.url, ctx, &defined);
-        if let Some(u) = &url {
-            if u.vars().next().is_none() {
-                if let Err(e) = parse_url(r.url.get_ref()) {
-                    ctx.err(r.url.span().start, e);
-                }
-            }
-        }
-        let method = resolve_method(r.method.as_ref(), ctx);
-        let mut headers = Vec::new();
-        let mut has_content_type = false;
-        for (k, v) in r.headers.iter().flatten() {
-            match HeaderName::from_bytes(k.as_bytes()) {
-                Ok(h) => {
-                    has_content_type |= h == CONTENT_TYPE;
-                    if let Some(t) = template(v, ctx, &defined) {
-                        headers.push((h, t));
-                    }
-                }
-                Err(_) => ctx.err(v.span().start, format!("invalid header name {k:?}")),
-            }
-        }
-        let body = match (&r.body, &r.json) {
-            (Some(b), Some(_)) => {
-                ctx.err(b.span().start, "set body or json, not both");
-                None
-            }
-            (Some(b), None) => template(b, ctx, &defined),
-            (None, Some(j)) => {
-                let text = serde_json::to_string(j.get_ref()).unwrap_or_default();
-                if !has_content_type {
-                    if let Ok(t) = vantage_probes::Template::parse("application/json") {
-                        headers.push((CONTENT_TYPE, t));
-                    }
-                }
-                template(&Spanned::new(j.span(), text), ctx, &defined)
-            }
-            (None, None) => None,
-        };
-        let expect = resolve_http_expect(r.expect.as_ref(), ctx);
-        let until = r.until.as_ref().map(|u| resolve_http_expect(Some(u), ctx));
-        let mut captures = Vec::new();
-        for (cname, c) in r.capture.iter().flatten() {
-            if !cname
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-                || cname.is_empty()
-            {
-                ctx.err(
-                    c.span().start,
-                    format!("invalid capture name {cname:?}: use letters, digits and _"),
-                );
-            }
-            let rc = c.get_ref();
-            let sources = [
-                rc.json.is_some(),
-                rc.header.is_some(),
-                rc.regex.is_some(),
-                rc.css.is_some(),
-            ];
-            if sources.iter().filter(|x| **x).count() != 1 {
-                ctx.err(
-                    c.span().start,
-                    "a capture takes exactly one of: json, header, regex, css",
-                );
-                continue;
-            }
-            let capture = if let Some(j) = &rc.json {
-                parse_json_path(j.get_ref())
-                    .map(|p| vantage_probes::Capture::Json(p, j.get_ref().clone()))
-                    .map_err(|e| {
-                        ctx.err(
-                            j.span().start,
-                            format!("invalid JSONPath {:?}: {e}", j.get_ref()),
-                        )
-                    })
-                    .ok()
-            } else if let Some(h) = &rc.header {
-                Some(vantage_probes::Capture::Header(
-                    h.get_ref().to_ascii_lowercase(),
-                ))
-            } else if let Some(re) = &rc.regex {
-                compile_regex(re, ctx).map(vantage_probes::Capture::Regex)
-            } else {
-                rc.css.as_ref().and_then(|css| {
-                    compile_css(css, ctx)
-                        .map(|sel| vantage_probes::Capture::Css(sel, css.get_ref().clone()))
-                })
-            };
-            if let Some(c) = capture {
-                captures.push((cname.clone(), c));
-            }
-            defined.push(cname.clone());
-        }
-        let poll_interval = r
-            .poll_interval
-            .as_ref()
-            .map_or(Duration::from_secs(1), |d| d.get_ref().0);
-        if poll_interval.is_zero() {
-            let at = r
-                .poll_interval
-                .as_ref()
-                .map_or(r.name.span().start, |d| d.span().start);
-            ctx.err(at, "poll_interval must be greater than 0");
-        } else if let Some(problem) = duration_problem("poll_interval", poll_interval) {
-            let at = r
-                .poll_interval
-                .as_ref()
-                .map_or(r.name.span().start, |d| d.span().start);
-            ctx.err(at, problem);
-        }
-        if let (Some(url), Some(method), Some(expect)) = (url, method, expect) {
-            steps.push(vantage_probes::StepSpec {
-                name,
-                method,
-                url,
-                headers,
-                body,
-                expect,
-                captures,
-                until: until.flatten(),
-                poll_interval,
-            });
-        }
-    }
-    let target = raw_steps[0].get_ref().url.get_ref().clone();
-    Some((
-        target,
-        Spec::Scrape(Box::new(vantage_probes::FlowSpec {
-            steps,
-            transport: transport?,
-            timeout,
-            redactor: ctx.redactor.clone(),
-        })),
-    ))
-}
-
-fn compile_css(s: &Spanned<String>, ctx: &mut Ctx<'_>) -> Option<scraper::Selector> {
-    scraper::Selector::parse(s.get_ref())
-        .map_err(|e| {
-            ctx.err(
-                s.span().start,
-                format!("invalid CSS selector {:?}: {e}", s.get_ref()),
-            )
-        })
-        .ok()
-}
-
-fn compile_regex(s: &Spanned<String>, ctx: &mut Ctx<'_>) -> Option<Regex> {
-    Regex::new(s.get_ref())
-        .map_err(|e| {
-            // regex's message draws a caret diagram over several lines; keep its last line.
-            let text = e.to_string();
-            let why = text
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim_start_matches("error: ")
-                .to_string();
-            ctx.err(
-                s.span().start,
-                format!("invalid regex {:?}: {why}", s.get_ref()),
-            )
-        })
-        .ok()
-}
-
-fn resolve_http_expect(e: Option<&Spanned<RawExpect>>, ctx: &mut Ctx<'_>) -> Option<HttpExpect> {
-    let mut out = HttpExpect::default();
-    let Some(e) = e else { return Some(out) };
-    let before = ctx.errors.len();
-    let e = e.get_ref();
-    if let Some(s) = &e.status {
-        out.status = s.get_ref().0.clone();
-    }
-    out.body_contains = e
-        .body_contains
-        .as_ref()
-        .map(|b| b.get_ref().clone())
-        .unwrap_or_default();
-    out.body_regex = e
-        .body_regex
-        .iter()
-        .flatten()
-        .filter_map(|r| compile_regex(r, ctx))
-        .collect();
-    out.body_not_regex = e
-        .body_not_regex
-        .iter()
-        .flatten()
-        .filter_map(|r| compile_regex(r, ctx))
-        .collect();
-    for (name, re) in e.headers.iter().flatten() {
-        if HeaderName::from_bytes(name.as_bytes()).is_err() {
-            ctx.err(re.span().start, format!("invalid header name {name:?}"));
-        }
-        if let Some(r) = compile_regex(re, ctx) {
-            out.headers.push((name.to_ascii_lowercase(), r));
-        }
-    }
-    for (name, re) in e.headers_not.iter().flatten() {
-        if HeaderName::from_bytes(name.as_bytes()).is_err() {
-            ctx.err(re.span().start, format!("invalid header name {name:?}"));
-        }
-        if let Some(r) = compile_regex(re, ctx) {
-            out.headers_not.push((name.to_ascii_lowercase(), r));
-        }
-    }
-    out.ssl = e.ssl.as_ref().map(|s| *s.get_ref());
-    out.json = e
-        .json
-        .iter()
-        .flatten()
-        .filter_map(|j| resolve_json_assertion(j, ctx))
-        .collect();
-    out.health = e.health.as_ref().is_some_and(|h| *h.get_ref());
-    for c in e.css.iter().flatten() {
-        let at = c.span().start;
-        let c = c.get_ref();
-        let checks = [
-            c.text.is_some(),
-            c.matches.is_some(),
-            c.count.is_some(),
-            c.exists.is_some(),
-        ];
-        if checks.iter().filter(|x| **x).count() != 1 {
-            ctx.err(
-                at,
-                "a CSS assertion takes exactly one of: text, matches, count, exists",
-            );
-            continue;
-        }
-        let check = if let Some(t) = &c.text {
-            Some(vantage_probes::CssCheck::Text(t.clone()))
-        } else if let Some(m) = &c.matches {
-            compile_regex(m, ctx).map(vantage_probes::CssCheck::Matches)
-        } else if let Some(n) = c.count {
-            Some(vantage_probes::CssCheck::Count(n as usize))
-        } else {
-            Some(vantage_probes::CssCheck::Exists(c.exists.unwrap_or(true)))
-        };
-        if let (Some(selector), Some(check)) = (compile_css(&c.selector, ctx), check) {
-            out.css.push(vantage_probes::CssAssertion {
-                selector,
-                selector_text: c.selector.get_ref().clone(),
-                check,
-            });
-        }
-    }
-    for m in e.metrics.iter().flatten() {
-        let at = m.span().start;
-        let m = m.get_ref();
-        let ops: Vec<vantage_probes::MetricOp> = [
-            m.lt.map(vantage_probes::MetricOp::Lt),
-            m.gt.map(vantage_probes::MetricOp::Gt),
-            m.equals.map(vantage_probes::MetricOp::Equals),
-            m.exists.map(vantage_probes::MetricOp::Exists),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if ops.len() != 1 {
-            ctx.err(
-                at,
-                "a metrics assertion takes exactly one of: lt, gt, equals, exists",
-            );
-            continue;
-        }
-        match vantage_probes::exposition::Selector::parse(m.series.get_ref()) {
-            Ok(selector) => out.metrics.push(vantage_probes::MetricAssertion {
-                selector,
-                op: ops[0],
-            }),
-            Err(e) => ctx.err(m.series.span().start, e),
-        }
-    }
-    out.latency_under = e.latency_under.as_ref().map(|l| l.get_ref().0);
-    if let Some(l) = &e.latency_under {
-        if let Some(problem) = duration_problem("latency_under", l.get_ref().0) {
-            ctx.err(l.span().start, problem);
-        }
-    }
-    if let Some(d) = &e.cert_min_days {
-        if !d.get_ref().is_finite() || *d.get_ref() < 0.0 {
-            ctx.err(d.span().start, "cert_min_days must be a number of days ≥ 0");
-        }
-        out.cert_min_days = Some(*d.get_ref());
-    }
-    (ctx.errors.len() == before).then_some(out)
-}
-
-fn toml_to_json(v: &toml::Value) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
-}
-
-/// Most recursive descents (`..`) in one JSONPath. Evaluation runs on the body synchronously:
-/// each further descent multiplies the work by the document's size (`$..a..a..a…` over a
-/// nested body took minutes and gigabytes), while one is linear.
-const MAX_JSONPATH_DESCENTS: usize = 1;
-
-/// A JSONPath, refused when it could take more than linear time on a hostile body.
-fn parse_json_path(text: &str) -> Result<JsonPath, String> {
-    let path = JsonPath::parse(text).map_err(|e| e.to_string())?;
-    if text.matches("..").count() > MAX_JSONPATH_DESCENTS {
-        return Err(format!(
-            "at most {MAX_JSONPATH_DESCENTS} recursive descent (`..`) per path: each one more multiplies the work by the body's size"
-        ));
-    }
-    Ok(path)
-}
-
-fn resolve_json_assertion(
-    j: &Spanned<RawJsonAssertion>,
-    ctx: &mut Ctx<'_>,
-) -> Option<JsonAssertion> {
-    let at = j.span().start;
-    let j = j.get_ref();
-    let path = parse_json_path(j.path.get_ref())
-        .map_err(|e| {
-            ctx.err(
-                j.path.span().start,
-                format!("invalid JSONPath {:?}: {e}", j.path.get_ref()),
-            )
-        })
-        .ok();
-    let mut ops = Vec::new();
-    if let Some(v) = &j.equals {
-        ops.push(JsonOp::Equals(toml_to_json(v)));
-    }
-    if let Some(v) = &j.not_equals {
-        ops.push(JsonOp::NotEquals(toml_to_json(v)));
-    }
-    if let Some(m) = &j.matches {
-        ops.extend(compile_regex(m, ctx).map(JsonOp::Matches));
-    }
-    if let Some(e) = j.exists {
-        ops.push(JsonOp::Exists(e));
-    }
-    if let Some(x) = j.lt {
-        ops.push(JsonOp::Lt(x));
-    }
-    if let Some(x) = j.gt {
-        ops.push(JsonOp::Gt(x));
-    }
-    if ops.len() != 1 {
-        ctx.err(
-            at,
-            format!(
-                "a JSON assertion takes exactly one of: equals, not_equals, matches, exists, lt, gt (found {})",
-                ops.len()
-            ),
-        );
-        return None;
-    }
-    Some(JsonAssertion {
-        path: path?,
-        path_text: j.path.get_ref().clone(),
-        op: ops.pop()?,
-    })
-}
-
-fn resolve_tls(p: &RawProbe, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(String, Spec)> {
-    let Some(target) = &p.target else {
-        ctx.err(
-            p.name.span().start,
-            "probe of kind \"tls\" needs a target (host:port)",
-        );
-        return None;
-    };
-    let hostport = parse_host_port(target.get_ref())
-        .map_err(|e| ctx.err(target.span().start, e))
-        .ok();
-    let options = tls_options(p.tls.as_ref(), ctx);
-    let client = ctx
-        .clients
-        .tls(&options)
-        .map_err(|e| {
-            ctx.err(
-                p.tls
-                    .as_ref()
-                    .map_or(target.span().start, |t| t.span().start),
-                e.to_string(),
-            )
-        })
-        .ok();
-    let raw_tls = p.tls.as_ref().map(|t| t.get_ref());
-    if let Some(skip) = raw_tls.and_then(|t| t.insecure_skip_verify.as_ref()) {
-        ctx.err(
-            skip.span().start,
-            "tls probes use expect.verify = false instead of insecure_skip_verify",
-        );
-    }
-    let mut expect = TlsExpect::default();
-    if let Some(e) = &p.expect {
-        let e = e.get_ref();
-        if let Some(d) = &e.min_days_remaining {
-            if !d.get_ref().is_finite() || *d.get_ref() < 0.0 {
-                ctx.err(
-                    d.span().start,
-                    "min_days_remaining must be a number of days ≥ 0",
-                );
-            }
-            expect.min_days_remaining = Some(*d.get_ref());
-        }
-        expect.verify = e.verify.as_ref().is_none_or(|v| *v.get_ref());
-        expect.min_version = e.min_version.as_ref().map(|v| *v.get_ref());
-    }
-    let server_name = p
-        .server_name
-        .as_ref()
-        .or(raw_tls.and_then(|t| t.server_name.as_ref()))
-        .map(|s| s.get_ref().clone());
-    let ((host, port), client) = (hostport?, client?);
-    Some((
-        format!("{host}:{port}"),
-        Spec::Tls(Box::new(TlsSpec {
-            host,
-            port,
-            server_name,
-            ip: p.ip.as_ref().map_or(IpFamily::Any, |i| *i.get_ref()),
-            timeout,
-            client,
-            expect,
-            filter: None,
-        })),
-    ))
 }
 
 #[cfg(test)]

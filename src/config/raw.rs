@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
-use vantage_probes::{IpFamily, StatusPattern, TlsVersion};
+use vantage_probes::{StatusPattern, TlsVersion};
 
 /// A duration written with a unit: `"250ms"`, `"30s"`, `"1h"`, `"30d"`. A bare number is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -156,6 +156,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind's name, as written in `kind = "…"`.
+    pub const NAMES: [&'static str; 7] = ["http", "tls", "scrape", "tcp", "dns", "icmp", "grpc"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Http => "http",
@@ -185,60 +188,6 @@ pub struct RawTls {
     pub client_key: Option<Spanned<String>>,
     /// Resume TLS sessions across runs (default false: every run does a full handshake).
     pub resume_sessions: Option<bool>,
-}
-
-/// One `[[probe]]`. Keys of every kind live here; validation rejects keys of another kind.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawProbe {
-    /// Unique, `[a-z0-9_-]+`; the `probe` label.
-    pub name: Spanned<String>,
-    /// `http` or `tls`.
-    pub kind: Spanned<Kind>,
-    /// http: the URL to request.
-    pub url: Option<Spanned<String>>,
-    /// http: request method (default GET).
-    pub method: Option<Spanned<String>>,
-    /// http: request headers.
-    pub headers: Option<BTreeMap<String, Spanned<String>>>,
-    /// http: request body as text.
-    pub body: Option<Spanned<String>>,
-    /// http: request body as JSON (sets content-type).
-    pub json: Option<Spanned<toml::Value>>,
-    /// http: follow redirects (default true).
-    pub follow_redirects: Option<Spanned<bool>>,
-    /// http: most redirects followed before `redirect_limit` (default 10).
-    pub max_redirects: Option<Spanned<u32>>,
-    /// http: longest accepted body (default 10MiB); longer fails with `body_too_large`.
-    pub max_body: Option<Spanned<Size>>,
-    /// `any`, `ipv4` or `ipv6`.
-    pub ip: Option<Spanned<IpFamily>>,
-    /// http: an http:// proxy (CONNECT for https targets).
-    pub proxy: Option<Spanned<String>>,
-    /// http: sent as `Authorization: Bearer …` (blackbox_exporter's `bearer_token`); write it
-    /// as `${ENV_VAR}` so it is redacted everywhere.
-    pub bearer_token: Option<Spanned<String>>,
-    /// http: send `Accept-Encoding: <this>` (blackbox_exporter's `compression`): "gzip",
-    /// "deflate", "br", "zstd" or "identity". Bodies are decoded either way.
-    pub compression: Option<Spanned<String>>,
-    /// http: local address to connect from (blackbox_exporter's `source_ip_address`).
-    pub source_ip: Option<Spanned<String>>,
-    /// TLS settings for https and tls probes.
-    pub tls: Option<Spanned<RawTls>>,
-    /// tls: `host:port` to connect to.
-    pub target: Option<Spanned<String>>,
-    /// tls: SNI and hostname check (default: host of target).
-    pub server_name: Option<Spanned<String>>,
-    pub interval: Option<Spanned<Dur>>,
-    pub timeout: Option<Spanned<Dur>>,
-    pub labels: Option<BTreeMap<String, Spanned<String>>>,
-    pub expect: Option<Spanned<RawExpect>>,
-    /// scrape: the flow's steps, in order.
-    pub step: Option<Vec<Spanned<RawStep>>>,
-    /// `[probe.alert]`: this probe's own ProbeDown/CertificateExpiring thresholds.
-    pub alert: Option<Spanned<RawProbeAlert>>,
-    /// `metrics = { phase_histograms = true }`: this probe's overrides of `[metrics]`.
-    pub metrics: Option<Spanned<RawMetrics>>,
 }
 
 /// `[metrics]`, and a probe's `metrics = { ... }` overrides: which costly per-probe families
@@ -278,11 +227,11 @@ pub struct RawStep {
     pub body: Option<Spanned<String>>,
     pub json: Option<Spanned<toml::Value>>,
     /// Checked on the step's (final) response.
-    pub expect: Option<Spanned<RawExpect>>,
+    pub expect: Option<Spanned<RawHttpExpect>>,
     /// Variables to capture from the response, by name.
     pub capture: Option<BTreeMap<String, Spanned<RawCapture>>>,
     /// Repeat the step until these hold, within the flow's timeout.
-    pub until: Option<Spanned<RawExpect>>,
+    pub until: Option<Spanned<RawHttpExpect>>,
     /// Pause between attempts of an `until` step (default 1s).
     pub poll_interval: Option<Spanned<Dur>>,
 }
@@ -320,44 +269,51 @@ pub struct RawMetric {
     pub exists: Option<bool>,
 }
 
-/// `[probe.expect]`: every condition must hold.
+/// `[probe.expect]` of an http probe, and a scrape step's `expect` and `until`: every
+/// condition must hold.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawExpect {
-    /// http: accepted statuses (default "2xx").
+pub struct RawHttpExpect {
+    /// Accepted statuses (default "2xx").
     pub status: Option<Spanned<StatusSpec>>,
-    /// http: strings the body must contain.
+    /// Strings the body must contain.
     pub body_contains: Option<Spanned<Vec<String>>>,
-    /// http: regexes the body must match.
+    /// Regexes the body must match.
     pub body_regex: Option<Vec<Spanned<String>>>,
-    /// http: regexes the body must not match.
+    /// Regexes the body must not match.
     pub body_not_regex: Option<Vec<Spanned<String>>>,
-    /// http: header name → regex one of its values must match.
+    /// Header name → regex one of its values must match.
     pub headers: Option<BTreeMap<String, Spanned<String>>>,
-    /// http: header name → regex none of its values may match (blackbox_exporter's
+    /// Header name → regex none of its values may match (blackbox_exporter's
     /// `fail_if_header_matches`).
     pub headers_not: Option<BTreeMap<String, Spanned<String>>>,
-    /// http: the final request must (true) or must not (false) have used TLS
-    /// (blackbox_exporter's `fail_if_not_ssl` / `fail_if_ssl`).
+    /// The final request must (true) or must not (false) have used TLS (blackbox_exporter's
+    /// `fail_if_not_ssl` / `fail_if_ssl`).
     pub ssl: Option<Spanned<bool>>,
-    /// http: JSONPath assertions.
+    /// JSONPath assertions.
     pub json: Option<Vec<Spanned<RawJsonAssertion>>>,
-    /// http: read the body as a health document.
+    /// Read the body as a health document.
     pub health: Option<Spanned<bool>>,
-    /// http: the whole run must take less than this.
+    /// The whole run must take less than this.
     pub latency_under: Option<Spanned<Dur>>,
-    /// http (https): the effective certificate expiry must be at least this many days away.
+    /// https: the effective certificate expiry must be at least this many days away.
     pub cert_min_days: Option<Spanned<f64>>,
-    /// tls: the effective certificate expiry must be at least this many days away.
-    pub min_days_remaining: Option<Spanned<f64>>,
-    /// tls: chain and hostname must verify (default true).
-    pub verify: Option<Spanned<bool>>,
-    /// tls: lowest acceptable protocol version, "1.2" or "1.3".
-    pub min_version: Option<Spanned<TlsVersion>>,
-    /// http/scrape: CSS assertions on the body as HTML.
+    /// CSS assertions on the body as HTML.
     pub css: Option<Vec<Spanned<RawCss>>>,
-    /// http/scrape: assertions on the body as Prometheus text exposition.
+    /// Assertions on the body as Prometheus text exposition.
     pub metrics: Option<Vec<Spanned<RawMetric>>>,
+}
+
+/// `[probe.expect]` of a tls probe.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTlsExpect {
+    /// The effective certificate expiry must be at least this many days away.
+    pub min_days_remaining: Option<Spanned<f64>>,
+    /// Chain and hostname must verify (default true).
+    pub verify: Option<Spanned<bool>>,
+    /// Lowest acceptable protocol version, "1.2" or "1.3".
+    pub min_version: Option<Spanned<TlsVersion>>,
 }
 
 /// `[server]`: the daemon's HTTP endpoint.
@@ -409,75 +365,6 @@ pub struct RawScheduler {
     pub max_concurrency: Option<Spanned<u32>>,
     /// Most runs started per second against one host (default 50; 0 = no limit).
     pub per_host_rate: Option<Spanned<u32>>,
-}
-
-/// `[module.NAME]`: a template for `/probe?target=&module=NAME`: a probe without a name, URL or
-/// target, which the request supplies.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawModule {
-    pub kind: Spanned<Kind>,
-    pub timeout: Option<Spanned<Dur>>,
-    pub method: Option<Spanned<String>>,
-    pub headers: Option<BTreeMap<String, Spanned<String>>>,
-    pub body: Option<Spanned<String>>,
-    pub json: Option<Spanned<toml::Value>>,
-    pub follow_redirects: Option<Spanned<bool>>,
-    pub max_redirects: Option<Spanned<u32>>,
-    pub max_body: Option<Spanned<Size>>,
-    pub ip: Option<Spanned<IpFamily>>,
-    pub proxy: Option<Spanned<String>>,
-    pub bearer_token: Option<Spanned<String>>,
-    pub compression: Option<Spanned<String>>,
-    pub source_ip: Option<Spanned<String>>,
-    pub tls: Option<Spanned<RawTls>>,
-    pub server_name: Option<Spanned<String>>,
-    pub expect: Option<Spanned<RawExpect>>,
-}
-
-impl RawModule {
-    /// The module as a probe of `name` against a placeholder target; the request's target
-    /// replaces it.
-    pub fn into_probe(self, name: Spanned<String>) -> RawProbe {
-        let at = name.span();
-        let placeholder = |s: &str| Some(Spanned::new(at.clone(), s.to_string()));
-        let kind = *self.kind.get_ref();
-        RawProbe {
-            name,
-            kind: self.kind,
-            url: if kind == Kind::Http {
-                placeholder("http://module.invalid/")
-            } else {
-                None
-            },
-            target: if kind == Kind::Tls {
-                placeholder("module.invalid:443")
-            } else {
-                None
-            },
-            method: self.method,
-            headers: self.headers,
-            body: self.body,
-            json: self.json,
-            follow_redirects: self.follow_redirects,
-            max_redirects: self.max_redirects,
-            max_body: self.max_body,
-            ip: self.ip,
-            proxy: self.proxy,
-            bearer_token: self.bearer_token,
-            compression: self.compression,
-            source_ip: self.source_ip,
-            tls: self.tls,
-            server_name: self.server_name,
-            interval: None,
-            timeout: self.timeout,
-            labels: None,
-            expect: self.expect,
-            step: None,
-            alert: None,
-            metrics: None,
-        }
-    }
 }
 
 /// `[state]`: where SLO windows and alert state survive restarts.

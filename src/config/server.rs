@@ -8,7 +8,7 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::load::{Located, RawConfig};
-use super::probe::{resolve_probe, Clients};
+use super::probe::Clients;
 use super::raw::{Kind, RawScheduler, RawServer};
 use super::{Ctx, Defaults, Diagnostic, Probe};
 use crate::secret::{Redactor, Secret};
@@ -199,26 +199,6 @@ pub(super) fn resolve_modules(
     };
     let mut out = BTreeMap::new();
     for (name, m) in &raw.modules {
-        let mut ctx = Ctx {
-            sources: &raw.sources,
-            redactor,
-            clients,
-            file: m.file,
-            errors,
-        };
-        if out.contains_key(name.get_ref()) {
-            ctx.err(
-                name.span().start,
-                format!("duplicate module {:?}", name.get_ref()),
-            );
-            continue;
-        }
-        let probe = m.value.clone().into_probe(name.clone());
-        if let Some(p) = resolve_probe(&probe, &defaults, &mut ctx) {
-            out.insert(name.get_ref().clone(), p);
-        }
-    }
-    for (name, m) in &raw.kind_modules {
         let mut ctx = Ctx {
             sources: &raw.sources,
             redactor,

@@ -282,15 +282,15 @@ impl Timeline {
     /// Record one (already redacted) run that ended at `at_ms` (Unix ms).
     pub fn record(&mut self, outcome: &Outcome, at_ms: i64) {
         let secs = at_ms.div_euclid(1000);
-        self.fine.add(secs, outcome.success);
-        self.coarse.add(secs, outcome.success);
+        self.fine.add(secs, outcome.success());
+        self.coarse.add(secs, outcome.success());
         let us = |d: std::time::Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
         let phases = outcome.phases.as_array();
         let point = RunPoint {
             at_ms,
-            success: outcome.success,
+            success: outcome.success(),
             reason: outcome.reason,
-            status: outcome.facts.status,
+            status: outcome.facts.status(),
             duration_us: us(outcome.duration),
             phases_us: phases.map(us),
         };
@@ -298,7 +298,7 @@ impl Timeline {
             self.runs.pop_front();
         }
         self.runs.push_back(point);
-        if outcome.success {
+        if outcome.success() {
             if let Some(open) = self.incidents.back_mut().filter(|i| i.end.is_none()) {
                 open.end = Some(at_ms);
             }
@@ -311,7 +311,7 @@ impl Timeline {
         self.failures.push_back(Failure {
             at: at_ms,
             reason: outcome.reason,
-            status: outcome.facts.status,
+            status: outcome.facts.status(),
             duration_us: point.duration_us,
             evidence: evidence.clone(),
         });
@@ -542,7 +542,6 @@ mod tests {
 
     fn outcome(success: bool, ms: u64, evidence: &str) -> Outcome {
         let mut o = Outcome {
-            success,
             reason: (!success).then_some(Reason::HttpStatus),
             duration: Duration::from_millis(ms),
             phases: Default::default(),
@@ -550,7 +549,8 @@ mod tests {
             facts: Default::default(),
         };
         o.phases.processing = Duration::from_millis(ms / 2);
-        o.facts.status = Some(if success { 200 } else { 503 });
+        o.facts.http_facts_mut().expect("http facts").status =
+            Some(if success { 200 } else { 503 });
         o
     }
 

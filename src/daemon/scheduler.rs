@@ -171,10 +171,12 @@ pub(crate) trait Run: Send + Sync {
     fn interval(&self) -> Duration;
     /// The host whose rate limit applies.
     fn host(&self) -> String;
+    /// Run once, the outcome already scrubbed of `redactor`'s secrets.
     fn run<'a>(
         &'a self,
         clock: &'a Clock,
         scheduled: Instant,
+        redactor: &'a Redactor,
     ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 }
 
@@ -192,8 +194,9 @@ impl Run for Probe {
         &'a self,
         clock: &'a Clock,
         scheduled: Instant,
+        redactor: &'a Redactor,
     ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
-        Box::pin(Probe::run(self, clock, scheduled))
+        Box::pin(Probe::run_redacted(self, clock, scheduled, redactor))
     }
 }
 
@@ -235,13 +238,12 @@ async fn probe_loop(
                 .metrics
                 .scheduler_lag
                 .observe(started.saturating_duration_since(scheduled).as_secs_f64());
-            let mut outcome = probe.run(&shared.clock, scheduled).await;
+            let outcome = probe.run(&shared.clock, scheduled, &shared.redactor).await;
             drop(guards);
-            shared.redactor.outcome(&mut outcome);
             outcome
         };
-        if was_up != Some(outcome.success) {
-            if outcome.success {
+        if was_up != Some(outcome.success()) {
+            if outcome.success() {
                 info!(probe = %probe.name(), "Probe is up.");
             } else {
                 info!(
@@ -251,12 +253,12 @@ async fn probe_loop(
                     "Probe is down."
                 );
             }
-            was_up = Some(outcome.success);
+            was_up = Some(outcome.success());
         }
-        debug!(probe = %probe.name(), success = outcome.success, duration_seconds = outcome.duration.as_secs_f64(), "Probe run finished.");
+        debug!(probe = %probe.name(), success = outcome.success(), duration_seconds = outcome.duration.as_secs_f64(), "Probe run finished.");
         shared.evaluator.record(
             probe.name(),
-            outcome.success,
+            outcome.success(),
             outcome.duration,
             shared.clock.unix_ms(),
         );
@@ -306,6 +308,7 @@ mod tests {
             &'a self,
             _clock: &'a Clock,
             scheduled: Instant,
+            _redactor: &'a Redactor,
         ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
             Box::pin(async move {
                 if self.running.fetch_add(1, Ordering::SeqCst) > 0 {
@@ -316,7 +319,6 @@ mod tests {
                 self.running.fetch_sub(1, Ordering::SeqCst);
                 self.log.lock().unwrap().push((scheduled, start));
                 Outcome {
-                    success: true,
                     reason: None,
                     duration: scheduled.elapsed(),
                     phases: Default::default(),

@@ -160,18 +160,22 @@ impl Record {
     }
 
     fn record(&mut self, mut outcome: Outcome, now: Instant, at: f64) {
-        if let Some(h) = outcome.facts.health.as_mut() {
+        if let Some(h) = outcome
+            .facts
+            .http_facts_mut()
+            .and_then(|h| h.health.as_mut())
+        {
             self.health_names.admit(h);
         }
         let run = self.runs_success + self.runs_failure + 1;
-        if outcome.success {
+        if outcome.success() {
             self.consecutive_successes = self.consecutive_successes.saturating_add(1);
             self.consecutive_failures = 0;
         } else {
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
             self.consecutive_successes = 0;
         }
-        if outcome.success {
+        if outcome.success() {
             self.runs_success += 1;
         } else {
             self.runs_failure += 1;
@@ -196,13 +200,13 @@ impl Record {
         let summary = RunSummary {
             at,
             run,
-            success: outcome.success,
+            success: outcome.success(),
             reason: outcome.reason,
             duration_seconds: outcome.duration.as_secs_f64(),
-            status: outcome.facts.status,
+            status: outcome.facts.status(),
             evidence,
         };
-        if !outcome.success {
+        if !outcome.success() {
             if self.failures.len() == FAILURES {
                 self.failures.pop_front();
             }

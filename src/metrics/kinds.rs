@@ -29,7 +29,7 @@ fn phases(pairs: &[(&'static str, f64)]) -> Samples {
 pub(super) fn encode(fam: &Family<'_>, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
     let secs = Some(&Unit::Seconds);
     // dns
-    let dns = |k: Kind, r: &Record| of(k, Kind::Dns, r).and_then(|o| o.facts.dns.clone());
+    let dns = |k: Kind, r: &Record| of(k, Kind::Dns, r).and_then(|o| o.facts.dns().cloned());
     let rrs = |n: usize| one(n as f64);
     fam.gauge(
         enc,
@@ -115,7 +115,7 @@ pub(super) fn encode(fam: &Family<'_>, enc: &mut DescriptorEncoder) -> Result<()
                         (
                             "rtt",
                             o.facts
-                                .icmp
+                                .icmp()
                                 .as_ref()
                                 .and_then(|i| i.rtt_seconds)
                                 .unwrap_or(0.0),
@@ -132,7 +132,7 @@ pub(super) fn encode(fam: &Family<'_>, enc: &mut DescriptorEncoder) -> Result<()
         None,
         |k, r| {
             of(k, Kind::Icmp, r)
-                .and_then(|o| o.facts.icmp.as_ref()?.hop_limit)
+                .and_then(|o| o.facts.icmp()?.hop_limit)
                 .map(|h| one(f64::from(h)))
                 .unwrap_or_default()
         },
@@ -145,7 +145,7 @@ pub(super) fn encode(fam: &Family<'_>, enc: &mut DescriptorEncoder) -> Result<()
         None,
         |k, r| {
             of(k, Kind::Grpc, r)
-                .and_then(|o| o.facts.grpc.as_ref())
+                .and_then(|o| o.facts.grpc())
                 .map(|g| {
                     SERVING_STATUSES
                         .iter()
@@ -165,7 +165,7 @@ pub(super) fn encode(fam: &Family<'_>, enc: &mut DescriptorEncoder) -> Result<()
         None,
         |k, r| {
             of(k, Kind::Grpc, r)
-                .and_then(|o| o.facts.grpc.as_ref())
+                .and_then(|o| o.facts.grpc())
                 .map(|g| one(g.status_code.map_or(-1.0, f64::from)))
                 .unwrap_or_default()
         },
@@ -177,7 +177,8 @@ pub(super) fn encode(fam: &Family<'_>, enc: &mut DescriptorEncoder) -> Result<()
         None,
         |k, r| {
             of(k, Kind::Grpc, r)
-                .map(|o| one(bool_f(o.facts.ssl)))
+                .and_then(|o| o.facts.grpc())
+                .map(|g| one(bool_f(g.ssl)))
                 .unwrap_or_default()
         },
     )?;

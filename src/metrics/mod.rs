@@ -27,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
-use vantage_probes::{HealthFacts, Outcome, Phases, Reason, TlsFacts};
+use vantage_probes::{HealthFacts, HttpFacts, Outcome, Phases, Reason, TlsFacts};
 
 use crate::config::{Kind, ProbeMetrics};
 
@@ -543,12 +543,14 @@ fn last(r: &Record) -> Option<&Outcome> {
     r.last.as_ref().map(|l| &l.outcome)
 }
 
-fn http(k: Kind, r: &Record) -> Option<&Outcome> {
-    last(r).filter(|_| k == Kind::Http)
+fn http(k: Kind, r: &Record) -> Option<&HttpFacts> {
+    last(r)
+        .filter(|_| k == Kind::Http)
+        .and_then(|o| o.facts.http_facts())
 }
 
 fn tls(r: &Record) -> Option<TlsFacts> {
-    last(r).and_then(|o| o.facts.tls.clone())
+    last(r).and_then(|o| o.facts.tls().cloned())
 }
 
 /// `subjectalternative` as blackbox_exporter writes it: the DNS names only, comma-separated.
@@ -598,7 +600,11 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             "probe_success",
             "Whether the last run succeeded",
             None,
-            |_, r| last(r).map(|o| one(bool_f(o.success))).unwrap_or_default(),
+            |_, r| {
+                last(r)
+                    .map(|o| one(bool_f(o.success())))
+                    .unwrap_or_default()
+            },
         )?;
         fam.gauge(
             &mut enc,
@@ -629,7 +635,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             None,
             |k, r| {
                 last(r)
-                    .and_then(|o| match (o.facts.ip_protocol, k) {
+                    .and_then(|o| match (o.facts.conn.ip_protocol, k) {
                         (Some(p), _) => Some(f64::from(p)),
                         // blackbox_exporter's http prober: 0 when no address was resolved.
                         (None, Kind::Http) => Some(0.0),
@@ -646,7 +652,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             None,
             |k, r| {
                 last(r)
-                    .and_then(|o| match (o.facts.ip_addr_hash, k) {
+                    .and_then(|o| match (o.facts.conn.ip_addr_hash, k) {
                         (Some(h), _) => Some(f64::from(h)),
                         (None, Kind::Http) => Some(0.0),
                         (None, _) => None,
@@ -662,7 +668,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             None,
             |k, r| {
                 http(k, r)
-                    .map(|o| one(f64::from(o.facts.status.unwrap_or(0))))
+                    .map(|h| one(f64::from(h.status.unwrap_or(0))))
                     .unwrap_or_default()
             },
         )?;
@@ -677,7 +683,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
                     .map(|o| {
                         // As blackbox_exporter: only the resolve phase when no address was
                         // resolved (the later phases never began).
-                        let n = if o.facts.ip_protocol.is_none() && k == Kind::Http {
+                        let n = if o.facts.conn.ip_protocol.is_none() && k == Kind::Http {
                             1
                         } else {
                             Phases::NAMES.len()
@@ -699,7 +705,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             None,
             |k, r| {
                 http(k, r)
-                    .map(|o| one(o.facts.declared_length.unwrap_or(0) as f64))
+                    .map(|h| one(h.declared_length.unwrap_or(0) as f64))
                     .unwrap_or_default()
             },
         )?;
@@ -710,7 +716,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             None,
             |k, r| {
                 http(k, r)
-                    .map(|o| one(o.facts.uncompressed_body_length.unwrap_or(0) as f64))
+                    .map(|h| one(h.uncompressed_body_length.unwrap_or(0) as f64))
                     .unwrap_or_default()
             },
         )?;
@@ -721,7 +727,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             secs,
             |k, r| {
                 http(k, r)
-                    .and_then(|o| o.facts.last_modified)
+                    .and_then(|h| h.last_modified)
                     .map(|t| one(t as f64))
                     .unwrap_or_default()
             },
@@ -733,7 +739,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             None,
             |k, r| {
                 http(k, r)
-                    .map(|o| one(f64::from(o.facts.redirects)))
+                    .map(|h| one(f64::from(h.redirects)))
                     .unwrap_or_default()
             },
         )?;
@@ -742,11 +748,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             "probe_http_ssl",
             "Whether the last run's final request used TLS",
             None,
-            |k, r| {
-                http(k, r)
-                    .map(|o| one(bool_f(o.facts.ssl)))
-                    .unwrap_or_default()
-            },
+            |k, r| http(k, r).map(|h| one(bool_f(h.ssl))).unwrap_or_default(),
         )?;
         fam.gauge(
             &mut enc,
@@ -755,10 +757,9 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             None,
             |k, r| {
                 http(k, r)
-                    .map(|o| {
-                        one(o
-                            .facts
-                            .http_version
+                    .map(|h| {
+                        one(h
+                            .version
                             .as_deref()
                             .and_then(|v| v.parse::<f64>().ok())
                             .unwrap_or(0.0))
@@ -774,7 +775,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             |k, r| {
                 last(r)
                     .filter(|_| matches!(k, Kind::Http | Kind::Tls | Kind::Tcp))
-                    .map(|o| one(bool_f(o.facts.failed_due_to_regex)))
+                    .map(|o| one(bool_f(o.facts.failed_due_to_regex())))
                     .unwrap_or_default()
             },
         )?;
@@ -868,7 +869,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
             None,
             |_, r| {
                 last(r)
-                    .and_then(|o| o.facts.health.as_ref())
+                    .and_then(|o| o.facts.health())
                     .map(|h| {
                         h.checks
                             .iter()
@@ -887,7 +888,7 @@ impl prometheus_client::collector::Collector for ProbeCollector {
                 last(r)
                     .map(|o| {
                         o.facts
-                            .steps
+                            .steps()
                             .iter()
                             .map(|s| (vec![("step", s.name.clone())], s.duration.as_secs_f64()))
                             .collect()
@@ -1063,12 +1064,8 @@ impl prometheus_client::collector::Collector for SloCollector {
                         }
                     }
                 }
-                let mut severities: Vec<&str> = rep.alerts.iter().map(|a| &*a.severity).collect();
-                severities.dedup();
-                severities.sort();
-                severities.dedup();
-                for sev in severities {
-                    let on = rep.alerts.iter().any(|a| &*a.severity == sev && a.firing);
+                for sev in rep.severities() {
+                    let on = rep.firing_pair(sev).is_some();
                     firing.push((
                         base.clone(),
                         vec![

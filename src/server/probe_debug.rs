@@ -60,6 +60,7 @@ pub fn render(
             "ip_protocol",
             outcome
                 .facts
+                .conn
                 .ip_protocol
                 .map_or("unknown".into(), |f| format!("ip{f}")),
         )],
@@ -71,7 +72,7 @@ pub fn render(
         "Connected",
         &[("connect_seconds", p.connect.as_secs_f64().to_string())],
     );
-    if outcome.facts.ssl || !p.tls.is_zero() {
+    if outcome.facts.tls().is_some() || !p.tls.is_zero() {
         at += p.tls;
         line(
             at,
@@ -80,15 +81,16 @@ pub fn render(
             &[("tls_seconds", p.tls.as_secs_f64().to_string())],
         );
     }
-    if outcome.facts.redirects > 0 {
+    let redirects = outcome.facts.http_facts().map_or(0, |h| h.redirects);
+    if redirects > 0 {
         line(
             at,
             "info",
             "Followed redirects",
-            &[("redirects", outcome.facts.redirects.to_string())],
+            &[("redirects", redirects.to_string())],
         );
     }
-    if let Some(status) = outcome.facts.status {
+    if let Some(status) = outcome.facts.status() {
         at += p.processing;
         line(
             at,
@@ -110,7 +112,7 @@ pub fn render(
         "duration_seconds",
         outcome.duration.as_secs_f64().to_string(),
     );
-    if outcome.success {
+    if outcome.success() {
         line(
             outcome.duration,
             "info",

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use vantage_probes::{DnsSpec, DnsTransport, IpFamily, RrAssertions};
 
-use super::{compile, host_port, Common};
+use super::{compile, host_port};
 use crate::config::probe::Spec;
-use crate::config::raw::{Dur, Kind};
+use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert};
 use crate::config::Ctx;
 
 /// One `[[probe]]` of kind dns.
@@ -22,6 +22,8 @@ pub struct RawDns {
     pub interval: Option<Spanned<Dur>>,
     pub timeout: Option<Spanned<Dur>>,
     pub labels: Option<BTreeMap<String, Spanned<String>>>,
+    pub alert: Option<Spanned<RawProbeAlert>>,
+    pub metrics: Option<Spanned<RawMetrics>>,
     /// The server: `host` or `host:port` (port 53 by default).
     pub target: Spanned<String>,
     pub ip: Option<Spanned<IpFamily>>,
@@ -55,18 +57,6 @@ pub struct RawRrAssertions {
     pub all_match: Option<Vec<Spanned<String>>>,
     /// Some record must match each of these.
     pub some_match: Option<Vec<Spanned<String>>>,
-}
-
-impl RawDns {
-    pub(super) fn common(&self) -> Common<'_> {
-        Common {
-            name: &self.name,
-            kind: *self.kind.get_ref(),
-            interval: self.interval.as_ref(),
-            timeout: self.timeout.as_ref(),
-            labels: self.labels.as_ref(),
-        }
-    }
 }
 
 fn assertions(r: Option<&Spanned<RawRrAssertions>>, ctx: &mut Ctx<'_>) -> RrAssertions {

@@ -7,9 +7,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use vantage_probes::{GrpcSpec, IpFamily};
 
-use super::{check_days, host_port, tls_client, Common};
+use super::{check_days, host_port, tls_client};
 use crate::config::probe::Spec;
-use crate::config::raw::{Dur, Kind, RawTls};
+use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert, RawTls};
 use crate::config::Ctx;
 
 /// One `[[probe]]` of kind grpc.
@@ -21,6 +21,8 @@ pub struct RawGrpc {
     pub interval: Option<Spanned<Dur>>,
     pub timeout: Option<Spanned<Dur>>,
     pub labels: Option<BTreeMap<String, Spanned<String>>>,
+    pub alert: Option<Spanned<RawProbeAlert>>,
+    pub metrics: Option<Spanned<RawMetrics>>,
     /// `host:port`.
     pub target: Spanned<String>,
     pub ip: Option<Spanned<IpFamily>>,
@@ -38,18 +40,6 @@ pub struct RawGrpc {
 pub struct RawGrpcExpect {
     pub min_days_remaining: Option<Spanned<f64>>,
     pub verify: Option<Spanned<bool>>,
-}
-
-impl RawGrpc {
-    pub(super) fn common(&self) -> Common<'_> {
-        Common {
-            name: &self.name,
-            kind: *self.kind.get_ref(),
-            interval: self.interval.as_ref(),
-            timeout: self.timeout.as_ref(),
-            labels: self.labels.as_ref(),
-        }
-    }
 }
 
 pub(super) fn resolve(p: &RawGrpc, timeout: Duration, ctx: &mut Ctx<'_>) -> Option<(String, Spec)> {

@@ -7,9 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 use vantage_probes::{IcmpSpec, IpFamily};
 
-use super::Common;
 use crate::config::probe::Spec;
-use crate::config::raw::{Dur, Kind};
+use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert};
 use crate::config::Ctx;
 
 const DEFAULT_PAYLOAD: usize = 56;
@@ -23,23 +22,13 @@ pub struct RawIcmp {
     pub interval: Option<Spanned<Dur>>,
     pub timeout: Option<Spanned<Dur>>,
     pub labels: Option<BTreeMap<String, Spanned<String>>>,
+    pub alert: Option<Spanned<RawProbeAlert>>,
+    pub metrics: Option<Spanned<RawMetrics>>,
     /// A host name or an IP address (no port).
     pub target: Spanned<String>,
     pub ip: Option<Spanned<IpFamily>>,
     /// Bytes after the ICMP header (default 56).
     pub payload_size: Option<Spanned<u32>>,
-}
-
-impl RawIcmp {
-    pub(super) fn common(&self) -> Common<'_> {
-        Common {
-            name: &self.name,
-            kind: *self.kind.get_ref(),
-            interval: self.interval.as_ref(),
-            timeout: self.timeout.as_ref(),
-            labels: self.labels.as_ref(),
-        }
-    }
 }
 
 /// A host: a name, an IPv4 address, or an IPv6 address with or without brackets.

@@ -7,9 +7,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use vantage_probes::{IpFamily, QueryStep, TcpSpec};
 
-use super::{check_days, host_port, tls_client, Common};
+use super::{check_days, host_port, tls_client};
 use crate::config::probe::Spec;
-use crate::config::raw::{Dur, Kind, RawTls};
+use crate::config::raw::{Dur, Kind, RawMetrics, RawProbeAlert, RawTls};
 use crate::config::Ctx;
 
 /// One `[[probe]]` of kind tcp.
@@ -21,6 +21,8 @@ pub struct RawTcp {
     pub interval: Option<Spanned<Dur>>,
     pub timeout: Option<Spanned<Dur>>,
     pub labels: Option<BTreeMap<String, Spanned<String>>>,
+    pub alert: Option<Spanned<RawProbeAlert>>,
+    pub metrics: Option<Spanned<RawMetrics>>,
     /// `host:port` to connect to.
     pub target: Spanned<String>,
     pub ip: Option<Spanned<IpFamily>>,
@@ -49,18 +51,6 @@ pub struct RawQueryStep {
 pub struct RawTcpExpect {
     pub min_days_remaining: Option<Spanned<f64>>,
     pub verify: Option<Spanned<bool>>,
-}
-
-impl RawTcp {
-    pub(super) fn common(&self) -> Common<'_> {
-        Common {
-            name: &self.name,
-            kind: *self.kind.get_ref(),
-            interval: self.interval.as_ref(),
-            timeout: self.timeout.as_ref(),
-            labels: self.labels.as_ref(),
-        }
-    }
 }
 
 fn hex(s: &Spanned<String>, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {

@@ -1,0 +1,51 @@
+//! `GET /metrics`: the exposition, text or OpenMetrics, gzipped when asked.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::App;
+
+fn wants_openmetrics(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"))
+}
+
+pub(super) async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
+    let openmetrics = wants_openmetrics(&headers);
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .is_some_and(|v| crate::metrics::gzip::accepts_gzip(v.as_bytes()));
+    // Rendering thousands of probes is CPU work: off the runtime's workers, so the scheduler
+    // and other requests keep running meanwhile.
+    let rendered = tokio::task::spawn_blocking(move || {
+        let text = if openmetrics {
+            app.metrics.render_openmetrics()
+        } else {
+            app.metrics.render_text()
+        };
+        if gzip {
+            crate::metrics::gzip::gzip(text.as_bytes())
+        } else {
+            text.into_bytes()
+        }
+    })
+    .await;
+    let Ok(body) = rendered else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
