@@ -3,8 +3,9 @@
 //!
 //! 1. processing phase against a target that answers after exactly 50 ms, 1,000 probes in flight;
 //!    the target runs in a process of its own (this binary, re-executed with
-//!    `VANTAGE_TIMING_TARGET=1`), with its own runtime and one accept loop per core, and reports
-//!    how late its own timers fired, so the prober's share of the error can be told apart
+//!    `VANTAGE_TIMING_TARGET=1`), with its own runtime and one accept loop per core; each request
+//!    carries an id and the target reports, per id, when the head arrived, when it was read and
+//!    when the answer was written, so the prober's own error is processing - (written - arrived)
 //! 2. processing phase against a 200 ms target, one probe at a time
 //! 3. 40 probes of a 500 ms target through the check runner
 //! 4. `vantage check` (the release binary) over 200 endpoints answering in 100 ms

@@ -464,6 +464,21 @@ fn trim(v: f64) -> String {
 mod tests {
     use super::*;
 
+    /// Hostile clocks: a stamp from the future (the wall clock stepped back) or from the epoch
+    /// (stepped far forward, or a bogus stamp) never panics and never dates past now.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn odd_kernel_stamps_are_bounded() {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        let before = Instant::now();
+        let future = kernel::to_instant(SystemTime::now() + Duration::from_secs(3600));
+        assert!(future >= before && future <= Instant::now());
+        let ancient = kernel::to_instant(UNIX_EPOCH);
+        assert!(ancient <= Instant::now());
+        let recent = kernel::to_instant(SystemTime::now() - Duration::from_millis(20));
+        assert!(recent <= Instant::now() - Duration::from_millis(19));
+    }
+
     #[test]
     fn timeout_charges_the_phase_in_progress() {
         let mut p = Phases {
