@@ -3,13 +3,15 @@
 //!
 //! 1. processing phase against a target that answers after exactly 50 ms, 1,000 probes in flight;
 //!    the target runs in a process of its own (this binary, re-executed with
-//!    `VANTAGE_TIMING_TARGET=1`), with its own runtime and one accept loop per core, and reports
-//!    how late its own timers fired, so the prober's share of the error can be told apart
+//!    `VANTAGE_TIMING_TARGET=1`), with its own runtime and one accept loop per core; each request
+//!    carries an id and the target reports, per id, when the head arrived, when it was read and
+//!    when the answer was written, so the prober's own error is processing - (written - arrived)
 //! 2. processing phase against a 200 ms target, one probe at a time
 //! 3. 40 probes of a 500 ms target through the check runner
 //! 4. `vantage check` (the release binary) over 200 endpoints answering in 100 ms
 //! 5. `vantage probe` process start to answer, against an instant target
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,7 @@ use tokio::time::Instant;
 use vantage::cli::check::{self, CheckOptions};
 use vantage::config::{Kind, Probe};
 use vantage::secret::Redactor;
+use vantage_probes::timing::StampedTcp;
 
 #[allow(dead_code)]
 #[path = "../tests/fixtures.rs"]
@@ -64,16 +67,22 @@ fn target_runtime() -> (tokio::runtime::Runtime, fixtures::Target) {
 }
 
 /// The 50 ms target of figure 1, as a process of its own: this binary with
-/// `VANTAGE_TIMING_TARGET` set. It prints `LISTEN <addr>`, answers `GET /delay/<ms>` that many
-/// milliseconds after the request head is read, `GET /stats` with how late its answers were
-/// (its own timer and scheduling error, in µs), and exits when its stdin closes.
+/// `VANTAGE_TIMING_TARGET` set. It prints `LISTEN <addr>`, answers `GET /delay/<ms>/<id>` that
+/// many milliseconds after the request head is read, and exits when its stdin closes.
+/// `GET /stats` answers one line per request answered since the last `/stats`:
+/// `<id> <arrived> <read> <written>`, nanoseconds on the target's own monotonic clock (only
+/// differences within the target are used, so the two processes' clocks never meet): when the
+/// kernel received the request head's last segment (0 where kernel receive timestamps are not
+/// available), when the target's task had read the whole head, and when the write of the answer
+/// had returned.
 fn target_process_main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let late: Arc<Mutex<Vec<u64>>> = Arc::default();
+        let log: Arc<Mutex<Vec<Served>>> = Arc::default();
+        let epoch = Instant::now();
         let first = reuseport_listener("127.0.0.1:0".parse().unwrap());
         let addr = first.local_addr().unwrap();
         let mut listeners = vec![first];
@@ -83,14 +92,14 @@ fn target_process_main() {
         }
         println!("LISTEN {addr}");
         for listener in listeners {
-            let late = late.clone();
+            let log = log.clone();
             tokio::spawn(async move {
                 loop {
                     let Ok((s, _)) = listener.accept().await else {
                         continue;
                     };
                     let _ = s.set_nodelay(true);
-                    tokio::spawn(serve_delay(s, late.clone()));
+                    tokio::spawn(serve_delay(s, log.clone(), epoch));
                 }
             });
         }
@@ -104,6 +113,14 @@ fn target_process_main() {
     });
 }
 
+/// One answered request, as the target saw it (ns since the target's epoch).
+struct Served {
+    id: u64,
+    arrived: u64,
+    read: u64,
+    written: u64,
+}
+
 fn reuseport_listener(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_reuseaddr(true).unwrap();
@@ -112,7 +129,8 @@ fn reuseport_listener(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
     socket.listen(4096).unwrap()
 }
 
-async fn serve_delay(mut s: tokio::net::TcpStream, late: Arc<Mutex<Vec<u64>>>) {
+async fn serve_delay(s: tokio::net::TcpStream, log: Arc<Mutex<Vec<Served>>>, epoch: Instant) {
+    let (mut s, arrivals) = StampedTcp::new(s);
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -122,29 +140,23 @@ async fn serve_delay(mut s: tokio::net::TcpStream, late: Arc<Mutex<Vec<u64>>>) {
         }
     }
     let read_at = Instant::now();
+    let arrived_at = arrivals.last();
+    let ns = |t: Instant| t.saturating_duration_since(epoch).as_nanos() as u64;
     let head = String::from_utf8_lossy(&buf);
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let body = if let Some(ms) = path.strip_prefix("/delay/") {
+    let mut record = None;
+    let body = if let Some(rest) = path.strip_prefix("/delay/") {
+        let (ms, id) = rest.split_once('/').unwrap_or((rest, "0"));
         let want = Duration::from_millis(ms.parse().unwrap_or(0));
         tokio::time::sleep_until(read_at + want).await;
-        let error = read_at.elapsed().saturating_sub(want);
-        late.lock().unwrap().push(error.as_micros() as u64);
+        record = Some(id.parse().unwrap_or(0));
         "ok".to_string()
     } else if path == "/stats" {
-        let mut xs = std::mem::take(&mut *late.lock().unwrap());
-        xs.sort_unstable();
-        let at = |p: f64| {
-            xs.get(((xs.len().max(1) - 1) as f64 * p).round() as usize)
-                .copied()
-                .unwrap_or(0)
-        };
-        format!(
-            "{} {} {} {}",
-            xs.len(),
-            at(0.5),
-            at(0.99),
-            xs.last().copied().unwrap_or(0)
-        )
+        let served = std::mem::take(&mut *log.lock().unwrap());
+        served
+            .iter()
+            .map(|r| format!("{} {} {} {}\n", r.id, r.arrived, r.read, r.written))
+            .collect()
     } else {
         "not found".to_string()
     };
@@ -153,6 +165,15 @@ async fn serve_delay(mut s: tokio::net::TcpStream, late: Arc<Mutex<Vec<u64>>>) {
         body.len()
     );
     let _ = s.write_all(resp.as_bytes()).await;
+    let written_at = Instant::now();
+    if let Some(id) = record {
+        log.lock().unwrap().push(Served {
+            id,
+            arrived: arrived_at.map_or(0, ns),
+            read: ns(read_at),
+            written: ns(written_at),
+        });
+    }
     let _ = s.shutdown().await;
 }
 
@@ -186,6 +207,23 @@ impl TargetProcess {
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// Per request id: (arrived, read, written) on the target's clock, in ns.
+    async fn served(&self) -> HashMap<u64, (u64, u64, u64)> {
+        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        s.write_all(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        body.lines()
+            .filter_map(|l| {
+                let v: Vec<u64> = l.split(' ').filter_map(|x| x.parse().ok()).collect();
+                (v.len() == 4).then(|| (v[0], (v[1], v[2], v[3])))
+            })
+            .collect()
+    }
 }
 
 impl Drop for TargetProcess {
@@ -195,10 +233,37 @@ impl Drop for TargetProcess {
     }
 }
 
-/// One burst of 1,000 probes against the target process; prints the processing error and the
-/// target's own lateness.
+/// `a - b` in ms, signed.
+fn signed_ms(a: Duration, b: Duration) -> f64 {
+    (a.as_secs_f64() - b.as_secs_f64()) * 1000.0
+}
+
+fn signed_summary(name: &str, mut xs: Vec<f64>) {
+    xs.sort_by(f64::total_cmp);
+    let at = |p: f64| xs[((xs.len() as f64 - 1.0) * p).round() as usize];
+    let abs_p99 = {
+        let mut a: Vec<f64> = xs.iter().map(|x| x.abs()).collect();
+        a.sort_by(f64::total_cmp);
+        a[((a.len() as f64 - 1.0) * 0.99).round() as usize]
+    };
+    println!(
+        "{name}: n={} min {:.3} p50 {:.3} p99 {:.3} max {:.3} ms; |x| p99 {:.3} ms",
+        xs.len(),
+        xs[0],
+        at(0.5),
+        at(0.99),
+        xs[xs.len() - 1],
+        abs_p99
+    );
+}
+
+/// One burst of 1,000 probes against the target process, each request tagged with its id;
+/// prints the classic error (processing vs the nominal 50 ms), the target's own share and the
+/// prober's own error per request: processing - (target wrote - target received).
 async fn burst(label: &str, target: &TargetProcess) {
-    let probes: Vec<Arc<Probe>> = (0..1000).map(|_| probe(&target.url("/delay/50"))).collect();
+    let probes: Vec<Arc<Probe>> = (0..1000)
+        .map(|id| probe(&target.url(&format!("/delay/50/{id}"))))
+        .collect();
     let options = CheckOptions {
         concurrency: 1000,
         ..CheckOptions::default()
@@ -209,24 +274,60 @@ async fn burst(label: &str, target: &TargetProcess) {
         .iter()
         .map(|r| r.outcome.phases.processing)
         .collect();
-    summary(
-        &format!("1. {label}: processing, 50 ms target process, 1000 in flight"),
-        processing.clone(),
-    );
+    println!("1. {label}: 50 ms target process, 1000 in flight, {failed} failed");
+    summary("   processing", processing.clone());
     let err: Vec<Duration> = processing
         .iter()
         .map(|p| p.abs_diff(Duration::from_millis(50)))
         .collect();
-    summary("   |processing - 50 ms|", err);
-    println!("   failed runs: {failed}");
-    let mut s = tokio::net::TcpStream::connect(target.addr).await.unwrap();
-    s.write_all(b"GET /stats HTTP/1.1\r\nHost: t\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).await.unwrap();
-    let stats = answer.rsplit("\r\n\r\n").next().unwrap_or_default();
-    println!("   target's own lateness (n p50 p99 max, µs): {stats}");
+    summary("   classic error |processing - 50 ms|", err);
+    let served = target.served().await;
+    let (mut prober_vs_read, mut prober_vs_arrival, mut target_late, mut read_late) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in &results {
+        let Some(id) = r
+            .target
+            .rsplit('/')
+            .next()
+            .and_then(|x| x.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let Some(&(arrived, read, written)) = served.get(&id) else {
+            continue;
+        };
+        let ns = Duration::from_nanos;
+        let p = r.outcome.phases.processing;
+        prober_vs_read.push(signed_ms(p, ns(written.saturating_sub(read))));
+        target_late.push(signed_ms(
+            ns(written.saturating_sub(read)),
+            Duration::from_millis(50),
+        ));
+        if arrived != 0 {
+            prober_vs_arrival.push(signed_ms(p, ns(written.saturating_sub(arrived))));
+            read_late.push(signed_ms(ns(read), ns(arrived)));
+        }
+    }
+    signed_summary(
+        "   target: (written - read) - 50 ms (its own lateness)",
+        target_late,
+    );
+    if !read_late.is_empty() {
+        signed_summary(
+            "   target: read - arrived (its task's delay in reading the head)",
+            read_late,
+        );
+    }
+    signed_summary(
+        "   PROBER ERROR processing - (target written - target read)",
+        prober_vs_read,
+    );
+    if !prober_vs_arrival.is_empty() {
+        signed_summary(
+            "   PROBER ERROR processing - (target written - head arrived at target)",
+            prober_vs_arrival,
+        );
+    }
 }
 
 async fn fidelity(target: &fixtures::Target) {

@@ -9,6 +9,7 @@ mod config_errors;
 mod daemon;
 mod deploy;
 mod examples;
+mod first_byte;
 mod fixtures;
 mod honest;
 mod hostile_config;

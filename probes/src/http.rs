@@ -21,7 +21,7 @@ use crate::net::{self, AddressFilter, Failure, IpFamily};
 use crate::oauth2::Oauth2Client;
 use crate::outcome::{ConnFacts, Facts, HttpFacts, KindFacts, Outcome, Phases, Reason};
 use crate::secret::Redactor;
-use crate::timing::{charge_timeout, timeout_evidence, Phase, TimedIo};
+use crate::timing::{charge_timeout, timeout_evidence, Phase, StampedTcp, TimedIo};
 use crate::tls::{self, TlsClient};
 use crate::Clock;
 
@@ -428,6 +428,9 @@ async fn one_hop(
         tunnel?;
     }
 
+    // Reads note when their bytes arrived: the first byte is dated by that, not by when this
+    // task was polled (timing.rs).
+    let (tcp, arrivals) = StampedTcp::new(tcp);
     let (stream, h2): (Box<dyn Io>, bool) = if https {
         let name = transport.server_name.as_deref().unwrap_or(&host);
         conn.in_progress = Phase::Tls;
@@ -518,7 +521,7 @@ async fn one_hop(
         .map_err(|e| Failure::new(Reason::Protocol, format!("building request: {e}")))?;
 
     conn.in_progress = Phase::Processing;
-    let (io, marks) = TimedIo::new(stream);
+    let (io, marks) = TimedIo::with_arrivals(stream, arrivals);
     let (response, driver, sent, head_at) = if h2 {
         // Both sides send SETTINGS before any request, so the byte marks of TimedIo do not
         // bracket the request on HTTP/2: processing runs from handing the request to the

@@ -24,7 +24,7 @@ pub mod outcome;
 pub mod scrape;
 pub mod secret;
 pub mod tcp;
-mod timing;
+pub mod timing;
 pub mod tls;
 
 pub use clock::Clock;
