@@ -20,6 +20,7 @@ mod http_auth;
 mod http_options;
 mod http_probe;
 mod kinds;
+mod kinds_grpc_icmp;
 mod one_truth;
 mod paused;
 mod probe_alert;
