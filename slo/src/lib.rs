@@ -135,6 +135,8 @@ impl Report {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Tracked {
     width: i64,
+    /// The coarsest resolution allowed (the period of a calendar SLO has its own).
+    cap: i64,
     level: usize,
     name: Arc<str>,
 }
@@ -196,7 +198,8 @@ pub struct Slo {
     spec: SloSpec,
     state: State,
     tracked: Vec<Tracked>,
-    /// Index in `tracked` of the 7 fixed windows, then one per alert pair (long, short).
+    /// Index in `tracked` of the 7 fixed windows, of each alert pair's (long, short) windows
+    /// and of the period; a window that is several of these is tracked once.
     fixed: Vec<usize>,
     pairs: Vec<(usize, usize)>,
     period: usize,
@@ -289,8 +292,16 @@ impl Slo {
 
         // One level per resolution, long enough for the longest window it answers.
         let mut levels: Vec<(i64, i64)> = Vec::new(); // (res, longest)
-        let mut tracked = Vec::new();
+        let mut tracked: Vec<Tracked> = Vec::new();
+        // Each distinct window is tracked (and evaluated) once: the default policy's alert
+        // windows are mostly fixed windows too. `at[i]` is the tracked index of `widths[i]`.
+        let mut at = Vec::with_capacity(widths.len());
         for (w, cap) in &widths {
+            if let Some(t) = tracked.iter().position(|t| t.width == *w && t.cap == *cap) {
+                at.push(t);
+                continue;
+            }
+            at.push(tracked.len());
             let res = resolution_for(*w, *cap);
             let level = match levels.iter().position(|(r, _)| *r == res) {
                 Some(i) => {
@@ -304,16 +315,17 @@ impl Slo {
             };
             tracked.push(Tracked {
                 width: *w,
+                cap: *cap,
                 level,
                 name: Arc::from(window_name(Duration::from_millis(*w as u64))),
             });
         }
         let n_fixed = WINDOWS.len();
-        let fixed = (0..n_fixed).collect();
+        let fixed = at[..n_fixed].to_vec();
         let pairs = (0..spec.alerts.len())
-            .map(|i| (n_fixed + 2 * i, n_fixed + 2 * i + 1))
+            .map(|i| (at[n_fixed + 2 * i], at[n_fixed + 2 * i + 1]))
             .collect();
-        let period = tracked.len() - 1;
+        let period = at[at.len() - 1];
         let hists = match spec.sli {
             Sli::LatencyPercentile { .. } => levels
                 .iter()
@@ -525,12 +537,11 @@ impl Slo {
     /// Every number of SPEC §4.2 and the verdict of every alert pair, at `now` (Unix ms).
     pub fn evaluate(&mut self, now: i64) -> Report {
         self.close_slices(now);
-        let windows: Vec<WindowReport> = self
-            .fixed
-            .iter()
-            .zip(WINDOWS)
-            .map(|(t, _)| self.window(*t, now))
-            .collect();
+        let mut memo: Vec<Option<WindowReport>> = vec![None; self.tracked.len()];
+        let mut window = |t: usize| -> WindowReport {
+            memo[t].get_or_insert_with(|| self.window(t, now)).clone()
+        };
+        let windows: Vec<WindowReport> = self.fixed.iter().map(|t| window(*t)).collect();
         let (start, period_len) = budget::period_bounds(&self.spec.period, now);
         let period_tr = &self.tracked[self.period];
         let level = &self.state.levels[period_tr.level];
@@ -570,8 +581,8 @@ impl Slo {
             .zip(&self.spec.alerts)
             .zip(&self.severities)
             .map(|(((l, s), pair), severity)| {
-                let long = self.window(*l, now);
-                let short = self.window(*s, now);
+                let long = window(*l);
+                let short = window(*s);
                 judge(pair, severity.clone(), long, short, self.spec.min_events)
             })
             .collect();
