@@ -51,6 +51,16 @@ const RESERVED_LABELS: &[&str] = &[
     "slo",
     "severity",
     "alertname",
+    "alert",
+    "outcome",
+    "version",
+    "cipher",
+    "fingerprint_sha256",
+    "subject",
+    "issuer",
+    "subjectalternative",
+    "serialnumber",
+    "serving_status",
 ];
 
 /// FNV-1a: a hash that never changes across builds, platforms or restarts (schedule offsets,

@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 use tokio::time::Instant;
 use vantage_probes::{Outcome, Reason};
 
 use crate::config::{Kind, Probe};
+use crate::metrics::histogram::Buckets;
 use crate::secret::Redactor;
 use crate::Clock;
 
@@ -36,11 +36,11 @@ pub const QUANTILES: [(&str, f64); 3] = [("0.5", 0.5), ("0.9", 0.9), ("0.99", 0.
 /// so a default HTTP probe stays within 30 series with every blackbox_exporter gauge (10 of them
 /// are this histogram's). For `vantage rules`, a latency SLO's threshold must be one of these;
 /// the daemon's own evaluation takes any threshold.
-pub const LATENCY_BUCKETS: [f64; 7] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+pub static LATENCY_BUCKETS: [f64; 7] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
 /// Buckets for `probe_phase_latency_seconds`: fewer than for whole runs, because there are five
 /// phases per probe and a phase is mostly either sub-millisecond or the slow part of the run.
-pub const PHASE_BUCKETS: [f64; 8] = [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0];
+pub static PHASE_BUCKETS: [f64; 8] = [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0];
 
 /// What stays fixed for a probe between reloads, redacted for output.
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +58,10 @@ pub struct ProbeMeta {
     /// `[metrics]`/`metrics = {...}`: the opt-in families this probe exports.
     #[serde(skip)]
     pub metrics: crate::config::ProbeMetrics,
+    /// The label set of every series of this probe, as exposition text
+    /// (`probe="api",kind="http",team="web"`): written once per reload, not per sample.
+    #[serde(skip)]
+    pub prefix: String,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -66,14 +70,21 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 impl ProbeMeta {
     pub fn of(probe: &Probe, redactor: &Redactor) -> Self {
+        let labels: Vec<(String, String)> = probe
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), redactor.redact(v).into_owned()))
+            .collect();
+        let base = [
+            ("probe", probe.name.as_str()),
+            ("kind", probe.kind.as_str()),
+        ];
+        let user = labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         Self {
+            prefix: crate::metrics::encode::prefix(base.into_iter().chain(user)),
             kind: probe.kind,
             target: redactor.redact(&probe.target).into_owned(),
-            labels: probe
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), redactor.redact(v).into_owned()))
-                .collect(),
+            labels,
             interval: probe.interval,
             timeout: probe.timeout,
             alert: probe.alert,
@@ -116,8 +127,8 @@ pub struct Record {
     /// Runs in a row with the same verdict as the last one.
     pub consecutive_failures: u32,
     pub consecutive_successes: u32,
-    pub latency: Histogram,
-    pub phase_latency: [Histogram; 5],
+    pub latency: Buckets<7>,
+    pub phase_latency: [Buckets<8>; 5],
     /// (ms since `epoch`, duration in µs) of the last hour's runs: 8 bytes a run, since a
     /// 1 s probe keeps 3,600 of them.
     window: VecDeque<(u32, u32)>,
@@ -136,7 +147,7 @@ pub struct Record {
 
 impl Record {
     fn new() -> Self {
-        let p = || Histogram::new(PHASE_BUCKETS);
+        let p = || Buckets::new(&PHASE_BUCKETS);
         Self {
             last: None,
             history: VecDeque::with_capacity(HISTORY),
@@ -147,7 +158,7 @@ impl Record {
             skipped: 0,
             consecutive_failures: 0,
             consecutive_successes: 0,
-            latency: Histogram::new(LATENCY_BUCKETS),
+            latency: Buckets::new(&LATENCY_BUCKETS),
             phase_latency: [p(), p(), p(), p(), p()],
             window: VecDeque::new(),
             epoch: Instant::now(),
@@ -185,7 +196,7 @@ impl Record {
         }
         self.timeline.record(&outcome, (at * 1000.0) as i64);
         self.latency.observe(outcome.duration.as_secs_f64());
-        for (h, d) in self.phase_latency.iter().zip(outcome.phases.as_array()) {
+        for (h, d) in self.phase_latency.iter_mut().zip(outcome.phases.as_array()) {
             h.observe(d.as_secs_f64());
         }
         let mut evidence = outcome.evidence.clone();
@@ -283,14 +294,14 @@ thread_local! {
 #[derive(Debug)]
 pub struct ProbeState {
     pub name: String,
-    meta: RwLock<ProbeMeta>,
+    meta: RwLock<Arc<ProbeMeta>>,
     /// Held for the whole of a run: a probe never overlaps itself, across reloads too.
     pub run_lock: tokio::sync::Mutex<()>,
     record: Mutex<Record>,
 }
 
 impl ProbeState {
-    pub fn meta(&self) -> ProbeMeta {
+    pub fn meta(&self) -> Arc<ProbeMeta> {
         self.meta.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -332,16 +343,22 @@ impl Store {
     }
 
     /// Make the store hold exactly `probes`: new ones start empty, kept ones keep their counts
-    /// (with fresh metadata), removed ones are dropped.
+    /// (with fresh metadata), removed ones are dropped. A probe whose kind changed is a new
+    /// probe under an old name: its counts, history and timeline start empty.
     pub fn sync(&self, probes: &[Probe], redactor: &Redactor) -> Vec<Arc<ProbeState>> {
         let mut map = self.probes.write().unwrap_or_else(|e| e.into_inner());
         let mut next = BTreeMap::new();
         let mut out = Vec::with_capacity(probes.len());
         for p in probes {
-            let meta = ProbeMeta::of(p, redactor);
+            let meta = Arc::new(ProbeMeta::of(p, redactor));
             let state = match map.remove(&p.name) {
                 Some(s) => {
-                    *s.meta.write().unwrap_or_else(|e| e.into_inner()) = meta;
+                    let mut m = s.meta.write().unwrap_or_else(|e| e.into_inner());
+                    if m.kind != meta.kind {
+                        *s.record() = Record::new();
+                    }
+                    *m = meta;
+                    drop(m);
                     s
                 }
                 None => {

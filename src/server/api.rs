@@ -77,8 +77,8 @@ impl ProbeSummary {
         Self {
             name: state.name.clone(),
             kind: meta.kind,
-            target: meta.target,
-            labels: meta.labels.into_iter().collect(),
+            target: meta.target.clone(),
+            labels: meta.labels.iter().cloned().collect(),
             interval_seconds: meta.interval.as_secs_f64(),
             up: last.map(|l| l.success),
             last: last.cloned(),

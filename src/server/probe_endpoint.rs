@@ -14,7 +14,6 @@ use vantage_probes::AddressFilter;
 use super::{error, App, ClientAddr};
 use crate::config::Probe;
 use crate::daemon::store::Store;
-use crate::metrics::ProbeCollector;
 use crate::server::probe_allow::{Dest, ProbeAllow};
 
 const MAX_TARGET_LEN: usize = 2048;
@@ -263,7 +262,7 @@ pub(super) async fn probe(
     if let Some(state) = states.first() {
         state.observe(outcome.clone(), &clock);
     }
-    let body = ProbeCollector::last_run_only(store).render();
+    let body = crate::metrics::render_last_run(&store);
     if debug_mode {
         let text = crate::server::probe_debug::render(
             &module_name,

@@ -90,7 +90,7 @@ impl ProbeView {
             name: p.name.clone(),
             kind: meta.kind.as_str(),
             target: redactor.redact(&meta.target).into_owned(),
-            labels: meta.labels,
+            labels: meta.labels.clone(),
             runs: t.runs.iter().copied().collect(),
             uptime: UPTIME_SPANS.map(|(_, s)| t.uptime(now, s)),
             cert_days: last.and_then(|l| l.outcome.cert_days_remaining(now)),
