@@ -1,9 +1,13 @@
-//! The 10,000-probe soak (SPEC §8): the release daemon runs 10,000 probes at a 10 s interval
-//! against a loopback target for a few minutes; this reports scheduling lag p50/p99 (from
-//! `vantage_scheduler_lag_seconds`), skipped runs, CPU and peak RSS of the daemon process.
+//! The scheduler soak (SPEC §8 and §10): the release daemon runs many probes against a loopback
+//! target for minutes, scraped every `SOAK_SCRAPE` seconds the way Prometheus does (gzip asked
+//! for); this reports scheduling lag p50/p99 (from `vantage_scheduler_lag_seconds`), skipped runs,
+//! CPU and peak RSS of the daemon process, and the scrape times.
 //!
-//! `benches/soak.sh` runs it (`SOAK_SECONDS`, default 180; `SOAK_PROBES`, default 10000).
-//! Under a plain `cargo bench` it does nothing unless `VANTAGE_SOAK=1`.
+//! `benches/soak.sh [seconds] [probes] [interval] [slos] [target]` runs it: `SOAK_SECONDS`
+//! (default 180), `SOAK_PROBES` (10000), `SOAK_INTERVAL` in seconds (10), `SOAK_SLOS` (0; each
+//! SLO covers one probe), `SOAK_TARGET` (`fixture`: the tests' HTTP target on its own runtime
+//! thread in this process; `nginx`: nginx-light in its own process, for headroom), `SOAK_SCRAPE`
+//! (15). Under a plain `cargo bench` it does nothing unless `VANTAGE_SOAK=1`.
 
 use std::time::{Duration, Instant};
 
@@ -58,37 +62,117 @@ fn sum_of(body: &str, name: &str) -> f64 {
         .sum()
 }
 
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nginx-light on loopback answering `200 ok` to everything; killed when dropped.
+struct Nginx(std::process::Child);
+
+impl Nginx {
+    fn start(dir: &std::path::Path, port: u16) -> Self {
+        let d = dir.display();
+        let conf = format!(
+            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
+             events {{ worker_connections 8192; }}\n\
+             http {{ access_log off; client_body_temp_path {d}/cb; proxy_temp_path {d}/px;\n\
+             fastcgi_temp_path {d}/fc; uwsgi_temp_path {d}/uw; scgi_temp_path {d}/sc;\n\
+             server {{ listen 127.0.0.1:{port} backlog=4096; location / {{ return 200 \"ok\\n\"; }} }} }}\n"
+        );
+        let path = dir.join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = std::process::Command::new("/usr/sbin/nginx")
+            .args(["-e", &format!("{d}/nginx-error.log"), "-p"])
+            .arg(dir)
+            .arg("-c")
+            .arg(&path)
+            .spawn()
+            .expect("nginx is installed (Debian package nginx-light; .ci/run installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self(child)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One scrape as Prometheus makes it (gzip asked for): milliseconds to the whole body.
+async fn scrape_ms(port: u16) -> Option<f64> {
+    let started = Instant::now();
+    let resp = vantage::alerting::notify::http_client()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .ok()?;
+    let _ = resp.bytes().await.ok()?;
+    Some(started.elapsed().as_secs_f64() * 1000.0)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
 fn main() {
     if std::env::var("VANTAGE_SOAK").ok().as_deref() != Some("1") {
         return;
     }
-    let seconds: u64 = std::env::var("SOAK_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(180);
-    let probes: usize = std::env::var("SOAK_PROBES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
+    let seconds: u64 = env_or("SOAK_SECONDS", 180);
+    let probes: usize = env_or("SOAK_PROBES", 10_000);
+    let interval: u64 = env_or("SOAK_INTERVAL", 10);
+    let slos: usize = env_or("SOAK_SLOS", 0);
+    let scrape_every: u64 = env_or("SOAK_SCRAPE", 15);
+    let target_kind: String = env_or("SOAK_TARGET", "fixture".to_string());
     let target_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let target = target_rt.block_on(fixtures::http_target());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let dir = tempfile::tempdir().unwrap();
+    let (_nginx, _fixture, target_url) = if target_kind == "nginx" {
+        let port = free_port();
+        let nginx = Nginx::start(dir.path(), port);
+        (Some(nginx), None, format!("http://127.0.0.1:{port}/ok"))
+    } else {
+        let target = target_rt.block_on(fixtures::http_target());
+        let url = target.url("/ok");
+        (None, Some(target), url)
+    };
+    let port = free_port();
     let mut cfg = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n[scheduler]\nmax_concurrency = 1024\nper_host_rate = 0\n[defaults]\ninterval = \"10s\"\ntimeout = \"5s\"\n"
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[scheduler]\nmax_concurrency = 1024\nper_host_rate = 0\n[defaults]\ninterval = \"{interval}s\"\ntimeout = \"5s\"\n"
     );
     for i in 0..probes {
         cfg += &format!(
-            "[[probe]]\nname = \"p{i:05}\"\nkind = \"http\"\nurl = \"{}?i={i}\"\n",
-            target.url("/ok")
+            "[[probe]]\nname = \"p{i:05}\"\nkind = \"http\"\nurl = \"{target_url}?i={i}\"\n"
+        );
+    }
+    for i in 0..slos.min(probes) {
+        cfg += &format!(
+            "[[slo]]\nname = \"s{i:05}\"\nprobes = [\"p{i:05}\"]\nobjective = 99.9\nperiod = \"30d\"\n"
         );
     }
     let path = dir.path().join("soak.toml");
@@ -109,13 +193,21 @@ fn main() {
     let start = Instant::now();
     let cpu_start = cpu_seconds(pid).unwrap_or(0.0);
     // Skip the first interval (every probe's first run lands in it) when measuring CPU.
-    std::thread::sleep(Duration::from_secs(12));
+    std::thread::sleep(Duration::from_secs(interval + 2));
     let cpu_warm = cpu_seconds(pid).unwrap_or(0.0);
     let warm_at = Instant::now();
     let mut peak_rss = 0;
+    let mut scrapes = Vec::new();
+    let mut next_scrape = start + Duration::from_secs(scrape_every);
     while start.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(1));
         peak_rss = peak_rss.max(proc_field(pid, "VmRSS:").unwrap_or(0));
+        if scrape_every > 0 && Instant::now() >= next_scrape {
+            next_scrape += Duration::from_secs(scrape_every);
+            if let Some(ms) = target_rt.block_on(scrape_ms(port)) {
+                scrapes.push(ms);
+            }
+        }
     }
     let cpu_end = cpu_seconds(pid).unwrap_or(0.0);
     let hwm = proc_field(pid, "VmHWM:").unwrap_or(0);
@@ -128,7 +220,7 @@ fn main() {
             .unwrap();
         let body = resp.text().await.unwrap();
         println!(
-            "/metrics scrape: {:.0} ms, {} MiB",
+            "/metrics scrape at the end (plain text): {:.0} ms, {} MiB",
             started.elapsed().as_secs_f64() * 1000.0,
             body.len() / (1024 * 1024)
         );
@@ -144,7 +236,18 @@ fn main() {
         .filter(|l| l.starts_with("probe_runs_total") && l.contains("result=\"failure\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>();
-    println!("probes {probes}, interval 10 s, {seconds} s");
+    scrapes.sort_by(f64::total_cmp);
+    println!(
+        "/metrics scrapes with gzip during the run: {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        scrapes.len(),
+        percentile(&scrapes, 0.5),
+        percentile(&scrapes, 0.99),
+        scrapes.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "probes {probes}, SLOs {}, interval {interval} s, {seconds} s, target {target_kind}",
+        slos.min(probes)
+    );
     println!("runs {runs} (failed {failures}), skipped {skipped}");
     println!(
         "scheduling lag: p50 <= {} s, p99 <= {} s (histogram bucket bounds)",
@@ -152,7 +255,7 @@ fn main() {
         quantile_bound(&lag, 0.99)
     );
     println!(
-        "CPU: {:.2} cores over the run after warm-up ({:.1} s CPU in {:.0} s; {:.1} s in the first 12 s)",
+        "CPU: {:.2} cores over the run after warm-up ({:.1} s CPU in {:.0} s; {:.1} s in the first interval + 2 s)",
         (cpu_end - cpu_warm) / warm_at.elapsed().as_secs_f64(),
         cpu_end - cpu_warm,
         warm_at.elapsed().as_secs_f64(),

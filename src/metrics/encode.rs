@@ -40,6 +40,8 @@ pub struct Fam {
     ty: Type,
     unit: Option<&'static str>,
     body: String,
+    /// A histogram family's `le` values, formatted once.
+    les: Vec<String>,
 }
 
 impl Fam {
@@ -50,6 +52,7 @@ impl Fam {
             ty,
             unit: None,
             body: String::new(),
+            les: Vec::new(),
         }
     }
 
@@ -112,20 +115,24 @@ impl Fam {
         extra: &[(&str, &str)],
         h: &Buckets<N>,
     ) {
-        let mut le = ryu::Buffer::new();
-        for (bound, n) in h.bounds().iter().zip(h.cumulative()) {
-            self.line("_bucket", prefix, extra, Some(le.format(*bound)));
+        if self.les.len() != N {
+            self.les = h.bounds().iter().map(|b| f64_text(*b)).collect();
+        }
+        let les = std::mem::take(&mut self.les);
+        for (le, n) in les.iter().zip(h.cumulative()) {
+            self.line("_bucket", prefix, extra, Some(le));
             push_u64(&mut self.body, n);
             self.body.push('\n');
         }
+        self.les = les;
         self.line("_bucket", prefix, extra, Some("+Inf"));
         push_u64(&mut self.body, h.count());
         self.body.push('\n');
         self.sum_count(prefix, extra, h.sum(), h.count());
     }
 
-    /// Write the family to `out` (nothing if it has no samples).
-    pub fn finish(self, out: &mut String, openmetrics: bool) {
+    /// Write the family to `out` (nothing if it has no samples), and empty it for reuse.
+    pub fn finish(&mut self, out: &mut String, openmetrics: bool) {
         if self.body.is_empty() {
             return;
         }
@@ -140,6 +147,7 @@ impl Fam {
             let _ = writeln!(out, "# UNIT {} {unit}", self.name);
         }
         out.push_str(&self.body);
+        self.body.clear();
     }
 
     /// Bytes of samples so far.
@@ -181,14 +189,27 @@ pub fn escape_label(v: &str) -> Cow<'_, str> {
 }
 
 /// A float as both formats read it: shortest round-trip digits, `+Inf`, `-Inf`, `NaN`.
+/// Whole numbers (flags, counts, timestamps) take a faster path with the same text (`1.0`).
 pub fn push_f64(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        if v == 0.0 && v.is_sign_negative() {
+            out.push('-');
+        }
+        out.push_str(itoa::Buffer::new().format(v as i64));
+        out.push_str(".0");
     } else {
         out.push_str(ryu::Buffer::new().format_finite(v));
     }
+}
+
+fn f64_text(v: f64) -> String {
+    let mut s = String::new();
+    push_f64(&mut s, v);
+    s
 }
 
 fn push_u64(out: &mut String, v: u64) {
@@ -244,6 +265,27 @@ mod tests {
     }
 
     #[test]
+    fn whole_numbers_read_as_ryu_writes_them() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            200.0,
+            1_700_000_000.0,
+            999_999_999_999_999.0,
+            0.5,
+            1e15,
+            1e16,
+            1e-7,
+        ] {
+            assert_eq!(f64_text(v), ryu::Buffer::new().format(v), "{v}");
+        }
+        assert_eq!(f64_text(f64::NAN), "NaN");
+        assert_eq!(f64_text(f64::NEG_INFINITY), "-Inf");
+    }
+
+    #[test]
     fn label_escaping() {
         assert_eq!(escape_label("plain"), "plain");
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
@@ -265,7 +307,7 @@ mod tests {
         let empty = Fam::new("none", "Nothing", Type::Gauge);
 
         let mut text = String::new();
-        for f in [runs, lat, up, empty] {
+        for mut f in [runs, lat, up, empty] {
             f.finish(&mut text, false);
         }
         assert_eq!(
@@ -287,6 +329,7 @@ mod tests {
         let mut d = Fam::seconds("d_seconds", "D", Type::Gauge);
         d.gauge("", &[("phase", "tls")], f64::INFINITY);
         runs.finish(&mut om, true);
+        assert_eq!(runs.text_len(), 0, "emptied for reuse");
         d.finish(&mut om, true);
         assert_eq!(
             om,

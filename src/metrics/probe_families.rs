@@ -7,6 +7,8 @@
 //! labels a family adds per sample (phases, reasons, health checks, steps, …) are distinct
 //! within one probe.
 
+use std::sync::Mutex;
+
 use tokio::time::Instant;
 use vantage_probes::{HttpFacts, Outcome, Phases};
 
@@ -172,8 +174,8 @@ impl Out {
         &mut self.0[f as usize]
     }
 
-    fn finish(self, out: &mut String, openmetrics: bool) {
-        for f in self.0 {
+    fn finish(&mut self, out: &mut String, openmetrics: bool) {
+        for f in &mut self.0 {
             f.finish(out, openmetrics);
         }
     }
@@ -189,8 +191,17 @@ pub enum Mode {
 }
 
 /// Write every probe's families to `out`.
+/// The daemon's family buffers, kept between scrapes with their capacity: a 10,000-probe scrape
+/// writes ~20 MiB, and growing fresh buffers every time cost a quarter of the render in
+/// reallocation and page faults. (A scrape that finds them taken uses fresh ones.)
+static SCRATCH: Mutex<Option<Out>> = Mutex::new(None);
+
 pub fn render(store: &Store, mode: Mode, out: &mut String, openmetrics: bool) {
-    let mut fams = Out::new();
+    let scratch = || SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+    let mut fams = match mode {
+        Mode::Daemon => scratch().take().unwrap_or_else(Out::new),
+        Mode::LastRun => Out::new(),
+    };
     let now = store.clock().now();
     for state in store.all() {
         let meta = state.meta();
@@ -208,6 +219,9 @@ pub fn render(store: &Store, mode: Mode, out: &mut String, openmetrics: bool) {
     }
     out.reserve(fams.0.iter().map(Fam::text_len).sum::<usize>() + 16 * 1024);
     fams.finish(out, openmetrics);
+    if mode == Mode::Daemon {
+        *scratch() = Some(fams);
+    }
 }
 
 fn bool_f(b: bool) -> f64 {

@@ -99,7 +99,7 @@ pub fn render(evaluator: &Evaluator, now_ms: i64, out: &mut String, openmetrics:
             }
         }
     });
-    for f in [
+    for mut f in [
         objective, period, events, sli, burn, remaining, exhaustion, firing, alert_burn,
     ] {
         f.finish(out, openmetrics);
