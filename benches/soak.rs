@@ -7,7 +7,8 @@
 //! (default 180), `SOAK_PROBES` (10000), `SOAK_INTERVAL` in seconds (10), `SOAK_SLOS` (0; each
 //! SLO covers one probe), `SOAK_TARGET` (`fixture`: the tests' HTTP target on its own runtime
 //! thread in this process; `nginx`: nginx-light in its own process, for headroom), `SOAK_SCRAPE`
-//! (15). Under a plain `cargo bench` it does nothing unless `VANTAGE_SOAK=1`.
+//! (15), `SOAK_RELOAD` (0: none; else `POST /-/reload` every so many seconds after the first
+//! interval). Under a plain `cargo bench` it does nothing unless `VANTAGE_SOAK=1`.
 
 use std::time::{Duration, Instant};
 
@@ -129,6 +130,18 @@ async fn scrape_ms(port: u16) -> Option<f64> {
     Some(started.elapsed().as_secs_f64() * 1000.0)
 }
 
+/// One `POST /-/reload` of the unchanged file: milliseconds to the answer (200 required).
+async fn reload_ms(port: u16) -> Option<f64> {
+    let started = Instant::now();
+    let resp = vantage::alerting::notify::http_client()
+        .post(format!("http://127.0.0.1:{port}/-/reload"))
+        .send()
+        .await
+        .ok()?;
+    assert_eq!(resp.status().as_u16(), 200, "reload refused");
+    Some(started.elapsed().as_secs_f64() * 1000.0)
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -145,6 +158,7 @@ fn main() {
     let interval: u64 = env_or("SOAK_INTERVAL", 10);
     let slos: usize = env_or("SOAK_SLOS", 0);
     let scrape_every: u64 = env_or("SOAK_SCRAPE", 15);
+    let reload_every: u64 = env_or("SOAK_RELOAD", 0);
     let target_kind: String = env_or("SOAK_TARGET", "fixture".to_string());
     let target_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -199,6 +213,8 @@ fn main() {
     let mut peak_rss = 0;
     let mut scrapes = Vec::new();
     let mut next_scrape = start + Duration::from_secs(scrape_every);
+    let mut reloads = Vec::new();
+    let mut next_reload = start + Duration::from_secs(reload_every.max(1) + interval);
     while start.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_secs(1));
         peak_rss = peak_rss.max(proc_field(pid, "VmRSS:").unwrap_or(0));
@@ -206,6 +222,12 @@ fn main() {
             next_scrape += Duration::from_secs(scrape_every);
             if let Some(ms) = target_rt.block_on(scrape_ms(port)) {
                 scrapes.push(ms);
+            }
+        }
+        if reload_every > 0 && Instant::now() >= next_reload {
+            next_reload += Duration::from_secs(reload_every);
+            if let Some(ms) = target_rt.block_on(reload_ms(port)) {
+                reloads.push(ms);
             }
         }
     }
@@ -244,11 +266,26 @@ fn main() {
         percentile(&scrapes, 0.99),
         scrapes.last().copied().unwrap_or(f64::NAN)
     );
+    if !reloads.is_empty() {
+        reloads.sort_by(f64::total_cmp);
+        println!(
+            "reloads (POST /-/reload, every {reload_every} s): {}, p50 {:.0} ms, max {:.0} ms",
+            reloads.len(),
+            percentile(&reloads, 0.5),
+            reloads.last().copied().unwrap_or(f64::NAN)
+        );
+    }
     println!(
         "probes {probes}, SLOs {}, interval {interval} s, {seconds} s, target {target_kind}",
         slos.min(probes)
     );
-    println!("runs {runs} (failed {failures}), skipped {skipped}");
+    // `+ 0.0`: an empty sum is -0.0.
+    println!(
+        "runs {} (failed {}), skipped {}",
+        runs + 0.0,
+        failures + 0.0,
+        skipped + 0.0
+    );
     println!(
         "scheduling lag: p50 <= {} s, p99 <= {} s (histogram bucket bounds)",
         quantile_bound(&lag, 0.5),

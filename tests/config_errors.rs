@@ -177,6 +177,37 @@ max_body = "lots"
     }
 }
 
+/// A user label named like a label vantage writes on some family (`cipher` on
+/// `probe_tls_cipher_info`, `subject` on `probe_ssl_last_chain_info`, …) would write that label
+/// twice in one sample, and Prometheus refuses the whole scrape: refused where it is written.
+#[test]
+fn labels_vantage_writes_are_reserved() {
+    let cfg = write_config(
+        r#"
+[[probe]]
+name = "t"
+kind = "tls"
+target = "example.com:443"
+labels = { cipher = "x", subjectalternative = "y", team = "web" }
+
+[[slo]]
+name = "s"
+probes = ["t"]
+objective = 99.0
+labels = { outcome = "good" }
+"#,
+    );
+    let err = load_in(&cfg.path, &[]).unwrap_err().to_string();
+    for needle in [
+        "label name \"cipher\" is reserved",
+        "label name \"subjectalternative\" is reserved",
+        "label name \"outcome\" is reserved",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains("\"team\""), "{err}");
+}
+
 #[test]
 fn hostile_files_give_errors_not_panics() {
     let cases: Vec<Vec<u8>> = vec![

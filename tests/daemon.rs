@@ -464,6 +464,50 @@ async fn reload_adds_removes_and_rejects() {
     d.stop().await;
 }
 
+/// A probe whose kind changes on reload is a new probe under an old name: its counters start
+/// afresh instead of carrying the http probe's runs into the tcp series (attack-pass finding).
+#[tokio::test(start_paused = true)]
+async fn reload_that_changes_a_probes_kind_starts_its_counts_afresh() {
+    let t = http_target().await;
+    let d = start_daemon(&probe("p", &t.url("/ok"), "")).await;
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    let (_, body) = d.get("/metrics").await;
+    let runs = |b: &str, kind: &str| {
+        sample(
+            b,
+            "probe_runs_total",
+            &[("probe", "p"), ("kind", kind), ("result", "success")],
+        )
+    };
+    let http_runs = runs(&body, "http").unwrap();
+    assert!(http_runs >= 3.0, "{http_runs}");
+    std::fs::write(
+        &d.cfg.path,
+        format!(
+            "[[probe]]\nname = \"p\"\nkind = \"tcp\"\ntarget = \"{}\"\ninterval = \"1s\"\ntimeout = \"900ms\"\n",
+            t.addr
+        ),
+    )
+    .unwrap();
+    let resp = vantage::alerting::notify::http_client()
+        .post(d.url("/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (_, body) = d.get("/metrics").await;
+    assert_eq!(runs(&body, "http"), None, "no http series after the change");
+    let tcp_runs = runs(&body, "tcp").unwrap_or(0.0);
+    assert!(
+        tcp_runs < http_runs,
+        "tcp {tcp_runs} carried http's {http_runs}"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, body) = d.get("/metrics").await;
+    assert!(runs(&body, "tcp").unwrap() >= 1.0);
+    d.stop().await;
+}
+
 #[tokio::test]
 async fn probe_endpoint_is_guarded() {
     let t = http_target().await;
