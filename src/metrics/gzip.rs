@@ -60,9 +60,17 @@ fn parse_weight(v: &str) -> Option<f64> {
 /// `text` gzipped at level 1: a scrape pays for the compression every time, and level 1 gets
 /// most of the gain of the text's repetition at a fraction of the cost.
 pub fn gzip(text: &[u8]) -> Vec<u8> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(text.len() / 8), Compression::fast());
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(text);
+    gzip_pieces(&[text])
+}
+
+/// One gzip stream of `pieces` one after another (the exposition is never joined first).
+pub fn gzip_pieces(pieces: &[impl AsRef<[u8]>]) -> Vec<u8> {
+    let len: usize = pieces.iter().map(|p| p.as_ref().len()).sum();
+    let mut enc = GzEncoder::new(Vec::with_capacity(len / 8), Compression::fast());
+    for p in pieces {
+        // Writing to a Vec cannot fail.
+        let _ = enc.write_all(p.as_ref());
+    }
     enc.finish().unwrap_or_default()
 }
 

@@ -196,29 +196,34 @@ impl Metrics {
 
     /// OpenMetrics text.
     pub fn render_openmetrics(&self) -> String {
-        self.render(true)
+        self.render(true).concat()
     }
 
     /// Prometheus text format 0.0.4.
     pub fn render_text(&self) -> String {
-        self.render(false)
+        self.render(false).concat()
     }
 
-    fn render(&self, openmetrics: bool) -> String {
+    /// The exposition as consecutive pieces (vantage's own metrics, then each family's header
+    /// and samples): `/metrics` sends or gzips them one after another without joining them.
+    pub fn render(&self, openmetrics: bool) -> Vec<String> {
         let mut own = String::with_capacity(8 * 1024);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut own, &self.registry);
-        let own = own.strip_suffix("# EOF\n").unwrap_or(&own);
-        let mut out = if openmetrics {
-            own.to_string()
+        if let Some(len) = own.strip_suffix("# EOF\n").map(str::len) {
+            own.truncate(len);
+        }
+        let own = if openmetrics {
+            own
         } else {
-            encode::to_prometheus_text(own)
+            encode::to_prometheus_text(&own)
         };
+        let mut out = vec![own];
         probe_families::render(&self.store, Mode::Daemon, &mut out, openmetrics);
         let now_ms = self.store.clock().unix_ms();
         slo_families::render(&self.evaluator, now_ms, &mut out, openmetrics);
         if openmetrics {
-            out.push_str("# EOF\n");
+            out.push("# EOF\n".to_string());
         }
         out
     }
@@ -226,7 +231,7 @@ impl Metrics {
 
 /// `/probe`'s answer: the last run's gauges without labels, in Prometheus text format 0.0.4.
 pub fn render_last_run(store: &Store) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     probe_families::render(store, Mode::LastRun, &mut out, false);
-    out
+    out.concat()
 }

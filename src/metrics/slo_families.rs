@@ -7,7 +7,7 @@ use super::encode::{prefix, Fam, Type};
 use crate::daemon::evaluator::Evaluator;
 
 /// Write every SLO's families to `out`, evaluated at `now_ms` (Unix ms).
-pub fn render(evaluator: &Evaluator, now_ms: i64, out: &mut String, openmetrics: bool) {
+pub fn render(evaluator: &Evaluator, now_ms: i64, out: &mut Vec<String>, openmetrics: bool) {
     use Type::{Counter, Gauge};
     let mut objective = Fam::new(
         "slo_objective_ratio",
