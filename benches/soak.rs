@@ -78,14 +78,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// nginx-light on loopback answering `200 ok` to everything; killed when dropped.
+/// nginx-light on loopback answering `200 ok` to everything, as one process (no master, so
+/// killing it leaves no orphaned worker); killed when dropped.
 struct Nginx(std::process::Child);
 
 impl Nginx {
     fn start(dir: &std::path::Path, port: u16) -> Self {
         let d = dir.display();
         let conf = format!(
-            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
+            "master_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
              events {{ worker_connections 8192; }}\n\
              http {{ access_log off; client_body_temp_path {d}/cb; proxy_temp_path {d}/px;\n\
              fastcgi_temp_path {d}/fc; uwsgi_temp_path {d}/uw; scgi_temp_path {d}/sc;\n\

@@ -134,10 +134,11 @@ pub async fn run(
     evaluator.evaluate(clock.unix_ms());
     metrics.reload_successful.set(1);
     let mut scheduler = Scheduler::new(store.clone(), metrics.clone(), evaluator.clone());
+    let config = Arc::new(config);
     scheduler.apply(&config);
     let tls = config.server.tls.clone();
     let addr = listener.local_addr()?;
-    let live = Arc::new(RwLock::new(Arc::new(config)));
+    let live = Arc::new(RwLock::new(config.clone()));
     let store_for_alerts = store.clone();
     let app_store = store.clone();
     let app = App::new(
@@ -262,9 +263,10 @@ async fn reload(
     }
     new.apply_shard(shard);
     evaluator.apply(&new.slos);
+    let new = Arc::new(new);
     scheduler.apply(&new);
     let n = new.probes.len();
-    *live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+    *live.write().unwrap_or_else(|e| e.into_inner()) = new;
     metrics.reload_successful.set(1);
     metrics.health.reloaded(Ok(()));
     info!(probes = n, "Config reloaded.");

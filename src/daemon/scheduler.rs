@@ -85,7 +85,7 @@ impl Scheduler {
 
     /// Run exactly the probes of `config` from now on. Tasks of the previous config stop at their
     /// next wait; a run in progress finishes and is recorded, and its successor waits for it.
-    pub fn apply(&mut self, config: &Config) {
+    pub fn apply(&mut self, config: &Arc<Config>) {
         self.generation.cancel();
         self.generation = CancellationToken::new();
         while self.tasks.try_join_next().is_some() {}
@@ -123,8 +123,11 @@ impl Scheduler {
             clock: *self.store.clock(),
         });
         let states = self.store.sync(&config.probes, &config.redactor);
-        for (probe, state) in config.probes.iter().zip(states) {
-            let probe: Arc<dyn Run> = Arc::new(probe.clone());
+        for (i, state) in states.into_iter().enumerate() {
+            let probe: Arc<dyn Run> = Arc::new(ConfigProbe {
+                config: config.clone(),
+                i,
+            });
             let cancel = self.generation.clone();
             let shared = shared.clone();
             let metrics = self.metrics.clone();
@@ -197,6 +200,39 @@ impl Run for Probe {
         redactor: &'a Redactor,
     ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
         Box::pin(Probe::run_redacted(self, clock, scheduled, redactor))
+    }
+}
+
+/// A probe of a shared config: the tasks share the config's probes rather than each holding a
+/// copy (~0.8 KiB a probe, 40 MiB at 50,000 probes).
+struct ConfigProbe {
+    config: Arc<Config>,
+    i: usize,
+}
+
+impl ConfigProbe {
+    fn probe(&self) -> &Probe {
+        &self.config.probes[self.i]
+    }
+}
+
+impl Run for ConfigProbe {
+    fn name(&self) -> &str {
+        self.probe().name()
+    }
+    fn interval(&self) -> Duration {
+        Run::interval(self.probe())
+    }
+    fn host(&self) -> String {
+        self.probe().host()
+    }
+    fn run<'a>(
+        &'a self,
+        clock: &'a Clock,
+        scheduled: Instant,
+        redactor: &'a Redactor,
+    ) -> Pin<Box<dyn Future<Output = Outcome> + Send + 'a>> {
+        Run::run(self.probe(), clock, scheduled, redactor)
     }
 }
 

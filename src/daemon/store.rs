@@ -151,7 +151,8 @@ impl Record {
         Self {
             last: None,
             history: VecDeque::with_capacity(HISTORY),
-            failures: VecDeque::with_capacity(FAILURES),
+            // Most probes never fail: room for failures is made at the first.
+            failures: VecDeque::new(),
             runs_success: 0,
             runs_failure: 0,
             failures_by_reason: BTreeMap::new(),
@@ -221,6 +222,7 @@ impl Record {
             if self.failures.len() == FAILURES {
                 self.failures.pop_front();
             }
+            self.failures.reserve_exact(FAILURES - self.failures.len());
             self.failures.push_back(summary.clone());
         }
         if self.history.len() == HISTORY {
