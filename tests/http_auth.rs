@@ -640,3 +640,27 @@ async fn oauth2_token_stays_with_its_origin_on_a_redirect() {
     assert!(o.success(), "{}", o.evidence);
     assert_eq!(o.facts.http_facts().map_or(0, |h| h.redirects), 1);
 }
+
+/// `http_versions` is about the probe's target: an HTTP/2-only probe still fetches its token from
+/// an HTTP/1.1 endpoint (here plain http, which is HTTP/1.1 only). Attack-pass finding: the
+/// probe's versions were applied to the token request, so this probe could never succeed.
+#[tokio::test]
+async fn http_versions_do_not_apply_to_the_token_request() {
+    let tokens = TokenServer::start().await;
+    let pki = crate::fixtures::Pki::new();
+    let leaf = pki.leaf(&["localhost"], -1, 90);
+    let t = crate::http2::h2_target(leaf.chain.clone(), leaf.key()).await;
+    let config = load_secret(&probe(
+        "h2",
+        &t.url("/ok"),
+        &format!(
+            "http_versions = [\"2\"]\ntls = {{ ca = \"{}\", server_name = \"localhost\" }}\n{}",
+            pki.ca_path().display(),
+            oauth2(&tokens.url("/token"))
+        ),
+    ));
+    let o = run_once(&config, &Clock::system()).await;
+    assert!(o.success(), "{}", o.evidence);
+    assert_eq!(o.facts.http_facts().unwrap().version.as_deref(), Some("2"));
+    assert_eq!(tokens.requests(), 1);
+}

@@ -224,6 +224,9 @@ fn token_transport(t: &Transport) -> Transport {
     t.server_name = None;
     t.cert_min_days = None;
     t.insecure_skip_verify = false;
+    // `http_versions` is about the probe's target: the token endpoint may speak either.
+    t.versions = crate::http::HttpVersions::default();
+    t.tls = t.tls.with_alpn(t.versions.alpn());
     t
 }
 

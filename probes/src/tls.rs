@@ -237,6 +237,18 @@ impl TlsClient {
         })
     }
 
+    /// The same client offering `alpn` instead (its trust, client certificate and session
+    /// policy stay).
+    pub fn with_alpn(&self, alpn: &[&[u8]]) -> Self {
+        let mut config = ClientConfig::clone(self.connector.config());
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Self {
+            connector: TlsConnector::from(Arc::new(config)),
+            anchors: self.anchors.clone(),
+            algs: self.algs,
+        }
+    }
+
     /// Handshake over `stream` and judge the presented chain against `server_name`.
     pub(crate) async fn handshake<S>(
         &self,
