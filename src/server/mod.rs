@@ -12,7 +12,9 @@ mod api;
 mod auth;
 mod health;
 mod metrics_endpoint;
+pub(crate) mod pieces;
 mod probe_endpoint;
+mod stall;
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -60,6 +62,8 @@ pub struct App {
     pub reload: mpsc::Sender<ReloadRequest>,
     pub started: Instant,
     pub probe_gate: Arc<ProbeGate>,
+    /// Slots for the big bodies (`/metrics`, the status page).
+    pub renders: pieces::Renders,
 }
 
 /// The client's address, put on each request by the connection loop.
@@ -124,7 +128,13 @@ impl App {
             reload,
             started: Instant::now(),
             probe_gate: Arc::new(ProbeGate::default()),
+            renders: pieces::Renders::default(),
         }
+    }
+
+    /// A slot to render and send a big body in (see [`pieces`]), or the 503 to answer.
+    pub async fn render_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+        self.renders.slot().await
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -250,11 +260,13 @@ pub async fn serve(
                             }
                             Err(_) => return,
                         };
-                    let conn = builder.serve_connection(TokioIo::new(tls), service);
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stall::StallGuard::new(tls)), service);
                     let _ = watcher.watch(conn).await;
                 }
                 None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stall::StallGuard::new(stream)), service);
                     let _ = watcher.watch(conn).await;
                 }
             }

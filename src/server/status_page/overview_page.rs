@@ -4,12 +4,14 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::response::Html;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use vantage_probes::Redactor;
 
 use super::{cert_cell, enc, esc, firing_of, latency_values, page, pct, uptime_class, ProbeView};
 use crate::daemon::store::ProbeState;
+use crate::server::pieces::Pieces;
 use crate::server::svg::{self as svg, dur, utc};
 use crate::server::App;
 
@@ -272,16 +274,30 @@ pub fn render_overview(
 }
 
 /// `GET /`.
-pub async fn overview(State(app): State<App>, Query(q): Query<OverviewQuery>) -> Html<String> {
-    let slos = app
-        .evaluator
-        .with(|slos| slos.iter().map(SloRow::of).collect::<Vec<_>>());
-    let config = app.config();
-    Html(render_overview(
-        &app.store.all(),
-        &slos,
-        app.store.clock().unix_ms(),
-        &q,
-        &config.redactor,
-    ))
+/// The page holds a render slot while it is built and sent (at 10,000 probes it is ~40 MiB), and
+/// is built off the runtime's workers.
+pub async fn overview(State(app): State<App>, Query(q): Query<OverviewQuery>) -> Response {
+    let slot = match app.render_slot().await {
+        Ok(s) => s,
+        Err(busy) => return busy,
+    };
+    let rendered = tokio::task::spawn_blocking(move || {
+        let slos = app
+            .evaluator
+            .with(|slos| slos.iter().map(SloRow::of).collect::<Vec<_>>());
+        let config = app.config();
+        render_overview(
+            &app.store.all(),
+            &slos,
+            app.store.clock().unix_ms(),
+            &q,
+            &config.redactor,
+        )
+    })
+    .await;
+    let Ok(html) = rendered else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let body = axum::body::Body::new(Pieces::one(html).holding(slot));
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
