@@ -365,9 +365,9 @@ fn counters(f: &mut Out, p: &str, m: ProbeMetrics, r: &Record, now: Instant) {
         f.get(F::RunsSkipped).counter(p, &[], r.skipped);
     }
     f.get(F::Latency).histogram(p, &[], &r.latency);
-    if m.phase_histograms {
+    if let (true, Some(phases)) = (m.phase_histograms, &r.phase_latency) {
         let fam = f.get(F::PhaseLatency);
-        for (name, h) in Phases::NAMES.iter().zip(&r.phase_latency) {
+        for (name, h) in Phases::NAMES.iter().zip(phases.iter()) {
             fam.histogram(p, &[("phase", name)], h);
         }
     }
