@@ -17,9 +17,19 @@ use super::kinds;
 use crate::config::{Kind, ProbeMetrics};
 use crate::daemon::store::{Record, Store, QUANTILES, WINDOWS};
 
-/// The families, in the order they are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum F {
+/// Declares the families' enum and `ALL`, the order they are written in.
+macro_rules! families {
+    ($($f:ident),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(super) enum F {
+            $($f),*
+        }
+
+        const ALL: &[F] = &[$(F::$f),*];
+    };
+}
+
+families! {
     Success,
     Duration,
     DnsLookup,
@@ -63,54 +73,6 @@ pub(super) enum F {
     PhaseLatency,
     LatencyQuantile,
 }
-
-const ALL: [F; 42] = {
-    use F::*;
-    [
-        Success,
-        Duration,
-        DnsLookup,
-        IpProtocol,
-        IpAddrHash,
-        HttpStatus,
-        HttpDuration,
-        HttpContentLength,
-        HttpUncompressedLength,
-        HttpLastModified,
-        HttpRedirects,
-        HttpSsl,
-        HttpVersion,
-        FailedDueToRegex,
-        SslEarliestExpiry,
-        SslChainExpiry,
-        SslLeafExpiry,
-        SslChainInfo,
-        SslVerifyResult,
-        TlsVersion,
-        TlsCipher,
-        HealthCheckStatus,
-        StepDuration,
-        DnsAnswerRrs,
-        DnsAuthorityRrs,
-        DnsAdditionalRrs,
-        DnsSerial,
-        DnsQuerySucceeded,
-        DnsDuration,
-        IcmpDuration,
-        IcmpHopLimit,
-        GrpcHealthcheck,
-        GrpcStatus,
-        GrpcSsl,
-        GrpcDuration,
-        Runs,
-        Failures,
-        HealthChecksDropped,
-        RunsSkipped,
-        Latency,
-        PhaseLatency,
-        LatencyQuantile,
-    ]
-};
 
 fn def(f: F) -> Fam {
     use Type::{Counter as C, Gauge as G};
@@ -167,7 +129,7 @@ pub(super) struct Out(Vec<Fam>);
 impl Out {
     fn new() -> Self {
         debug_assert!(ALL.iter().enumerate().all(|(i, f)| *f as usize == i));
-        Self(ALL.map(def).into())
+        Self(ALL.iter().map(|f| def(*f)).collect())
     }
 
     pub(super) fn get(&mut self, f: F) -> &mut Fam {
