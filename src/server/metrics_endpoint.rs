@@ -10,8 +10,7 @@ use super::App;
 fn wants_openmetrics(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/openmetrics-text"))
+        .is_some_and(|v| crate::metrics::gzip::wants_openmetrics(v.as_bytes()))
 }
 
 pub(super) async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
