@@ -206,6 +206,9 @@ labels = { outcome = "good" }
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
     assert!(!err.contains("\"team\""), "{err}");
+    // The SLO names a probe that exists but was refused: no second error for it (attack-pass
+    // note: "names no existing probe" followed every refused probe).
+    assert!(!err.contains("names no existing probe"), "{err}");
 }
 
 #[test]

@@ -282,7 +282,8 @@ fn resolve(raw: &load::RawConfig, errors: &mut Vec<Diagnostic>) -> Config {
     let limits = server::resolve_limits(raw.scheduler.as_ref(), &mut ctx);
     let state = slo::resolve_state(raw.state.as_ref(), &mut ctx);
     let mut warnings = Vec::new();
-    let slos = slo::resolve_slos(raw, &probes, &mut ctx, &mut warnings);
+    let declared: Vec<&str> = seen.keys().map(String::as_str).collect();
+    let slos = slo::resolve_slos(raw, &probes, &declared, &mut ctx, &mut warnings);
     let alert = alert::resolve_alert(raw.alert.as_ref(), &server, &mut ctx, &mut redactor);
     let modules = server::resolve_modules(raw, &clients, &raw.redactor, errors);
     Config {

@@ -94,9 +94,12 @@ fn one_of<'a>(
     }
 }
 
+/// `declared`: every probe name in the files, including probes refused for errors of their own
+/// (an SLO naming one of those gets no second error for it).
 pub(super) fn resolve_slos(
     raw: &RawConfig,
     probes: &[Probe],
+    declared: &[&str],
     ctx: &mut Ctx<'_>,
     warnings: &mut Vec<Diagnostic>,
 ) -> Vec<SloConfig> {
@@ -105,7 +108,7 @@ pub(super) fn resolve_slos(
     for item in &raw.slos {
         ctx.file = item.file;
         let before = ctx.errors.len();
-        if let Some(s) = resolve_slo(&item.value, probes, ctx, warnings) {
+        if let Some(s) = resolve_slo(&item.value, probes, declared, ctx, warnings) {
             if !seen.insert(s.name.clone()) {
                 ctx.err(
                     item.value.name.span().start,
@@ -122,6 +125,7 @@ pub(super) fn resolve_slos(
 fn resolve_slo(
     s: &RawSlo,
     probes: &[Probe],
+    declared: &[&str],
     ctx: &mut Ctx<'_>,
     warnings: &mut Vec<Diagnostic>,
 ) -> Option<SloConfig> {
@@ -149,7 +153,8 @@ fn resolve_slo(
         match glob::Pattern::new(sel.get_ref()) {
             Ok(p) => {
                 let matched: Vec<&Probe> = probes.iter().filter(|pr| p.matches(&pr.name)).collect();
-                if matched.is_empty() {
+                let refused_only = declared.iter().any(|n| p.matches(n));
+                if matched.is_empty() && !refused_only {
                     ctx.err(
                         sel.span().start,
                         format!(
