@@ -136,8 +136,10 @@ async fn metrics_settings_of_the_wrong_shape_are_config_errors() {
     }
 }
 
-// Real time: `/metrics` renders on a blocking thread, and paused time would jump past the
-// client's timeout while the runtime waits for it.
+// Real time, on purpose: this test reuses one client's connection, which Prometheus does too.
+// Under paused time the second request on a kept-alive connection saw the clock jump 10 s (the
+// client's timeout) while the runtime sat idle waiting on loopback I/O and the blocking render;
+// the cause inside tokio's auto-advance was not pinned down. Real time is what production runs.
 #[tokio::test]
 async fn metrics_are_gzipped_when_asked_and_the_same_text() {
     use std::io::Read as _;

@@ -153,8 +153,9 @@ fn resolve_slo(
         match glob::Pattern::new(sel.get_ref()) {
             Ok(p) => {
                 let matched: Vec<&Probe> = probes.iter().filter(|pr| p.matches(&pr.name)).collect();
-                let refused_only = declared.iter().any(|n| p.matches(n));
-                if matched.is_empty() && !refused_only {
+                // Matches only refused probes: their own errors say why.
+                let declared_match = declared.iter().any(|n| p.matches(n));
+                if matched.is_empty() && !declared_match {
                     ctx.err(
                         sel.span().start,
                         format!(

@@ -198,21 +198,16 @@ impl Record {
         }
         self.timeline.record(&outcome, (at * 1000.0) as i64);
         self.latency.observe(outcome.duration.as_secs_f64());
-        if !phase_histograms {
-            self.phase_latency = None;
-        }
-        let phases = phase_histograms.then(|| {
-            self.phase_latency.get_or_insert_with(|| {
+        if phase_histograms {
+            let phases = self.phase_latency.get_or_insert_with(|| {
                 let p = || Buckets::new(&PHASE_BUCKETS);
                 Box::new([p(), p(), p(), p(), p()])
-            })
-        });
-        for (h, d) in phases
-            .into_iter()
-            .flat_map(|p| p.iter_mut())
-            .zip(outcome.phases.as_array())
-        {
-            h.observe(d.as_secs_f64());
+            });
+            for (h, d) in phases.iter_mut().zip(outcome.phases.as_array()) {
+                h.observe(d.as_secs_f64());
+            }
+        } else {
+            self.phase_latency = None;
         }
         let mut evidence = outcome.evidence.clone();
         if evidence.len() > EVIDENCE_MAX {
@@ -327,7 +322,12 @@ impl ProbeState {
 
     /// Store one (already redacted) outcome.
     pub fn observe(&self, outcome: Outcome, clock: &Clock) {
-        let phase_histograms = self.meta().metrics.phase_histograms;
+        let phase_histograms = self
+            .meta
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .metrics
+            .phase_histograms;
         self.record()
             .record(outcome, clock.now(), clock.unix_f64(), phase_histograms);
     }

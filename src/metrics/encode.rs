@@ -1,6 +1,6 @@
 //! The exposition text, written by hand for the per-probe and per-SLO families: each probe's
-//! label set is escaped and joined once per scrape (its *prefix*), and every sample of every
-//! family is one `push_str` of it. Both formats come from the same writer: Prometheus text 0.0.4
+//! label set is escaped and joined once per reload (its *prefix*, kept in `ProbeMeta`; an SLO's
+//! once per scrape), and every sample of every family is one `push_str` of it. Both formats come from the same writer: Prometheus text 0.0.4
 //! (counter families named with `_total`, no `# UNIT`) and OpenMetrics (`# UNIT`, `# EOF`).
 //!
 //! A [`Fam`] collects one family's samples while the render walks the probes once (one record

@@ -5,7 +5,7 @@ use vantage_probes::grpc::SERVING_STATUSES;
 use vantage_probes::Outcome;
 
 use super::encode::Fam;
-use super::probe_families::{Out, F};
+use super::probe_families::{bool_f, Out, F};
 use crate::config::Kind;
 
 /// The kinds whose phases are not HTTP's (no `probe_http_duration_seconds` for them).
@@ -16,14 +16,6 @@ pub(super) fn own_phases(k: Kind) -> bool {
 fn phases(fam: &mut Fam, p: &str, pairs: &[(&str, f64)]) {
     for (name, v) in pairs {
         fam.gauge(p, &[("phase", name)], *v);
-    }
-}
-
-fn bool_f(b: bool) -> f64 {
-    if b {
-        1.0
-    } else {
-        0.0
     }
 }
 

@@ -56,6 +56,7 @@ pub struct Metrics {
     registry: Registry,
     store: Arc<Store>,
     evaluator: Arc<Evaluator>,
+    family_sizes: probe_families::FamilySizes,
     notifications: MetricFamily<NotificationLabels, Counter>,
     shard: MetricFamily<Vec<(String, String)>, Gauge>,
     /// Scheduled start to actual start of each run.
@@ -146,6 +147,7 @@ impl Metrics {
             registry,
             store,
             evaluator,
+            family_sizes: Default::default(),
             notifications,
             shard,
             scheduler_lag,
@@ -219,7 +221,8 @@ impl Metrics {
             encode::to_prometheus_text(&own)
         };
         let mut out = vec![own];
-        probe_families::render(&self.store, Mode::Daemon, &mut out, openmetrics);
+        let mode = Mode::Daemon(&self.family_sizes);
+        probe_families::render(&self.store, mode, &mut out, openmetrics);
         let now_ms = self.store.clock().unix_ms();
         slo_families::render(&self.evaluator, now_ms, &mut out, openmetrics);
         if openmetrics {

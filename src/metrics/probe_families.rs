@@ -144,26 +144,32 @@ impl Out {
 }
 
 /// Which series to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// `/metrics`: every family, each probe's series labelled with its name, kind and labels.
-    Daemon,
+#[derive(Debug, Clone, Copy)]
+pub enum Mode<'a> {
+    /// `/metrics`: every family, each probe's series labelled with its name, kind and labels;
+    /// buffers sized from the daemon's last scrape.
+    Daemon(&'a FamilySizes),
     /// `/probe`: only the last run's gauges, without labels, the way blackbox_exporter answers.
     LastRun,
 }
 
-/// Write every probe's families to `out`.
 /// Each family's size in the daemon's last scrape: the next one reserves that much (plus a
 /// little) up front instead of growing its buffers by doubling, which costs copies and up to
 /// twice the memory at 50,000 probes.
-static LAST_SIZES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+#[derive(Debug, Default)]
+pub struct FamilySizes(Mutex<Vec<usize>>);
+
+impl FamilySizes {
+    fn get(&self) -> std::sync::MutexGuard<'_, Vec<usize>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// Every probe's families, as pieces of the exposition appended to `out`.
-pub fn render(store: &Store, mode: Mode, out: &mut Vec<String>, openmetrics: bool) {
-    let sizes = || LAST_SIZES.lock().unwrap_or_else(|e| e.into_inner());
+pub fn render(store: &Store, mode: Mode<'_>, out: &mut Vec<String>, openmetrics: bool) {
     let mut fams = Out::new();
-    if mode == Mode::Daemon {
-        for (f, n) in fams.0.iter_mut().zip(sizes().iter()) {
+    if let Mode::Daemon(sizes) = mode {
+        for (f, n) in fams.0.iter_mut().zip(sizes.get().iter()) {
             f.reserve(n + n / 16 + 1024);
         }
     }
@@ -171,24 +177,24 @@ pub fn render(store: &Store, mode: Mode, out: &mut Vec<String>, openmetrics: boo
     for state in store.all() {
         let meta = state.meta();
         let prefix = match mode {
-            Mode::Daemon => meta.prefix.as_str(),
+            Mode::Daemon(_) => meta.prefix.as_str(),
             Mode::LastRun => "",
         };
         let r = state.record();
         if let Some(o) = r.last.as_ref().map(|l| &l.outcome) {
             last_run(&mut fams, prefix, meta.kind, o);
         }
-        if mode == Mode::Daemon {
+        if let Mode::Daemon(_) = mode {
             counters(&mut fams, prefix, meta.metrics, &r, now);
         }
     }
-    if mode == Mode::Daemon {
-        *sizes() = fams.0.iter().map(Fam::text_len).collect();
+    if let Mode::Daemon(sizes) = mode {
+        *sizes.get() = fams.0.iter().map(Fam::text_len).collect();
     }
     fams.finish(out, openmetrics);
 }
 
-fn bool_f(b: bool) -> f64 {
+pub(super) fn bool_f(b: bool) -> f64 {
     if b {
         1.0
     } else {

@@ -95,7 +95,7 @@ pub fn render(evaluator: &Evaluator, now_ms: i64, out: &mut Vec<String>, openmet
             for sev in rep.severities() {
                 let on = rep.firing_pair(sev).is_some();
                 let labels = [("alert", "SLOBurnRate"), ("severity", sev)];
-                firing.gauge(p, &labels, if on { 1.0 } else { 0.0 });
+                firing.gauge(p, &labels, super::probe_families::bool_f(on));
             }
         }
     });

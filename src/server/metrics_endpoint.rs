@@ -18,7 +18,7 @@ pub(super) async fn metrics(State(app): State<App>, headers: HeaderMap) -> Respo
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .is_some_and(|v| crate::metrics::gzip::accepts_gzip(v.as_bytes()));
-    let permit = match app.render_slot().await {
+    let permit = match app.renders.slot().await {
         Ok(p) => p,
         Err(busy) => return busy,
     };

@@ -132,11 +132,6 @@ impl App {
         }
     }
 
-    /// A slot to render and send a big body in (see [`pieces`]), or the 503 to answer.
-    pub async fn render_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
-        self.renders.slot().await
-    }
-
     pub fn config(&self) -> Arc<Config> {
         self.config
             .read()

@@ -277,7 +277,7 @@ pub fn render_overview(
 /// The page holds a render slot while it is built and sent (at 10,000 probes it is ~40 MiB), and
 /// is built off the runtime's workers.
 pub async fn overview(State(app): State<App>, Query(q): Query<OverviewQuery>) -> Response {
-    let slot = match app.render_slot().await {
+    let slot = match app.renders.slot().await {
         Ok(s) => s,
         Err(busy) => return busy,
     };
