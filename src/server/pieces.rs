@@ -43,6 +43,9 @@ impl Renders {
     }
 }
 
+/// Largest frame handed to hyper (a copy of part of a piece).
+const FRAME_MAX: usize = 64 * 1024;
+
 /// A response body sent as the pieces it was rendered in: the exposition of 50,000 probes is
 /// ~100 MiB, and joining it into one string would double the scrape's memory.
 pub struct Pieces {
@@ -87,11 +90,22 @@ impl http_body::Body for Pieces {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let next = self.pieces.pop_front();
-        if let Some(b) = &next {
-            self.len -= b.len() as u64;
+        // hyper takes a frame into its own write buffer and asks for the next one until that
+        // buffer is full; the body ends (and frees its slot) when it hands over its last frame.
+        // Frames are therefore small copies: a stalled client then holds at most a frame or two
+        // after its slot is free, never the whole page (attack-pass finding: a one-piece status
+        // page released its slot at once and stayed in hyper's buffer, 18 MB a connection).
+        let Some(front) = self.pieces.front_mut() else {
+            return Poll::Ready(None);
+        };
+        let n = front.len().min(FRAME_MAX);
+        let frame = Bytes::copy_from_slice(&front[..n]);
+        bytes::Buf::advance(front, n);
+        if front.is_empty() {
+            self.pieces.pop_front();
         }
-        Poll::Ready(next.map(|b| Ok(http_body::Frame::data(b))))
+        self.len -= n as u64;
+        Poll::Ready(Some(Ok(http_body::Frame::data(frame))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -105,6 +119,7 @@ impl http_body::Body for Pieces {
 
 #[cfg(test)]
 mod tests {
+    use http_body::Body as _;
     use http_body_util::BodyExt as _;
 
     use super::*;
@@ -135,5 +150,24 @@ mod tests {
             .unwrap();
         assert_eq!(&text.to_bytes()[..], b"one two");
         drop(c);
+
+        // A big piece goes out in small frames, and the slot is held until the last one is
+        // taken (one slot here).
+        let renders = Renders(Arc::new(Semaphore::new(1)));
+        let page: String = "x".repeat(3 * FRAME_MAX + 5);
+        let slot = renders.slot().await.unwrap();
+        let mut body = Box::pin(Pieces::one(page.clone()).holding(slot));
+        let mut sent = Vec::new();
+        while let Some(frame) = body.as_mut().frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            assert!(data.len() <= FRAME_MAX);
+            if !body.is_end_stream() {
+                assert_eq!(renders.0.available_permits(), 0, "slot held mid-body");
+            }
+            sent.extend_from_slice(&data);
+        }
+        assert_eq!(sent, page.as_bytes());
+        drop(body);
+        assert_eq!(renders.0.available_permits(), 1);
     }
 }
